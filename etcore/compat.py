@@ -3,8 +3,15 @@
 mmengine's `Runner.save_checkpoint` pickles its message hub (`HistoryBuffer`, numpy scalars and arrays)
 into every checkpoint, which the safe unpickler refuses. We allowlist exactly those globals with
 `torch.serialization.add_safe_globals`; safe loading itself stays on everywhere.
+
+One global needs care: protocol-2 pickles refer to `HistoryBuffer.min` (and the other statistics
+methods) as `builtins.getattr(HistoryBuffer, 'min')`. Allowlisting `getattr` itself would let a crafted
+file reach any attribute (and so `os.system`), so we register a stand-in under that name that resolves
+only HistoryBuffer's registered statistics methods and refuses everything else.
 """
 from __future__ import annotations
+
+import pickle
 
 import numpy as np
 import torch
@@ -19,13 +26,24 @@ def _numpy_globals() -> list:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
+def history_buffer_method(owner: object, name: str) -> object:
+    """Stand-in for `getattr` during safe unpickling: only `HistoryBuffer.<statistics method>`."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f"refused getattr({owner!r}, {name!r}) while loading a checkpoint: only mmengine HistoryBuffer "
+        "statistics methods may be resolved")
+
+
 def _mmengine_globals() -> list:
     """mmengine objects stored in its checkpoints' `message_hub` state."""
     try:
         from mmengine.logging.history_buffer import HistoryBuffer
     except ImportError:  # mmengine is optional for pure pretraining users
         return []
-    return [HistoryBuffer]
+    return [HistoryBuffer, (history_buffer_method, "builtins.getattr")]
 
 
 def safe_globals() -> list:

@@ -1,0 +1,113 @@
+"""etcore.compat: mmengine checkpoints load under torch's weights_only default, and nothing else does."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+import etcore  # noqa: F401  (installs the allowlist)
+from etcore.checkpoint_io import load_checkpoint_file
+from etcore.errors import UserInputError
+
+
+class _Points(Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        return dict(x=torch.tensor([float(i), 1.0]), y=torch.tensor(float(i)))
+
+
+def _tiny_model():
+    from mmengine.model import BaseModel
+
+    class Line(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 1)
+
+        def forward(self, x, y=None, mode="tensor"):
+            x = torch.stack(x) if isinstance(x, list) else x
+            out = self.fc(x).squeeze(-1)
+            if mode == "loss":
+                y = torch.stack(y) if isinstance(y, list) else y
+                return {"loss": ((out - y) ** 2).mean()}
+            return out
+
+    return Line()
+
+
+def _runner(work_dir: Path, max_epochs: int, resume: bool):
+    from mmengine.runner import Runner
+
+    return Runner(
+        model=_tiny_model(), work_dir=str(work_dir), randomness=dict(seed=0),
+        train_dataloader=dict(dataset=_Points(), batch_size=4, collate_fn=dict(type="default_collate"),
+                              sampler=dict(type="DefaultSampler", shuffle=True)),
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(logger=dict(type="LoggerHook", interval=1),
+                           checkpoint=dict(type="CheckpointHook", interval=1)),
+        resume=resume)
+
+
+def test_runner_checkpoint_needs_the_allowlist_and_resumes_with_it(tmp_path: Path) -> None:
+    _runner(tmp_path, max_epochs=2, resume=False).train()
+    ckpt = tmp_path / "epoch_2.pth"
+    assert "message_hub" in torch.load(ckpt, weights_only=True)
+
+    # Without etcore, torch 2.14's default safe loading refuses mmengine's own checkpoint.
+    plain = subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(ckpt)!r})"],
+                           capture_output=True, text=True)
+    assert plain.returncode != 0 and "Weights only load failed" in plain.stderr
+
+    saved = torch.load(ckpt, weights_only=True)["state_dict"]
+    resumed = _runner(tmp_path, max_epochs=3, resume=True)
+    resumed.train()
+    assert resumed.epoch == 3 and resumed.iter == 6  # continued from epoch 2 / iter 4, did not restart
+    assert (tmp_path / "epoch_3.pth").is_file()
+    after = torch.load(tmp_path / "epoch_3.pth", weights_only=True)["state_dict"]
+    assert not torch.equal(after["fc.weight"], saved["fc.weight"])  # it trained on from the resumed weights
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _getattr_escape_pickle() -> bytes:
+    """A protocol-2 pickle that calls getattr(HistoryBuffer, '__init__'): the first step of an escape."""
+    name = b"__init__"
+    return (b"\x80\x02c__builtin__\ngetattr\n"
+            b"cmmengine.logging.history_buffer\nHistoryBuffer\n"
+            b"X" + len(name).to_bytes(4, "little") + name + b"\x86R.")
+
+
+def _as_torch_file(path: Path, pickled: bytes) -> None:
+    """Write `pickled` as the data.pkl of a real torch zip checkpoint."""
+    real = path.with_suffix(".real")
+    torch.save({"w": torch.zeros(1)}, real)
+    with zipfile.ZipFile(real) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            data = pickled if item.filename.endswith("/data.pkl") else src.read(item)
+            dst.writestr(item, data)
+    real.unlink()
+
+
+@pytest.mark.parametrize("pickled", [pickle.dumps({"state_dict": _RunsCode()}, protocol=2),
+                                     _getattr_escape_pickle()], ids=["os.system", "getattr"])
+def test_code_running_pickles_are_refused(tmp_path: Path, pickled: bytes) -> None:
+    path = tmp_path / "evil.pth"
+    _as_torch_file(path, pickled)
+    with pytest.raises(UserInputError, match="refused for safety"):
+        load_checkpoint_file(path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)

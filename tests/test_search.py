@@ -1,0 +1,186 @@
+"""Greedy curriculum search against fabricated evaluators whose accuracy is a known function of the schedule."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from etcore.errors import UserInputError
+from pretrain.search import (
+    compute_constrained_search,
+    greedy_curriculum_search,
+    schedule_curriculum,
+)
+
+CANDIDATES = (96, 128, 160, 192, 224)
+STEP = 32  # candidates are 32 apart
+BASE = {"resnet18": 70.0, "convnext_atto": 72.0}
+# per model, the smallest size each stage tolerates without losing accuracy (monotone)
+THRESHOLDS = {"resnet18": (96, 128, 160, 160, 224), "convnext_atto": (128, 128, 128, 192, 224)}
+
+
+class CountingEvaluator:
+    """accuracy = baseline - penalty * (number of 32-pixel steps any stage sits below its threshold)."""
+
+    def __init__(self, thresholds=THRESHOLDS, base=BASE, penalty=1.0, fail_after=None):
+        self.thresholds, self.base, self.penalty, self.fail_after = thresholds, base, penalty, fail_after
+        self.calls: list[tuple[int, ...]] = []
+
+    def accuracy(self, schedule):
+        return {model: self.base[model] - self.penalty * sum(max(0, t - b) // STEP for t, b in zip(limits, schedule))
+                for model, limits in self.thresholds.items()}
+
+    def __call__(self, schedule):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise RuntimeError("simulated crash of a training run")
+        self.calls.append(schedule)
+        return self.accuracy(schedule)
+
+
+def brute_force_cheapest(evaluator, tolerance):
+    """The cheapest monotone schedule whose accuracy is within tolerance of the baseline for every model."""
+    feasible = [s for s in itertools.product(CANDIDATES, repeat=5) if list(s) == sorted(s)
+                and all(evaluator.accuracy(s)[m] >= BASE[m] - tolerance for m in BASE)]
+    return min(feasible, key=lambda s: sum(b * b for b in s))
+
+
+def test_finds_the_known_optimum_with_monotone_sizes_and_counts_trials(tmp_path):
+    evaluator = CountingEvaluator()
+    result = greedy_curriculum_search(evaluator, 5, CANDIDATES, BASE, tolerance=0.0,
+                                      trial_log=tmp_path / "trials.jsonl", epochs=10)
+    assert result.schedule == (128, 128, 160, 192, 224) == brute_force_cheapest(evaluator, 0.0)
+    # hand count: stage 4 tries 96..192 (4, all fail); stage 3 fails 96,128,160 then accepts 192;
+    # stage 2 accepts 160 after 96,128; stage 1 accepts 128 after 96; stage 0 fails 96
+    assert len(evaluator.calls) == 4 + 4 + 3 + 2 + 1 == result.evaluated == len(result.trials)
+    for trial in result.trials:
+        assert list(trial.schedule) == sorted(trial.schedule)
+        passes = all(trial.accuracy[m] >= BASE[m] for m in BASE)
+        assert trial.accepted == passes
+    assert [t.schedule for t in result.trials if t.accepted] == [
+        (192, 192, 192, 192, 224), (160, 160, 160, 192, 224), (128, 128, 160, 192, 224)]
+    assert result.curriculum.stages[0].input_size == 128 and result.curriculum.total_epochs == 10
+    expected_equivalent = 2 * sum((b / 224) ** 2 for b in result.schedule)
+    assert result.curriculum.equivalent_epochs() == pytest.approx(expected_equivalent)
+
+
+def test_tolerance_is_respected_and_used():
+    evaluator = CountingEvaluator(thresholds={"m": (96, 128, 160, 192, 224)}, base={"m": 50.0}, penalty=0.5)
+    strict = greedy_curriculum_search(evaluator, 5, CANDIDATES, {"m": 50.0}, tolerance=0.0)
+    assert strict.schedule == (96, 128, 160, 192, 224)
+    loose = greedy_curriculum_search(CountingEvaluator(thresholds={"m": (96, 128, 160, 192, 224)},
+                                                       base={"m": 50.0}, penalty=0.5),
+                                     5, CANDIDATES, {"m": 50.0}, tolerance=0.5)
+    # the tolerance buys exactly one 32-pixel step, spent greedily on the last stage
+    assert loose.schedule == (96, 128, 160, 192, 192)
+    assert evaluator.accuracy(loose.schedule)["m"] == 49.5
+    for trial in loose.trials:
+        assert trial.accepted == (trial.accuracy["m"] >= 49.5)
+
+
+def test_largest_first_takes_fewer_trials_for_monotone_accuracy():
+    smallest = CountingEvaluator()
+    largest = CountingEvaluator()
+    a = greedy_curriculum_search(smallest, 5, CANDIDATES, BASE)
+    b = greedy_curriculum_search(largest, 5, CANDIDATES, BASE, smallest_first=False)
+    assert a.schedule == b.schedule
+    assert len(largest.calls) < len(smallest.calls)
+
+
+def test_baseline_is_evaluated_when_not_given():
+    evaluator = CountingEvaluator()
+    result = greedy_curriculum_search(evaluator, 5, CANDIDATES, None)
+    assert evaluator.calls[0] == (224,) * 5 and result.trials[0].stage is None
+    assert result.baseline_accuracy == BASE and result.schedule == (128, 128, 160, 192, 224)
+
+
+def test_resume_reuses_every_finished_trial(tmp_path):
+    log = tmp_path / "trials.jsonl"
+    first = greedy_curriculum_search(CountingEvaluator(), 5, CANDIDATES, BASE, trial_log=log, epochs=10)
+    again = CountingEvaluator()
+    second = greedy_curriculum_search(again, 5, CANDIDATES, BASE, trial_log=log, epochs=10)
+    assert again.calls == [] and second.evaluated == 0 and second.reused == len(first.trials)
+    assert second.schedule == first.schedule
+    assert [t.schedule for t in second.trials] == [t.schedule for t in first.trials]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records[0]["kind"] == "header" and records[0]["models"] == sorted(BASE)
+    assert [r["schedule"] for r in records[1:]] == [list(t.schedule) for t in first.trials]
+    assert all({"accuracy", "equivalent_epochs", "accepted", "wall_time_s"} <= set(r) for r in records[1:])
+
+
+def test_resume_after_a_crash_runs_only_the_missing_trials(tmp_path):
+    log = tmp_path / "trials.jsonl"
+    crashing = CountingEvaluator(fail_after=6)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        greedy_curriculum_search(crashing, 5, CANDIDATES, BASE, trial_log=log)
+    assert len(log.read_text().splitlines()) == 1 + 6  # header + the six finished trials
+    resumed = CountingEvaluator()
+    result = greedy_curriculum_search(resumed, 5, CANDIDATES, BASE, trial_log=log)
+    assert result.schedule == (128, 128, 160, 192, 224)
+    assert result.reused == 6 and result.evaluated == len(resumed.calls) == 14 - 6
+    assert not set(resumed.calls) & set(crashing.calls)
+
+
+def test_log_from_a_different_search_or_corrupt_log_is_refused(tmp_path):
+    log = tmp_path / "trials.jsonl"
+    greedy_curriculum_search(CountingEvaluator(), 5, CANDIDATES, BASE, trial_log=log, epochs=10)
+    with pytest.raises(UserInputError, match="num_stages=5, this one has 4"):
+        greedy_curriculum_search(CountingEvaluator(), 4, CANDIDATES, BASE, trial_log=log, epochs=10)
+    with pytest.raises(UserInputError, match="holds models convnext_atto, resnet18 but the baseline names resnet18"):
+        greedy_curriculum_search(CountingEvaluator(), 5, CANDIDATES, {"resnet18": 70.0}, trial_log=log, epochs=10)
+    log.write_text(log.read_text() + "{not json\n")
+    with pytest.raises(UserInputError, match=r"trials.jsonl line \d+ is not JSON"):
+        greedy_curriculum_search(CountingEvaluator(), 5, CANDIDATES, BASE, trial_log=log, epochs=10)
+
+
+def test_bad_search_arguments():
+    with pytest.raises(UserInputError, match="above the final size"):
+        greedy_curriculum_search(CountingEvaluator(), 5, CANDIDATES, BASE, final_size=192)
+    with pytest.raises(UserInputError, match="3 RandAugment magnitudes for 5 stages"):
+        greedy_curriculum_search(CountingEvaluator(), 5, CANDIDATES, BASE, magnitudes=(1, 2, 3))
+    with pytest.raises(ValueError, match="no accuracy for resnet18"):
+        greedy_curriculum_search(lambda s: {"convnext_atto": 1.0}, 5, CANDIDATES, BASE)
+
+
+def test_schedule_curriculum_layouts():
+    by_epochs = schedule_curriculum((160, 160, 192, 224), 20, 224, magnitudes=(1, 3, 5, 9))
+    assert [(s.epochs, s.input_size, s.randaug_magnitude) for s in by_epochs.stages] == \
+        [(5, 160, 1.0), (5, 160, 3.0), (5, 192, 5.0), (5, 224, 9.0)]
+    by_compute = schedule_curriculum((112, 224), 20, 224, layout="equal_compute")
+    assert [(s.epochs, s.input_size) for s in by_compute.stages] == [(40, 112), (10, 224)]
+    assert by_compute.equivalent_epochs() == pytest.approx(20.0)
+
+
+def test_compute_constrained_search_finds_the_known_best_schedule(tmp_path):
+    peaks = (128, 160, 192, 224)
+    weights = (1.0, 2.0, 4.0, 8.0)  # each stage outweighs all earlier ones, so the greedy optimum is `peaks`
+    calls = []
+
+    def evaluate(schedule):
+        calls.append(schedule)
+        score = -sum(w * abs(b - p) / STEP for w, b, p in zip(weights, schedule, peaks))
+        return {"m": 60.0 + score}
+
+    full = evaluate((224,) * 4)["m"]
+    calls.clear()
+    log = tmp_path / "budget.jsonl"
+    result = compute_constrained_search(evaluate, 4, CANDIDATES, budget_epochs=40, baseline_accuracy={"m": full},
+                                        trial_log=log)
+    assert result.schedule == peaks
+    assert (224,) * 4 not in calls  # the given baseline is not re-run
+    # stage 3 tries 4 sizes below 224, stage 2 tries 96..192 (4), stage 1 96..160 (3), stage 0 96, 128 (2)
+    assert len(calls) == 4 + 4 + 3 + 2
+    accepted = [t.schedule for t in result.trials if t.accepted]
+    assert accepted[-1] == peaks
+    for trial in result.trials:
+        assert trial.equivalent_epochs == pytest.approx(40, abs=0.5)  # fixed compute in every trial
+    assert result.curriculum.total_epochs > 40  # smaller sizes bought extra passes
+    again = compute_constrained_search(evaluate, 4, CANDIDATES, budget_epochs=40, baseline_accuracy={"m": full},
+                                       trial_log=log)
+    assert again.evaluated == 0 and again.schedule == peaks
+
+
+def test_compute_constrained_ties_prefer_the_smaller_size():
+    result = compute_constrained_search(lambda s: {"m": 1.0}, 3, CANDIDATES, budget_epochs=30,
+                                        baseline_accuracy={"m": 1.0})
+    assert result.schedule == (96, 96, 96)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +185,102 @@ def test_compute_constrained_ties_prefer_the_smaller_size():
     result = compute_constrained_search(lambda s: {"m": 1.0}, 3, CANDIDATES, budget_epochs=30,
                                         baseline_accuracy={"m": 1.0})
     assert result.schedule == (96, 96, 96)
+
+
+# --- tools/search_curriculum.py, with a stand-in for the engine's entry point -----------------------
+# The stand-in honours the contract of docs/FORMATS.md (final.pth with provenance.final_top1) and makes
+# top-1 a known function of the curriculum, so the tool's orchestration, files and resume are checked
+# without training. The real engine is exercised by its own room's tests.
+TOOL_THRESHOLDS = {"resnet18": (128, 192), "convnext_atto": (160, 160)}
+
+
+class FakePretrainCli:
+    def __init__(self):
+        self.runs: list[tuple[str, tuple[int, ...]]] = []
+
+    def main(self, argv):
+        import argparse
+
+        import torch
+
+        from pretrain.curriculum import build_curriculum
+
+        parser = argparse.ArgumentParser()
+        for flag in ("--model", "--data", "--curriculum", "--work-dir", "--resume", "--batch-size"):
+            parser.add_argument(flag)
+        for flag in ("--epochs", "--final-size", "--seed"):
+            parser.add_argument(flag, type=int)
+        args = parser.parse_args(argv)
+        assert args.resume == "auto" and args.batch_size == "8"  # extra arguments after `--` are passed on
+        curriculum = build_curriculum(args.curriculum, args.epochs, final_size=args.final_size)
+        sizes = tuple(stage.input_size for stage in curriculum.stages)
+        self.runs.append((args.model, sizes))
+        steps = sum(max(0, t - b) // 32 for t, b in zip(TOOL_THRESHOLDS[args.model], sizes))
+        provenance = {"model_name": args.model, "curriculum": curriculum.to_dict(), "final_top1": 50.0 - steps}
+        work_dir = Path(args.work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": "efficienttrain-det/pretrain-v1", "model": {}, "provenance": provenance},
+                   work_dir / "final.pth")
+        return 0
+
+
+def test_search_tool_runs_trials_writes_outputs_and_resumes(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from pretrain.curriculum import build_curriculum
+    from tool_import import load_tool
+
+    tool = load_tool("search_curriculum")
+    fake = FakePretrainCli()
+    monkeypatch.setitem(sys.modules, "pretrain.cli", types.SimpleNamespace(main=fake.main))
+    (tmp_path / "data").mkdir()
+    work = tmp_path / "search"
+    argv = ["--models", "resnet18,convnext_atto", "--data", str(tmp_path / "data"), "--epochs", "4",
+            "--stages", "2", "--candidates", "96,128,160,192,224", "--work-dir", str(work),
+            "--result-magnitudes", "5,9", "--", "--batch-size", "8"]
+    assert tool.main(argv) == 0
+    # baseline first (once per model), then stage 1 tries 96..192 with both stages equal (192 accepted),
+    # then stage 0 tries 96, 128 (fail for convnext_atto) and 160 (accepted)
+    assert fake.runs[:2] == [("resnet18", (224, 224)), ("convnext_atto", (224, 224))]
+    assert len(fake.runs) == 2 * (1 + 4 + 3)
+    summary = json.loads((work / "search_summary.json").read_text())
+    assert summary["schedule"] == [160, 192] and summary["baseline_top1"] == {"resnet18": 50.0, "convnext_atto": 50.0}
+    found = build_curriculum(str(work / "searched_curriculum.yaml"), 4)
+    assert [(s.epochs, s.input_size, s.randaug_magnitude) for s in found.stages] == [(2, 160, 5.0), (2, 192, 9.0)]
+    trial_curriculum = build_curriculum(str(work / "trials" / "b96-192" / "curriculum.json"), 4)
+    assert [s.input_size for s in trial_curriculum.stages] == [96, 192]
+    records = [json.loads(line) for line in (work / "trials.jsonl").read_text().splitlines()[1:]]
+    assert len(records) == 8 and all(set(r["accuracy"]) == {"resnet18", "convnext_atto"} for r in records)
+    assert (work / "search_path.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    fake.runs.clear()
+    assert tool.main(argv) == 0
+    assert fake.runs == []  # every trial re-used from the log
+    (work / "trials.jsonl").unlink()
+    assert tool.main(argv) == 0
+    assert fake.runs == []  # finished runs are read back from their final.pth
+    assert json.loads((work / "search_summary.json").read_text())["schedule"] == [160, 192]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--candidates": "96,150,224"}, "size 150 is not a multiple of 32"),
+    ({"--data": "missing-folder"}, "is not a folder"),
+    ({"--epochs": "1"}, "at least --stages"),
+    ({"--randaug-magnitudes": "1,2,3"}, "one per stage"),
+])
+def test_search_tool_bad_input_is_one_line_exit_2(tmp_path, capsys, change, message):
+    from etcore.errors import run_cli
+    from tool_import import load_tool
+
+    tool = load_tool("search_curriculum")
+    options = {"--models": "resnet18", "--data": str(tmp_path), "--epochs": "4", "--stages": "2",
+               "--work-dir": str(tmp_path / "w"), **change}
+    if change.get("--data") == "missing-folder":
+        options["--data"] = str(tmp_path / "missing-folder")
+    argv = [item for pair in options.items() for item in pair]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tool.main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "w").exists()

@@ -1,0 +1,157 @@
+"""`tools/pretrain.py`: resolve the recipe, then train (or report the finished run) in this process.
+
+`main(argv) -> int` is safe to call repeatedly in one process (the curriculum search and the demo do):
+it restores every global it touches and tears down only the process group it created.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from etcore.errors import UserInputError
+from pretrain.config import (CHOICES, FIELDS, PretrainConfig, check_known_keys, coerce_value, describe_recipe,
+                             load_yaml_config, validate)
+from pretrain.curriculum import Curriculum, build_curriculum
+from pretrain.determinism import isolated_global_state
+from pretrain.distributed import init_distributed, resolve_device
+from pretrain.faults import FaultInjector
+from pretrain.recipes import family_defaults
+
+FLAG_ALIASES = {"work_dir": ["--work-dir", "--work_dir"], "batch_size": ["--batch-size", "-b"]}
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"embed_dim\": 32}'")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors become the project's one-line UserInputError (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserInputError(f"{message} (see tools/pretrain.py --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per `PretrainConfig` field (`--clip-grad` for `clip_grad`); every default is resolved later."""
+    parser = _Parser(prog="tools/pretrain.py", description=__doc__.splitlines()[0],
+                     argument_default=argparse.SUPPRESS)
+    for name, f in FIELDS.items():
+        flags = FLAG_ALIASES.get(name, [f"--{name.replace('_', '-')}"])
+        kind = str(f.type).replace(" | None", "")
+        kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "dest": name}
+        if kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif name == "resume":
+            kwargs.update(nargs="?", const="auto", metavar="auto|PATH")
+        elif name == "model_kwargs":
+            kwargs.update(type=_json_object, metavar="JSON")
+        elif name == "betas":
+            kwargs.update(type=float, nargs=2, metavar=("B1", "B2"))
+        else:
+            kwargs["type"] = {"int": int, "float": float, "str": str}[kind]
+            if name in CHOICES:
+                kwargs["choices"] = CHOICES[name]
+        parser.add_argument(*flags, **kwargs)
+    parser.add_argument("--dry-run", action="store_true", dest="_dry_run",
+                        help="print the resolved recipe and curriculum, then exit without training")
+    return parser
+
+
+def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str, str], Curriculum, bool]:
+    """defaults < family recipe < YAML --config < command line; returns config, sources, curriculum, dry_run."""
+    cli = vars(build_parser().parse_args(argv))
+    dry_run = bool(cli.pop("_dry_run", False))
+    file_values = load_yaml_config(cli["config"]) if cli.get("config") else {}
+    explicit = {**file_values, **cli}
+    explicit = {name: coerce_value(name, value, "command line" if name in cli else "--config")
+                for name, value in check_known_keys(explicit, "settings").items()}
+    sources = {name: ("command line" if name in cli else "config file") for name in explicit}
+
+    config = PretrainConfig()
+    for name, value in explicit.items():
+        if name != "model_kwargs":
+            setattr(config, name, value)
+    validate(config)
+    curriculum = build_curriculum(config.curriculum, config.epochs, final_size=config.final_size,
+                                  model_name=config.model)
+    on_gpu = resolve_device(config.device, 0).type == "cuda"
+    model_kwargs: dict[str, Any] = {}
+    kwargs_sources: list[str] = []
+    for key, (value, reason) in family_defaults(config.model, curriculum.name, config.epochs, on_gpu).items():
+        if key.startswith("model_kwargs."):
+            model_kwargs[key.split(".", 1)[1]] = value
+            kwargs_sources.append(f"recipe: {reason}")
+        elif key not in explicit:
+            setattr(config, key, value)
+            sources[key] = f"recipe: {reason}"
+    model_kwargs.update(file_values.get("model_kwargs", {}))
+    model_kwargs.update(cli.get("model_kwargs", {}))
+    config.model_kwargs = model_kwargs
+    if "model_kwargs" in explicit:
+        kwargs_sources.append(sources["model_kwargs"])
+    sources["model_kwargs"] = " + ".join(kwargs_sources) or "default"
+    config.data = str(Path(config.data))
+    config.work_dir = str(Path(config.work_dir))
+    validate(config)
+    return config, sources, curriculum, dry_run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of tools/pretrain.py and of in-process callers; returns the exit code (0)."""
+    with isolated_global_state():
+        config, sources, curriculum, dry_run = resolve_config(argv)
+        dist = init_distributed(config.device)
+        try:
+            return _run(config, sources, curriculum, dry_run, dist)
+        finally:
+            dist.close()
+
+
+def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum, dry_run: bool, dist: Any) -> int:
+    from pretrain import checkpoint as ckpt
+    from pretrain.engine import Pretrainer
+    from pretrain.optim import peak_lr
+
+    def say(message: str) -> None:
+        if dist.is_main:
+            print(message, flush=True)
+
+    effective = config.batch_size * config.accum_steps * dist.world_size
+    say(describe_recipe(config, sources, {"processes": dist.world_size, "effective_batch": effective,
+                                          "peak_lr": peak_lr(config, effective)}))
+    say(curriculum.describe())
+    if dry_run:
+        return 0
+    work_dir = Path(config.work_dir)
+    config_dict = config.to_dict()
+    finished = ckpt.finished_run(work_dir, config_dict)
+    if finished is not None:
+        say(f"{work_dir / ckpt.FINAL} already holds this run (final top1 {finished.get('final_top1')}, "
+            f"ema top1 {finished.get('ema_top1')}, {finished.get('epochs')} epochs): nothing to do")
+        return 0
+    resume = None
+    last = work_dir / ckpt.LAST
+    if dist.is_main and work_dir.is_dir():
+        ckpt.remove_stale_temporaries(work_dir)
+    if config.resume is not None:
+        path = last if config.resume == "auto" else Path(config.resume)
+        if config.resume != "auto" or last.is_file():
+            resume = ckpt.load_resume_state(path, config_dict)
+            saved_batch = resume["resume"]["effective_batch"]
+            if saved_batch != effective:
+                raise UserInputError(f"--resume {path}: the run used an effective batch of {saved_batch}, this one "
+                                     f"{effective} ({dist.world_size} processes x --batch-size x --accum-steps): "
+                                     "keep the effective batch the same")
+    elif last.is_file():
+        raise UserInputError(f"{last} exists from an earlier run: pass --resume to continue it, or use a new "
+                             "--work-dir (or delete the folder) to start over")
+    Pretrainer(config, curriculum, dist, FaultInjector(), say=say).run(resume)
+    return 0

@@ -1,0 +1,396 @@
+"""The curriculum training loop: stages switch in-process, LR runs over the whole curriculum, state resumes exactly.
+
+`Pretrainer(config, curriculum, dist, faults).run()` trains, validates, and writes the work dir
+(docs/FORMATS.md). The curriculum is read as a value (`stage_at(epoch)`); whenever the stage changes
+the data pipeline is rebuilt (input size, RandAugment magnitude, batch), size-bound model parameters
+and their optimizer moments are resampled, and DDP is re-wrapped around the new parameters.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from timm.data import resolve_data_config
+from timm.utils import dispatch_clip_grad
+from tqdm import tqdm
+
+from etcore.checkpoint_io import write_text_atomic
+from etcore.errors import UserInputError
+from pretrain import checkpoint as ckpt
+from pretrain.config import PretrainConfig
+from pretrain.curriculum import Curriculum, Stage
+from pretrain.data import (SeededImageDataset, check_magnitudes, corrupt_error, eval_loader, eval_transform,
+                           load_image_folders, train_loader, train_transform)
+from pretrain.determinism import capture_rng_state, configure_determinism, restore_rng_state, seed_everything
+from pretrain.distributed import DistContext
+from pretrain.faults import FaultInjector
+from pretrain.frequency import low_frequency_crop
+from pretrain.model import build_model, model_at_size, resize_model_input
+from pretrain.optim import (CurriculumLRSchedule, build_criterion, build_ema, build_mixup, build_optimizer,
+                            peak_lr)
+
+
+class TrainingDiverged(UserInputError):
+    """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class Progress:
+    """Counters a resume restores (stored under `resume` in last.pth)."""
+
+    epoch: int = 0                 # next epoch to train
+    updates: int = 0               # optimizer steps done
+    images_seen: int = 0
+    wall_clock_s: float = 0.0
+    best_top1: float | None = None
+    final_top1: float | None = None
+    final_top5: float | None = None
+    ema_top1: float | None = None
+    ema_top5: float | None = None
+    unreadable: list = field(default_factory=list)
+
+
+@dataclass
+class Pipeline:
+    """What the current stage trains with."""
+
+    stage_index: int
+    stage: Stage
+    batch_size: int
+    accum_steps: int
+
+
+class Pretrainer:
+    """One pretraining run on this process (rank `dist.rank` of `dist.world_size`)."""
+
+    def __init__(self, config: PretrainConfig, curriculum: Curriculum, dist: DistContext,
+                 faults: FaultInjector | None = None, say: Callable[[str], None] | None = None) -> None:
+        self.cfg = config
+        self.curriculum = curriculum
+        self.dist = dist
+        self.device = dist.device
+        self.faults = faults or FaultInjector()
+        self._print = say or (lambda msg: print(msg, flush=True))
+        self.work_dir = Path(config.work_dir)
+        self.config_dict = config.to_dict()
+        self.final_size = curriculum.final_size
+        self.effective_batch = config.batch_size * config.accum_steps * dist.world_size
+        self.progress = Progress()
+        self.pipeline: Pipeline | None = None
+        self.current_size = self.final_size
+        self.ddp_model: torch.nn.Module | None = None
+        self._stage_images_per_s: float | None = None
+
+    # --- small helpers ---------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        if self.dist.is_main:
+            self._print(message)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.cfg.amp:
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if (self.device.type == "cpu" or self.cfg.amp_dtype == "bfloat16") else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _wrap(self) -> None:
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        else:
+            self.ddp_model = self.model
+
+    def _lr(self) -> float:
+        return max(group["lr"] for group in self.optimizer.param_groups)
+
+    # --- set-up ----------------------------------------------------------------------------------
+    def setup(self, resume: dict[str, Any] | None) -> None:
+        cfg = self.cfg
+        configure_determinism(cfg.deterministic)
+        seed_everything(cfg.seed)
+        check_magnitudes(self.curriculum.stages, cfg.randaug)
+        train_folder, val_folder = load_image_folders(cfg.data)
+        self.num_classes = len(train_folder.classes)
+        self.model, self.model_kwargs = build_model(cfg.model, self.num_classes, self.final_size,
+                                                    cfg.model_kwargs, cfg.drop_path)
+        data_config = resolve_data_config({}, model=self.model)
+        mean, std = data_config["mean"], data_config["std"]
+        self.mean_std = (mean, std)
+        self.train_set = SeededImageDataset(train_folder, seed=cfg.seed)
+        self.val_set = SeededImageDataset(val_folder, seed=cfg.seed,
+                                          transform=eval_transform(self.final_size, cfg.crop_pct, mean, std))
+        self.model.to(self.device)
+
+        start_epoch = resume["resume"]["epoch"] if resume else 0
+        size = resume["resume"]["input_size"] if resume else self.curriculum.stage_at(0).input_size
+        resize_model_input(self.model, size)
+        self.current_size = size
+        if resume:
+            self.model.load_state_dict(resume["model"], strict=True)
+        self.ema = build_ema(self.model, cfg)
+        if resume and self.ema is not None:
+            self.ema.module.load_state_dict(resume["model_ema"], strict=True)
+        self.optimizer = build_optimizer(self.model, cfg, peak_lr(cfg, self.effective_batch))
+        self.schedule = CurriculumLRSchedule(self.optimizer, self.curriculum, cfg)
+        fp16 = cfg.amp and self.device.type == "cuda" and cfg.amp_dtype == "float16"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.mixup = build_mixup(cfg, self.num_classes)
+        self.criterion = build_criterion(cfg, self.mixup)
+        if resume:
+            self._restore(resume)
+        else:
+            seed_everything(cfg.seed + self.dist.rank)  # ranks differ in mixup / drop-path draws
+        self.progress.epoch = start_epoch
+        self._wrap()
+
+    def _restore(self, resume: dict[str, Any]) -> None:
+        state = resume["resume"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress(**state["progress"])
+        rng = state["rng"]
+        if len(rng) == self.dist.world_size:
+            restore_rng_state(rng[self.dist.rank])
+        else:
+            self.say(f"warning: the checkpoint was written by {len(rng)} processes, this run has "
+                     f"{self.dist.world_size}: random streams are re-seeded, so the run is not bit-identical")
+            seed_everything(self.cfg.seed + 7919 * state["epoch"] + self.dist.rank)
+
+    # --- stages ----------------------------------------------------------------------------------
+    def enter_stage(self, epoch: int) -> None:
+        """Rebuild what depends on the stage when `epoch` starts a new one (or starts this process)."""
+        index = self.curriculum.stage_index(epoch)
+        if self.pipeline is not None and self.pipeline.stage_index == index:
+            return
+        stage = self.curriculum.stages[index]
+        cfg = self.cfg
+        if stage.input_size != self.current_size:
+            replaced = resize_model_input(self.model, stage.input_size, self.optimizer)
+            if self.ema is not None:
+                resize_model_input(self.ema.module, stage.input_size)
+            self.current_size = stage.input_size
+            if replaced:
+                self._wrap()
+        small = stage.input_size < self.final_size
+        factor = 2 if (cfg.scale_batch_with_size and small) else 1
+        self.pipeline = Pipeline(index, stage, cfg.batch_size * factor, cfg.accum_steps // factor)
+        self.train_set.transform = train_transform(stage, self.final_size, cfg.lowfreq, cfg, *self.mean_std)
+        self.schedule.step(epoch)
+        previous = f", previous stage {self._stage_images_per_s:.1f} img/s" if self._stage_images_per_s else ""
+        self.say(f"stage {index + 1}/{len(self.curriculum.stages)}: epochs {stage.start_epoch}-{stage.end_epoch - 1}, "
+                 f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), randaug m={stage.randaug_magnitude:g}, "
+                 f"batch {self.pipeline.batch_size}/device x {self.dist.world_size} x accum {self.pipeline.accum_steps} "
+                 f"(effective {self.pipeline.batch_size * self.dist.world_size * self.pipeline.accum_steps}), "
+                 f"lr {self._lr():.3g}{previous}")
+        self.faults.entered_stage(index)
+
+    # --- one epoch -------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        assert self.pipeline is not None
+        pipe, cfg = self.pipeline, self.cfg
+        loader = train_loader(self.train_set, pipe.batch_size, epoch, self.dist.rank, self.dist.world_size,
+                              cfg.workers, cfg.seed, pin_memory=self.device.type == "cuda")
+        self.model.train()
+        steps = len(loader)
+        loss_sum, images, unreadable = 0.0, 0, set(self.progress.unreadable)
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{self.curriculum.total_epochs}", leave=False,
+                   disable=not (self.dist.is_main and sys.stderr.isatty()), file=sys.stderr)
+        started = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, (x, y, bad) in enumerate(loader):
+            if bad:
+                if cfg.corrupt_images == "stop":
+                    raise corrupt_error(bad[0])
+                unreadable.update(sample.path for sample in bad)
+            starts_update = i % pipe.accum_steps == 0
+            ends_update = (i + 1) % pipe.accum_steps == 0 or i == steps - 1
+            if starts_update:
+                self.faults.before_step(self.progress.updates + 1)
+                self.schedule.step(epoch + i / steps)
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if cfg.lowfreq == "fft" and pipe.stage.input_size < x.shape[-1]:
+                x = low_frequency_crop(x, pipe.stage.input_size)
+            if self.mixup is not None:
+                x, y = self.mixup(x, y)
+            with self._autocast():
+                loss = self.criterion(self.ddp_model(x), y)
+            if self.faults.poison_loss(self.progress.updates + 1):
+                loss = loss * float("nan")
+            loss_value = self.dist.all_reduce_sum([loss.item()])[0] / self.dist.world_size
+            if not math.isfinite(loss_value):
+                self._diverged(loss_value, epoch, i)
+            sync = contextlib.nullcontext()
+            if self.dist.enabled and not ends_update:
+                sync = self.ddp_model.no_sync()
+            with sync:
+                self.scaler.scale(loss / pipe.accum_steps).backward()
+            if ends_update:
+                self._optimizer_step()
+            loss_sum += loss_value
+            images += x.shape[0]
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{self._lr():.2e}")
+        bar.close()
+        elapsed = time.perf_counter() - started
+        images = int(self.dist.all_reduce_sum([float(images)])[0])
+        self.progress.images_seen += images
+        self.progress.unreadable = sorted(unreadable)
+        return {"train_loss": loss_sum / max(steps, 1), "images_per_s": images / max(elapsed, 1e-9),
+                "images": images}
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            dispatch_clip_grad(self.model.parameters(), self.cfg.clip_grad, mode="norm")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.updates += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.progress.updates)
+
+    def _diverged(self, value: float, epoch: int, step: int) -> None:
+        last = self.work_dir / ckpt.LAST
+        kept = (f"the last good checkpoint {last} (before epoch {epoch}) is kept" if last.is_file()
+                else "no checkpoint was written yet")
+        raise TrainingDiverged(
+            f"training diverged: the loss became {value} at epoch {epoch} step {step} (stage "
+            f"{self.pipeline.stage_index}, size {self.pipeline.stage.input_size}, lr {self._lr():.3g}); {kept}: "
+            "lower --lr/--blr, set --clip-grad, or turn off --amp, then rerun with --resume")
+
+    @torch.no_grad()
+    def evaluate(self, module: torch.nn.Module) -> tuple[float, float]:
+        """Top-1 / top-5 (percent) over the whole validation set at the final size."""
+        loader = eval_loader(self.val_set, self.cfg.batch_size, self.dist.rank, self.dist.world_size,
+                             self.cfg.workers, pin_memory=self.device.type == "cuda")
+        module.eval()
+        correct1 = correct5 = total = 0.0
+        k = min(5, self.num_classes)
+        for x, y, bad in loader:
+            if bad and self.cfg.corrupt_images == "stop":
+                raise corrupt_error(bad[0])
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = module(x)
+            top = logits.float().topk(k, dim=1).indices
+            hits = top.eq(y[:, None])
+            correct1 += hits[:, 0].sum().item()
+            correct5 += hits.any(dim=1).sum().item()
+            total += y.numel()
+        correct1, correct5, total = self.dist.all_reduce_sum([correct1, correct5, total])
+        return 100.0 * correct1 / total, 100.0 * correct5 / total
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        """docs/FORMATS.md provenance (plus `recipe`, the resolved settings, and a few extras)."""
+        p = self.progress
+        return {
+            "model_name": self.cfg.model, "model_kwargs": dict(self.model_kwargs),
+            "curriculum": self.curriculum.to_dict(), "lowfreq": self.cfg.lowfreq,
+            "epochs": self.curriculum.total_epochs, "budget_epochs": self.cfg.epochs,
+            "equivalent_epochs": round(self.curriculum.equivalent_epochs(), 4),
+            "wall_clock_s": round(p.wall_clock_s, 3), "device_hours": p.wall_clock_s * self.dist.world_size / 3600,
+            "devices": self.dist.world_size, "device_type": self.device.type, "images_seen": p.images_seen,
+            "seed": self.cfg.seed, "best_top1": p.best_top1, "final_top1": p.final_top1, "final_top5": p.final_top5,
+            "ema_top1": p.ema_top1, "ema_top5": p.ema_top5, "num_classes": self.num_classes,
+            "final_size": self.final_size, "effective_batch": self.effective_batch,
+            "unreadable_images": len(p.unreadable), "recipe": dict(self.config_dict),
+            "versions": ckpt.package_versions(), "git_commit": self._git_commit,
+        }
+
+    def _weights(self) -> dict[str, Any]:
+        weights = {"format": ckpt.FORMAT, "model": ckpt.cpu_state_dict(self.model)}
+        if self.ema is not None:
+            weights["model_ema"] = ckpt.cpu_state_dict(self.ema.module)
+        return weights
+
+    def save_last(self) -> None:
+        rng = self.dist.all_gather_object(capture_rng_state())
+        if not self.dist.is_main:
+            return
+        payload = self._weights()
+        payload["provenance"] = self.provenance()
+        payload["resume"] = {
+            "epoch": self.progress.epoch, "input_size": self.current_size, "progress": asdict(self.progress),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": rng, "config": dict(self.config_dict),
+            "world_size": self.dist.world_size, "effective_batch": self.effective_batch,
+        }
+        ckpt.save_checkpoint(payload, self.work_dir / ckpt.LAST, on_write=self.faults.during_save)
+
+    def save_final(self) -> dict[str, Any]:
+        for module in filter(None, (self.model, self.ema.module if self.ema else None)):
+            resize_model_input(module, self.final_size)
+        self.current_size = self.final_size
+        provenance = self.provenance()
+        if self.dist.is_main:
+            payload = self._weights()
+            payload["provenance"] = provenance
+            ckpt.save_checkpoint(payload, self.work_dir / ckpt.FINAL, on_write=self.faults.during_save)
+        self.dist.barrier()
+        return provenance
+
+    # --- the run ---------------------------------------------------------------------------------
+    def run(self, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Train from `resume` (a loaded last.pth) or from scratch to the end; returns the final provenance."""
+        self._git_commit = ckpt.git_commit()
+        self.setup(resume)
+        cfg, total = self.cfg, self.curriculum.total_epochs
+        if self.dist.is_main:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(json.dumps(self.curriculum.to_dict(), indent=2) + "\n", self.work_dir / ckpt.CURRICULUM)
+            ckpt.trim_log(self.work_dir / ckpt.LOG, self.progress.epoch)
+        self.say(f"model {cfg.model} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M params, "
+                 f"{self.num_classes} classes), {len(self.train_set)} train / {len(self.val_set)} val images, "
+                 f"{self.dist.world_size} x {self.device.type}; LR {self.schedule.describe()}, peak "
+                 f"{peak_lr(cfg, self.effective_batch):.3g} at effective batch {self.effective_batch}"
+                 + (f"; resuming at epoch {self.progress.epoch}" if resume else ""))
+        clock = time.perf_counter()
+        for epoch in range(self.progress.epoch, total):
+            epoch_start = time.perf_counter()
+            self.enter_stage(epoch)
+            metrics = self.train_epoch(epoch)
+            self._stage_images_per_s = metrics["images_per_s"]
+            top1 = top5 = ema1 = ema5 = None
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == total:
+                top1, top5 = self.evaluate(model_at_size(self.model, self.current_size, self.final_size))
+                p = self.progress
+                p.final_top1, p.final_top5 = top1, top5
+                p.best_top1 = top1 if p.best_top1 is None else max(p.best_top1, top1)
+                if self.ema is not None:
+                    ema1, ema5 = self.evaluate(model_at_size(self.ema.module, self.current_size, self.final_size))
+                    p.ema_top1, p.ema_top5 = ema1, ema5
+            now = time.perf_counter()
+            self.progress.wall_clock_s += now - clock
+            clock = now
+            self.progress.epoch = epoch + 1
+            stage = self.pipeline.stage
+            record = {"epoch": epoch, "stage": self.pipeline.stage_index, "input_size": stage.input_size,
+                      "randaug_magnitude": stage.randaug_magnitude, "lr": self._lr(),
+                      "train_loss": metrics["train_loss"], "images_per_s": metrics["images_per_s"],
+                      "epoch_time_s": now - epoch_start, "wall_clock_s": self.progress.wall_clock_s,
+                      "top1": top1, "top5": top5, "ema_top1": ema1, "ema_top5": ema5,
+                      "batch_size": self.pipeline.batch_size, "accum_steps": self.pipeline.accum_steps,
+                      "updates": self.progress.updates, "images_seen": self.progress.images_seen,
+                      "unreadable_images": len(self.progress.unreadable)}
+            if self.dist.is_main:
+                ckpt.append_log(self.work_dir / ckpt.LOG, record)
+            evaluated = "" if top1 is None else f", top1 {top1:.2f} top5 {top5:.2f}"
+            evaluated += "" if ema1 is None else f", ema top1 {ema1:.2f}"
+            self.say(f"epoch {epoch + 1}/{total} size {stage.input_size}: loss {metrics['train_loss']:.4f}, "
+                     f"lr {self._lr():.3g}, {metrics['images_per_s']:.1f} img/s, {now - epoch_start:.1f}s{evaluated}")
+            self.save_last()
+        if self.progress.unreadable:
+            self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")
+        provenance = self.save_final()
+        self.say(f"done: {self.work_dir / ckpt.FINAL} (final top1 {provenance['final_top1']}, best "
+                 f"{provenance['best_top1']}, ema {provenance['ema_top1']}, {provenance['device_hours']:.4f} device-hours)")
+        return provenance

@@ -198,3 +198,15 @@ def test_curriculum_value_is_validated_and_hashable():
         Curriculum("x", (Stage(0, 5, 224, 9.0),), 6, 224)
     a = Curriculum("x", [Stage(0, 5, 224, 9.0)], 5, 224)
     assert isinstance(a.stages, tuple) and hash(a) == hash(Curriculum("x", (Stage(0, 5, 224, 9.0),), 5, 224))
+
+
+def test_shipped_example_file_spells_out_efficienttrain():
+    from pathlib import Path
+
+    import pretrain
+
+    example = Path(pretrain.__file__).parent / "curricula" / "efficienttrain_300ep.yaml"
+    from_file = build_curriculum(str(example), 300)
+    named = build_curriculum("efficienttrain", 300)
+    assert from_file.stages == named.stages and from_file.final_size == named.final_size
+    assert from_file.name == "efficienttrain-300ep"

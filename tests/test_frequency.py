@@ -108,3 +108,14 @@ def test_transform_handles_pil_and_tensors():
     assert "LowFrequencyResize(size=(16, 16))" == repr(transform)
     with pytest.raises(TypeError):
         transform(np.zeros((8, 8)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_matches_cpu(dtype):
+    x = torch.rand(2, 3, 48, 48)
+    on_gpu = low_frequency_crop(x.to("cuda", dtype), (24, 20))
+    assert on_gpu.device.type == "cuda" and on_gpu.dtype == dtype
+    tolerance = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
+    torch.testing.assert_close(on_gpu.cpu().float(), low_frequency_crop(x.to(dtype).float(), (24, 20)),
+                               atol=tolerance, rtol=0)

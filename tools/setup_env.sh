@@ -48,7 +48,7 @@ run_logged stack "${PIP[@]}" install -r "$REQS"
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   wheel="$(ls "$WHEEL_DIR"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$wheel" ]]; then
-    say "building mmcv $MMCV_VERSION with compiled ops from source (CPU ops; about 12 minutes on 2 cores, once per machine)"
+    say "building mmcv $MMCV_VERSION with compiled ops from source (CPU ops; 7-12 minutes on 2 cores, once per machine)"
     say "  progress: tail -f $LOGS/setup-mmcv-build.log"
     shim="$ROOT/build/cxx20"; mkdir -p "$shim"
     # torch 2.14 headers need C++20 but mmcv's setup.py passes -std=c++17; the last -std wins.

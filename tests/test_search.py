@@ -284,3 +284,31 @@ def test_search_tool_bad_input_is_one_line_exit_2(tmp_path, capsys, change, mess
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "w").exists()
+
+
+def test_search_tool_end_to_end_with_the_real_engine(tmp_path):
+    """Two real (tiny) pretraining runs: the baseline and one trial; a huge tolerance makes acceptance certain."""
+    from pretrain_fixtures import TINY_MODELS, make_image_folder
+    from tool_import import load_tool
+
+    from etcore.checkpoint_io import load_checkpoint_file
+
+    tool = load_tool("search_curriculum")
+    data = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=40)
+    work = tmp_path / "search"
+    argv = ["--models", "convnext_atto", "--data", str(data), "--epochs", "2", "--stages", "2",
+            "--candidates", "32,64", "--tolerance", "100", "--work-dir", str(work),
+            "--model-kwargs", f"convnext_atto={json.dumps(TINY_MODELS['convnext_atto'])}",
+            "--", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--warmup-epochs", "0.5"]
+    assert tool.main(argv) == 0
+    records = [json.loads(line) for line in (work / "trials.jsonl").read_text().splitlines()[1:]]
+    assert [r["schedule"] for r in records] == [[64, 64], [32, 32]]
+    for record in records:
+        final = work / "trials" / ("b" + "-".join(map(str, record["schedule"]))) / "convnext_atto" / "final.pth"
+        provenance = load_checkpoint_file(final)["provenance"]
+        assert record["accuracy"]["convnext_atto"] == provenance["final_top1"]
+        assert [s["input_size"] for s in provenance["curriculum"]["stages"]] == record["schedule"]
+        assert provenance["model_kwargs"]["dims"] == TINY_MODELS["convnext_atto"]["dims"]
+    assert json.loads((work / "search_summary.json").read_text())["schedule"] == [32, 32]
+    assert tool.main(argv) == 0  # resumes: nothing new to train
+    assert json.loads((work / "search_summary.json").read_text())["trials_run_now"] == 0

@@ -65,6 +65,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
                              "e.g. 1,3,5,7,9 for EfficientTrain's ramp")
     parser.add_argument("--largest-first", action="store_true",
                         help="try sizes downwards and stop at the first failure (fewer trials; epochs mode)")
+    parser.add_argument("--model-kwargs", action="append", default=[], metavar="MODEL=JSON",
+                        help="timm kwargs of one model's runs, e.g. convnext_atto='{\"dims\": [8, 16, 24, 32]}' "
+                             "(repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every pretraining run (default 0)")
     parser.add_argument("--work-dir", required=True, help="output folder (re-use it to resume)")
     return parser.parse_args(argv), extra
@@ -92,6 +95,25 @@ def _magnitudes(text: str, stages: int, flag: str) -> tuple[float, ...]:
     return tuple(values)
 
 
+def _model_kwargs(items: Sequence[str], models: Sequence[str]) -> dict[str, str]:
+    """MODEL=JSON pairs -> {model: JSON text}; each JSON must be an object, each model one of --models."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        model, sep, text = item.partition("=")
+        if not sep or model not in models:
+            raise UserInputError(f"--model-kwargs {item!r} must be MODEL=JSON with MODEL one of --models "
+                                 f"({', '.join(models)})")
+        try:
+            valid = isinstance(json.loads(text), dict)
+        except json.JSONDecodeError:
+            valid = False
+        if not valid:
+            raise UserInputError(f"--model-kwargs {item!r}: the part after '=' must be a JSON object, "
+                                 "e.g. '{\"embed_dim\": 32}'")
+        parsed[model] = text
+    return parsed
+
+
 def schedule_tag(schedule: Sequence[int]) -> str:
     """Folder name of a trial: b96-128-160-192-224."""
     return "b" + "-".join(str(size) for size in schedule)
@@ -101,8 +123,10 @@ class PretrainEvaluator:
     """evaluate(schedule) for the search: one real pretraining run per model, top-1 read from final.pth."""
 
     def __init__(self, models: Sequence[str], data: str, work_dir: Path, epochs: float, final_size: int,
-                 magnitudes: Sequence[float], layout: str, seed: int, extra: Sequence[str]) -> None:
+                 magnitudes: Sequence[float], layout: str, seed: int, extra: Sequence[str],
+                 model_kwargs: dict[str, str] | None = None) -> None:
         self.models, self.data, self.work_dir = list(models), data, work_dir
+        self.model_kwargs = dict(model_kwargs or {})
         self.epochs, self.final_size, self.magnitudes, self.layout = epochs, final_size, tuple(magnitudes), layout
         self.seed, self.extra = seed, list(extra)
 
@@ -126,6 +150,8 @@ class PretrainEvaluator:
             argv = ["--model", model, "--data", self.data, "--curriculum", str(curriculum_file),
                     "--epochs", str(curriculum.total_epochs), "--final-size", str(self.final_size),
                     "--work-dir", str(run_dir), "--seed", str(self.seed), "--resume", "auto"]
+            if model in self.model_kwargs:
+                argv += ["--model-kwargs", self.model_kwargs[model]]
             if self.layout == "equal_compute" and "--lr-progress" not in self.extra:
                 argv += ["--lr-progress", "compute"]  # EfficientTrain++: cosine over compute, not passes
             code = pretrain_main(argv + self.extra)
@@ -219,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bad:
             raise UserInputError(f"--candidates: size {bad[0]} is not a multiple of {multiple}, which {model} needs: "
                                  f"use multiples of {multiple}")
+    model_kwargs = _model_kwargs(args.model_kwargs, models)
     magnitudes = _magnitudes(args.randaug_magnitudes, args.stages, "--randaug-magnitudes")
     result_magnitudes = _magnitudes(args.result_magnitudes, args.stages, "--result-magnitudes") \
         if args.result_magnitudes else magnitudes
@@ -226,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = "equal_epochs" if args.mode == "epochs" else "equal_compute"
     epochs = int(args.epochs) if args.mode == "epochs" else args.epochs
     evaluator = PretrainEvaluator(models, args.data, work_dir, epochs, final_size, magnitudes, layout,
-                                  args.seed, extra)
+                                  args.seed, extra, model_kwargs)
     log = work_dir / "trials.jsonl"
     if args.mode == "epochs":
         result = greedy_curriculum_search(evaluator, args.stages, candidates, None, tolerance=args.tolerance,

@@ -206,7 +206,7 @@ class FakePretrainCli:
         from pretrain.curriculum import build_curriculum
 
         parser = argparse.ArgumentParser()
-        for flag in ("--model", "--data", "--curriculum", "--work-dir", "--resume", "--batch-size"):
+        for flag in ("--model", "--data", "--curriculum", "--work-dir", "--resume", "--batch-size", "--lr-progress"):
             parser.add_argument(flag)
         for flag in ("--epochs", "--final-size", "--seed"):
             parser.add_argument(flag, type=int)
@@ -215,6 +215,8 @@ class FakePretrainCli:
         curriculum = build_curriculum(args.curriculum, args.epochs, final_size=args.final_size)
         sizes = tuple(stage.input_size for stage in curriculum.stages)
         self.runs.append((args.model, sizes))
+        self.lr_progress = args.lr_progress
+        self.equivalent_epochs = curriculum.equivalent_epochs()
         steps = sum(max(0, t - b) // 32 for t, b in zip(TOOL_THRESHOLDS[args.model], sizes))
         provenance = {"model_name": args.model, "curriculum": curriculum.to_dict(), "final_top1": 50.0 - steps}
         work_dir = Path(args.work_dir)
@@ -261,6 +263,28 @@ def test_search_tool_runs_trials_writes_outputs_and_resumes(tmp_path, monkeypatc
     assert tool.main(argv) == 0
     assert fake.runs == []  # finished runs are read back from their final.pth
     assert json.loads((work / "search_summary.json").read_text())["schedule"] == [160, 192]
+
+
+def test_search_tool_compute_mode_keeps_the_budget(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from tool_import import load_tool
+
+    tool = load_tool("search_curriculum")
+    fake = FakePretrainCli()
+    monkeypatch.setitem(sys.modules, "pretrain.cli", types.SimpleNamespace(main=fake.main))
+    (tmp_path / "data").mkdir()
+    work = tmp_path / "search"
+    assert tool.main(["--models", "resnet18", "--data", str(tmp_path / "data"), "--epochs", "6", "--stages", "2",
+                      "--candidates", "128,160,224", "--mode", "compute", "--work-dir", str(work),
+                      "--", "--batch-size", "8"]) == 0
+    assert fake.lr_progress == "compute"  # EfficientTrain++: the LR follows compute, not passes
+    records = [json.loads(line) for line in (work / "trials.jsonl").read_text().splitlines()[1:]]
+    assert all(abs(r["equivalent_epochs"] - 6) <= 0.5 for r in records)
+    # top-1 only falls below resnet18's thresholds (128, 192), so ties go to the smaller size: stage 1 keeps
+    # 224 (192 is not a candidate; 160 loses a point), stage 0 takes 128
+    assert json.loads((work / "search_summary.json").read_text())["schedule"] == [128, 224]
 
 
 @pytest.mark.parametrize("change, message", [

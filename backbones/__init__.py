@@ -1,7 +1,17 @@
-"""MMDetection backbones built from timm models, and the checkpoint bridge."""
+"""MMDetection backbones built from timm models, and the checkpoint bridge.
+
+Importing registers `TimmBackbone` (mmdet MODELS), `TimmLayerDecayOptimizerConstructor`
+(OPTIM_WRAPPER_CONSTRUCTORS) and `PretrainProvenanceHook` (HOOKS); use it from configs with
+`custom_imports=dict(imports=['backbones'], allow_failed_imports=False)`.
+"""
 import etcore  # noqa: F401  (safe-loading allowlist for mmengine checkpoints)
 
+from backbones.checkpoint_bridge import SourceCheckpoint, load_backbone_checkpoint, read_source_checkpoint
+from backbones.layer_decay import TimmLayerDecayOptimizerConstructor
+from backbones.provenance_hook import PretrainProvenanceHook, provenance_record
 from backbones.timm_backbone import TimmBackbone
 from backbones.timm_features import feature_channels, pyramid_spec
 
-__all__ = ["TimmBackbone", "feature_channels", "pyramid_spec"]
+__all__ = ["TimmBackbone", "feature_channels", "pyramid_spec", "TimmLayerDecayOptimizerConstructor",
+           "PretrainProvenanceHook", "provenance_record", "SourceCheckpoint", "read_source_checkpoint",
+           "load_backbone_checkpoint"]

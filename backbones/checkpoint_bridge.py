@@ -1,0 +1,279 @@
+"""Read any supported checkpoint into timm layout and load it into a TimmBackbone, checking every key.
+
+Accepted files (read only through `etcore.checkpoint_io.load_checkpoint_file`):
+* this project's pretraining checkpoints (docs/FORMATS.md, `format: efficienttrain-det/pretrain-v1`);
+* plain timm state dicts, `.pth` or `.safetensors`;
+* release wrappers `{'model': ...}`, `{'state_dict': ...}`, `{'model_ema': ...}` (EfficientTrain, DeiT,
+  ConvNeXt, Swin), keys prefixed `module.` / `backbone.` (an mmdet detector checkpoint keeps only its
+  backbone), and TimmBackbone's own feature-net layout;
+* foreign layouts that timm's family filter (`checkpoint_filter_fn`) knows, e.g. Facebook ConvNeXt.
+
+Which weights (`weights='auto'`): with both `model` and `model_ema` present, the EMA weights unless the
+pretraining provenance records a higher `final_top1` than `ema_top1` (EMA is only on where the recipe
+uses it and reports it, e.g. ConvNeXt; a short run whose EMA lags is caught by its own numbers).
+
+Resizing for the detection model happens in timm's filters: ViT `pos_embed` (resample_abs_pos_embed),
+Swin relative-position tables for the window in use, patch-embed kernels. Classifier heads and other
+keys the backbone does not use are dropped and counted. A missing or mis-shaped backbone key is a
+`UserInputError` naming the keys, unless it matches `allow_missing`.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from timm.models import model_entrypoint
+from torch import nn
+
+from etcore.checkpoint_io import load_checkpoint_file
+from etcore.errors import UserInputError
+
+PRETRAIN_FORMAT = "efficienttrain-det/pretrain-v1"
+WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
+STRIP_PREFIXES = ("module.", "_orig_mod.")
+ALWAYS_OPTIONAL = (r"(^|\.)num_batches_tracked$",)  # BatchNorm step counter, not a weight
+MAX_LISTED_KEYS = 8
+
+
+@dataclass
+class SourceCheckpoint:
+    """A checkpoint file unwrapped to one flat state dict, with where it came from."""
+
+    path: str
+    sha256: str
+    weights: str                        # 'model' | 'model_ema'
+    state_dict: dict[str, torch.Tensor]
+    provenance: dict | None             # pretraining provenance (docs/FORMATS.md) or None
+    notes: list[str] = field(default_factory=list)
+
+    def record(self) -> dict:
+        """The `pretrain_provenance.json` dict of docs/FORMATS.md."""
+        return {"checkpoint": self.path, "sha256": self.sha256, "weights": self.weights,
+                "provenance": self.provenance}
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def choose_weights(container: dict, weights: str, provenance: dict | None, path: str) -> str:
+    """Pick 'model' or 'model_ema' from a container holding one or both (rule in the module docstring)."""
+    if weights not in ("auto", "model", "model_ema"):
+        raise UserInputError(f"weights={weights!r}: use 'auto', 'model' or 'model_ema'")
+    has = {k for k in ("model", "model_ema") if isinstance(container.get(k), dict) and container[k]}
+    if weights != "auto":
+        if weights not in has:
+            raise UserInputError(f"checkpoint {path} has no {weights!r} weights (it has {sorted(has) or 'none'}): "
+                                 "set weights='auto' or pick one it has")
+        return weights
+    if has == {"model"} or not has:
+        return "model"
+    if has == {"model_ema"}:
+        return "model_ema"
+    prov = provenance or {}
+    final, ema = prov.get("final_top1"), prov.get("ema_top1")
+    if isinstance(final, (int, float)) and isinstance(ema, (int, float)) and final > ema:
+        return "model"
+    return "model_ema"
+
+
+def _strip_prefixes(state_dict: dict[str, torch.Tensor], notes: list[str]) -> dict[str, torch.Tensor]:
+    out = dict(state_dict)
+    for prefix in STRIP_PREFIXES:
+        if out and all(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items()}
+    if any(k.startswith("backbone.") for k in out):  # mmdet detector: keep the backbone only
+        others = [k for k in out if not k.startswith("backbone.")]
+        if others:
+            notes.append(f"kept the backbone of a detector checkpoint, dropped {len(others)} neck/head tensors")
+        out = {k[len("backbone."):]: v for k, v in out.items() if k.startswith("backbone.")}
+        if all(k.startswith(("body.", "pyramid.")) for k in out):  # saved from a TimmBackbone
+            out = {k[len("body."):]: v for k, v in out.items() if k.startswith("body.")}
+    return out
+
+
+def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceCheckpoint:
+    """Load `path` and unwrap it to one state dict (see module docstring)."""
+    path = str(path)
+    obj = load_checkpoint_file(path)
+    if not isinstance(obj, dict):
+        raise UserInputError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict: "
+                             "save model.state_dict() (or convert it with tools/convert_checkpoint.py)")
+    notes: list[str] = []
+    provenance = obj.get("provenance") if isinstance(obj.get("provenance"), dict) else None
+    if obj.get("format") == PRETRAIN_FORMAT or "model" in obj or "model_ema" in obj:
+        chosen = choose_weights(obj, weights, provenance, path)
+        state_dict = obj.get(chosen)
+    else:
+        chosen, state_dict = "model", obj
+        for key in WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict) and not _is_state_dict(obj):
+                state_dict = obj[key]
+                notes.append(f"unwrapped {key!r}")
+                break
+        if weights == "model_ema":
+            raise UserInputError(f"checkpoint {path} has no 'model_ema' weights: set weights='auto' or 'model'")
+    tensors = {k: v for k, v in (state_dict or {}).items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise UserInputError(f"checkpoint {path} holds no tensors (top-level keys: {sorted(obj)[:8]}): "
+                             "point checkpoint= at a model state dict or a pretraining final.pth")
+    return SourceCheckpoint(path, file_sha256(path), chosen, _strip_prefixes(tensors, notes), provenance, notes)
+
+
+# ------------------------------------------------------------------------------- layout and matching
+def feature_to_full_keys(feature_keys: Sequence[str], full_keys: Sequence[str]) -> dict[str, str]:
+    """Map timm features_only key names to the classifier's (`stages_0.x` -> `stages.0.x`, `model.x` -> `x`).
+
+    timm's FeatureListNet flattens the first level of nn.Sequential containers into `a_b` names and
+    FeatureGetterNet wraps the model as `model`; the modules (and shapes) are otherwise the same.
+    """
+    full = set(full_keys)
+    flattened = {k.replace(".", "_", 1): k for k in full_keys if k.count(".") >= 2}
+    mapping = {}
+    for key in feature_keys:
+        if key in full:
+            mapping[key] = key
+        elif key.startswith("model.") and key[len("model."):] in full:
+            mapping[key] = key[len("model."):]
+        elif key in flattened:
+            mapping[key] = flattened[key]
+        else:
+            raise RuntimeError(f"bug: feature key {key} has no counterpart in the timm model")
+    return mapping
+
+
+def _family_filter(model_name: str):
+    """timm's `checkpoint_filter_fn` of the module defining `model_name`, or None."""
+    module = sys.modules.get(model_entrypoint(model_name).__module__)
+    return getattr(module, "checkpoint_filter_fn", None)
+
+
+def _from_feature_layout(state_dict: dict[str, torch.Tensor], full_keys: list[str]) -> dict[str, torch.Tensor]:
+    """Rename TimmBackbone feature-net keys (`layers_0.x`, ViT `model.x`) to the classifier layout."""
+    full = set(full_keys)
+    if not any(k not in full for k in state_dict):
+        return state_dict
+    flattened = {k.replace(".", "_", 1): k for k in full_keys if k.count(".") >= 2}
+    renamed = {}
+    for key, value in state_dict.items():
+        if key not in full and key in flattened:
+            key = flattened[key]
+        elif key not in full and key.startswith("model.") and key[len("model."):] in full:
+            key = key[len("model."):]
+        renamed[key] = value
+    return renamed
+
+
+def to_timm_layout(state_dict: dict[str, torch.Tensor], model_name: str, reference: nn.Module,
+                   source: str) -> dict[str, torch.Tensor]:
+    """Bring a state dict into the key layout and shapes of `reference` (a full timm model, may be on meta)."""
+    state_dict = _from_feature_layout(dict(state_dict), list(reference.state_dict()))
+    filter_fn = _family_filter(model_name)
+    if filter_fn is None:
+        return state_dict
+    try:
+        return filter_fn(state_dict, reference)
+    except (KeyError, AttributeError, RuntimeError, ValueError, IndexError, TypeError) as err:
+        raise UserInputError(f"checkpoint {source} does not fit timm model {model_name!r} (timm's filter "
+                             f"failed: {type(err).__name__}: {err}): check model_name against the checkpoint"
+                             ) from None
+
+
+def _listed(keys: Sequence[str]) -> str:
+    keys = list(keys)
+    more = f" (+{len(keys) - MAX_LISTED_KEYS} more)" if len(keys) > MAX_LISTED_KEYS else ""
+    return ", ".join(keys[:MAX_LISTED_KEYS]) + more
+
+
+@dataclass
+class MatchReport:
+    loaded: int
+    allowed_missing: list[str]
+    dropped: list[str]
+
+
+def match_state_dict(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Size],
+                     allow_missing: Sequence[str], source: str, model_name: str) -> MatchReport:
+    """Check `state_dict` (timm layout) against the `expected` backbone shapes; raise on any gap.
+
+    Every expected key must be present with its shape, except keys matching `allow_missing` regexes (and
+    BatchNorm's `num_batches_tracked`). Keys not expected (classifier head, final norm, pruned stages)
+    are reported as dropped.
+    """
+    optional = [re.compile(p) for p in (*ALWAYS_OPTIONAL, *allow_missing)]
+    missing = [k for k in expected if k not in state_dict]
+    found = len(expected) - len(missing)
+    if found < len(expected) / 2:
+        sample = _listed(sorted(state_dict)[:3])
+        raise UserInputError(f"checkpoint {source} is not a {model_name} checkpoint: only {found} of "
+                             f"{len(expected)} backbone tensors found (its keys look like {sample}): "
+                             "set model_name (and its kwargs) to the architecture that was trained")
+    allowed = [k for k in missing if any(p.search(k) for p in optional)]
+    missing = [k for k in missing if k not in allowed]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(shape)}"
+             for k, shape in expected.items() if k in state_dict and state_dict[k].shape != shape]
+    if missing or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing backbone keys: {_listed(missing)}")
+        if wrong:
+            parts.append(f"wrong shapes: {_listed(wrong)}")
+        raise UserInputError(f"checkpoint {source} does not match {model_name}: {'; '.join(parts)}: fix "
+                             "model_name/kwargs, or list keys that may be absent in allow_missing=(regex, ...)")
+    dropped = sorted(k for k in state_dict if k not in expected)
+    return MatchReport(found, [k for k in allowed if "num_batches_tracked" not in k], dropped)
+
+
+def expected_backbone_shapes(model_name: str, timm_kwargs: dict) -> tuple[nn.Module, dict[str, torch.Size]]:
+    """(meta reference classifier, {timm key: shape} of every tensor a full-depth feature net uses)."""
+    import timm
+
+    reference = timm.create_model(model_name, pretrained=False, device="meta", **timm_kwargs)
+    net = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=1, device="meta",
+                            **timm_kwargs)
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    to_full = feature_to_full_keys(list(shapes), list(reference.state_dict()))
+    return reference, {to_full[k]: shape for k, shape in shapes.items()}
+
+
+def load_backbone_checkpoint(backbone: nn.Module, path: str | Path, weights: str = "auto",
+                             allow_missing: Sequence[str] = ()) -> dict:
+    """Load `path` into `backbone.body` (a TimmBackbone), strictly; returns the provenance record."""
+    from backbones.timm_backbone import log
+    from backbones.timm_features import create_reference_model
+
+    source = read_source_checkpoint(path, weights)
+    reference = create_reference_model(backbone.spec)
+    body_shapes = {k: v.shape for k, v in backbone.body.state_dict().items()}
+    to_full = feature_to_full_keys(list(body_shapes), list(reference.state_dict()))
+    expected = {to_full[k]: shape for k, shape in body_shapes.items()}
+    state_dict = to_timm_layout(source.state_dict, backbone.model_name, reference, source.path)
+    report = match_state_dict(state_dict, expected, allow_missing, source.path, backbone.model_name)
+    to_feature = {full: feat for feat, full in to_full.items()}
+    body_state = {to_feature[k]: v for k, v in state_dict.items() if k in to_feature}
+    result = backbone.body.load_state_dict(body_state, strict=False)
+    unexplained = [k for k in result.missing_keys if to_full[k] not in report.allowed_missing
+                   and not k.endswith("num_batches_tracked")]
+    if unexplained or result.unexpected_keys:  # match_state_dict should have caught it
+        raise RuntimeError(f"bug: load left {unexplained} missing, {result.unexpected_keys} unexpected")
+    backbone.provenance = source.record()
+    log(f"TimmBackbone({backbone.model_name}): loaded {report.loaded} tensors from {source.path} "
+        f"[{source.weights}], dropped {len(report.dropped)} unused (e.g. {_listed(report.dropped[:3]) or '-'})"
+        + (f", kept init for allowed-missing {_listed(report.allowed_missing)}" if report.allowed_missing else "")
+        + (f"; {'; '.join(source.notes)}" if source.notes else ""))
+    if backbone.pyramid is not None:
+        log(f"TimmBackbone({backbone.model_name}): simple-pyramid layers are new (random init)")
+    return backbone.provenance

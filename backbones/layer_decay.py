@@ -1,0 +1,131 @@
+"""Layer-wise learning-rate decay for detectors whose backbone is a TimmBackbone (timm parameter names).
+
+    optim_wrapper = dict(type='OptimWrapper', constructor='TimmLayerDecayOptimizerConstructor',
+                         optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05),
+                         paramwise_cfg=dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6))
+
+mmdet's `LearningRateDecayOptimizerConstructor` only knows mmdet's ConvNeXt names (`downsample_layers`,
+`stages.i.j`); this one assigns the same layer ids to timm's names, features_only (`stages_2.blocks.4`)
+or not (`stages.2.blocks.4`):
+
+* layer_wise (ConvNeXt detection recipe; also Swin, PVTv2, ResNet): stem 0, stage 0 -> 1, stage 1 -> 2,
+  stage 2 block b -> 3 + b // 3 (at most num_layers - 1), stage 3 -> num_layers; a stage's downsample
+  layer takes the id of its first block. Plain ViT: embeddings 0, block i -> i + 1 (num_layers = depth).
+* stage_wise: stem 0, stage s -> s + 1 (num_layers = number of stages).
+* everything outside the backbone (neck, heads) and ViT's simple pyramid -> num_layers + 1.
+
+lr scale = decay_rate ** (num_layers + 1 - layer_id): the heads train at the base lr, as in mmdet.
+No weight decay on 1-d tensors (norms, biases, layer scales), position embeddings, class/register tokens
+and relative-position tables. Frozen parameters are skipped.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import List
+
+from mmengine.dist import get_dist_info
+from mmengine.logging import MMLogger
+from mmengine.optim import DefaultOptimWrapperConstructor
+from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from torch import nn
+
+from etcore.errors import UserInputError
+
+STEM = re.compile(r"^(?:model\.)?(?:stem(?:_\d+)?|conv1|bn1|patch_embed|cls_token|reg_token|pos_embed|"
+                  r"absolute_pos_embed|norm_pre)(?:\.|$)")
+STAGE = re.compile(r"^(?:stages|layers)[._](\d+)\.(.*)$")
+RESNET_STAGE = re.compile(r"^layer([1-9])\.(.*)$")
+VIT_BLOCK = re.compile(r"^(?:model\.)?blocks\.(\d+)\.")
+BLOCK_INDEX = re.compile(r"(?:^|\.)blocks\.(\d+)\.|^(\d+)\.")
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "mask_token", "relative_position_bias_table",
+                  "absolute_pos_embed")
+
+
+def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None:
+    """Layer id of a parameter *inside* the backbone (name without `backbone.`/`body.`); None if unknown."""
+    top = num_layers + 1
+    if name.startswith("pyramid."):
+        return top
+    if STEM.match(name):
+        return 0
+    vit = VIT_BLOCK.match(name)
+    if vit:
+        if decay_type == "stage_wise":
+            raise UserInputError("paramwise_cfg decay_type='stage_wise' is undefined for a plain ViT (one stage): "
+                                 "use decay_type='layer_wise' with num_layers=<depth>")
+        return int(vit.group(1)) + 1
+    stage = STAGE.match(name)
+    if stage:
+        stage_id, rest = int(stage.group(1)), stage.group(2)
+    else:
+        resnet = RESNET_STAGE.match(name)
+        if not resnet:
+            return None
+        stage_id, rest = int(resnet.group(1)) - 1, resnet.group(2)
+    if decay_type == "stage_wise":
+        return stage_id + 1
+    block = BLOCK_INDEX.search(rest)
+    block_id = int(block.group(1) or block.group(2)) if block else 0  # downsample: the stage's first block
+    if rest.startswith("norm"):  # a stage-level norm after the blocks (PVTv2)
+        block_id = 10 ** 6
+    if stage_id <= 1:
+        return stage_id + 1
+    if stage_id == 2:
+        return min(3 + block_id // 3, num_layers - 1)
+    return num_layers
+
+
+def param_layer_id(name: str, num_layers: int, decay_type: str) -> int:
+    """Layer id of any detector parameter (`backbone.body.stages_2.blocks.4.mlp.fc1.weight`, `neck...`)."""
+    if not name.startswith("backbone."):
+        return num_layers + 1
+    inner = name[len("backbone."):]
+    inner = inner[len("body."):] if inner.startswith("body.") else inner
+    layer_id = backbone_layer_id(inner, num_layers, decay_type)
+    if layer_id is None:
+        raise UserInputError(f"TimmLayerDecayOptimizerConstructor: cannot place backbone parameter {name} in a "
+                             "layer (known: timm ConvNeXt, Swin, PVTv2, ResNet, ViT names): use the default "
+                             "optimizer constructor for this backbone")
+    if layer_id > num_layers + 1:
+        raise UserInputError(f"paramwise_cfg num_layers={num_layers} is too small for {name} (layer id "
+                             f"{layer_id}): set num_layers to the model's depth")
+    return layer_id
+
+
+def no_weight_decay(name: str, ndim: int) -> bool:
+    return ndim <= 1 or name.endswith(".bias") or any(n in name for n in NO_DECAY_NAMES)
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
+    """Param groups with layer-wise lr decay for timm backbones (rules in the module docstring)."""
+
+    def add_params(self, params: List[dict], module: nn.Module, **kwargs) -> None:
+        cfg = self.paramwise_cfg
+        decay_type = cfg.get("decay_type", "layer_wise")
+        if decay_type not in ("layer_wise", "stage_wise"):
+            raise UserInputError(f"paramwise_cfg decay_type={decay_type!r}: use 'layer_wise' or 'stage_wise'")
+        if "num_layers" not in cfg or "decay_rate" not in cfg:
+            raise UserInputError("paramwise_cfg needs decay_rate and num_layers, e.g. "
+                                 "dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6)")
+        num_layers, decay_rate = int(cfg["num_layers"]), float(cfg["decay_rate"])
+        groups: dict[str, dict] = {}
+        for name, param in module.named_parameters():
+            if not param.requires_grad:
+                continue
+            layer_id = param_layer_id(name, num_layers, decay_type)
+            decay = not no_weight_decay(name, param.ndim)
+            key = f"layer_{layer_id}_{'decay' if decay else 'no_decay'}"
+            if key not in groups:
+                scale = decay_rate ** (num_layers + 1 - layer_id)
+                groups[key] = {"params": [], "param_names": [], "lr_scale": scale, "group_name": key,
+                               "lr": scale * self.base_lr, "weight_decay": self.base_wd if decay else 0.0}
+            groups[key]["params"].append(param)
+            groups[key]["param_names"].append(name)
+        if get_dist_info()[0] == 0:
+            summary = {k: {"lr_scale": g["lr_scale"], "weight_decay": g["weight_decay"], "params": len(g["params"])}
+                       for k, g in sorted(groups.items())}
+            MMLogger.get_current_instance().info(f"layer-wise lr decay ({decay_type}, rate {decay_rate}, "
+                                                 f"{num_layers} layers): {json.dumps(summary)}")
+        params.extend(groups.values())

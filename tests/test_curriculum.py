@@ -11,7 +11,6 @@ from pretrain.curriculum import (
     Curriculum,
     Stage,
     build_curriculum,
-    load_curriculum_file,
     model_family,
     required_size_multiple,
     save_curriculum_file,

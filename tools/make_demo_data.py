@@ -446,10 +446,17 @@ def _swap_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one UserInputError line (exit 2) like every other input error."""
+
+    def error(self, message: str) -> None:
+        raise UserInputError(f"{message} (see {self.prog} --help)")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line flags; every DemoParams field is a flag."""
     defaults = DemoParams()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="data/demo", help="output folder (default: data/demo)")
     parser.add_argument("--force", action="store_true", help="regenerate even when the output is complete")
     for field in DemoParams.__dataclass_fields__:

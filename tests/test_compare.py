@@ -1,0 +1,267 @@
+"""tools/compare.py on fabricated work dirs with known metrics: grouping, seeds, pairing, formats, errors."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tool_import import load_tool
+
+compare = load_tool("compare")
+
+CASCADE, SWIN_T = "cascade_mask_rcnn", "swin_tiny_patch4_window7_224"
+OFFSETS = {"AP": 0.0, "AP50": 0.2, "AP75": 0.05, "APs": -0.2, "APm": 0.03, "APl": 0.1}
+
+
+def write_run(root: Path, name: str, *, curriculum: str | None = "baseline", seed: int = 0, box: float = 0.481,
+              mask: float | None = 0.415, detector: str = CASCADE, backbone: str = SWIN_T, epochs: int = 300,
+              hours: float = 10.0, top1: float = 81.0, lr: float = 2e-4, checkpoint: str | None = None) -> Path:
+    """A detection work dir as tools/test.py and the provenance hook write it (docs/FORMATS.md)."""
+    work_dir = root / name
+    work_dir.mkdir(parents=True)
+    checkpoint = checkpoint or f"work_dirs/pt_{curriculum}_{epochs}/final.pth"
+
+    def block(ap: float) -> dict:
+        return {key: (-1.0 if key == "APl" and ap < 0.3 else round(ap + offset, 4)) for key, offset in OFFSETS.items()}
+
+    config = {"model": {"type": "CascadeRCNN", "backbone": {"type": "TimmBackbone", "model_name": backbone,
+                                                            "checkpoint": checkpoint}},
+              "optim_wrapper": {"optimizer": {"type": "AdamW", "lr": lr}},
+              "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "scale": [1333, 800]}],
+              "work_dir": f"work_dirs/{name}", "load_from": f"work_dirs/{name}/epoch_12.pth",
+              "randomness": {"seed": seed, "deterministic": False}, "train_dataloader": {"sampler": {"seed": seed}}}
+    metrics = {"schema": compare.METRICS_SCHEMA, "config": "det_configs/x.py", "checkpoint": f"{name}/epoch_12.pth",
+               "detector": detector, "backbone": backbone, "schedule": "1x", "seed": seed,
+               "pretrain_checkpoint": checkpoint, "metrics": {"bbox": block(box)}, "resolved_config": config}
+    if mask is not None:
+        metrics["metrics"]["segm"] = block(mask)
+    provenance = None if curriculum is None else {
+        "model_name": backbone, "curriculum": {"name": curriculum, "total_epochs": epochs, "stages": []},
+        "epochs": epochs, "equivalent_epochs": epochs * (0.653 if curriculum == "efficienttrain" else 1.0),
+        "wall_clock_s": hours * 3600, "device_hours": hours, "seed": 0, "final_top1": top1, "ema_top1": None}
+    (work_dir / "coco_metrics.json").write_text(json.dumps(metrics))
+    (work_dir / "pretrain_provenance.json").write_text(json.dumps(
+        {"checkpoint": checkpoint, "sha256": f"sha-{checkpoint}", "weights": "model", "provenance": provenance}))
+    return work_dir
+
+
+def rows_of(table, kind: str) -> list[dict]:
+    return [row for row in table.rows if row["row"] == kind]
+
+
+def test_single_pair_rows_delta_and_cost(tmp_path):
+    write_run(tmp_path, "base", box=0.481, mask=0.415, hours=10.0, top1=81.0)
+    write_run(tmp_path, "et", curriculum="efficienttrain", box=0.482, mask=0.418, hours=6.5, top1=81.2)
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    assert [row["row"] for row in table.rows] == ["run", "run", "delta"]
+    base, et = rows_of(table, "run")
+    assert base["pretraining"] == "baseline 300ep" and et["pretraining"] == "efficienttrain 300ep"
+    assert base["bbox_AP"].mean == pytest.approx(48.1) and et["segm_AP"].mean == pytest.approx(41.8)
+    assert base["bbox_APl"].mean == pytest.approx(58.1) and base["segm_APl"].mean == pytest.approx(51.5)
+    assert et["equivalent_epochs"].mean == pytest.approx(195.9)
+    delta = rows_of(table, "delta")[0]
+    assert delta["bbox_AP"].mean == pytest.approx(0.1) and delta["segm_AP"].mean == pytest.approx(0.3)
+    assert delta["bbox_AP"].std is None and delta["seeds"] == "0"
+    assert delta["top1"].mean == pytest.approx(0.2) and delta["pretrain_hours"].mean == pytest.approx(-3.5)
+    assert "0.65x pretrain time" in delta["pretraining"]
+    assert table.notes == []
+    text = compare.render(table, "markdown")
+    assert "| 48.1 |" in text and "| 48.2 |" in text and "| +0.1 |" in text and "| +0.3 |" in text
+
+
+def test_multi_seed_mean_std_and_paired_delta(tmp_path):
+    base_aps, et_aps = [0.400, 0.410, 0.420], [0.405, 0.412, 0.426, 0.500]
+    for seed, ap in enumerate(base_aps):
+        write_run(tmp_path / "nested" / "deeper", f"base_s{seed}", seed=seed, box=ap, mask=None)
+    for seed, ap in enumerate(et_aps):          # seed 3 has no baseline partner
+        write_run(tmp_path / "nested", f"et_s{seed}", curriculum="efficienttrain", seed=seed, box=ap, mask=None)
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    base, et = rows_of(table, "run")
+    assert base["bbox_AP"].mean == pytest.approx(41.0) and base["bbox_AP"].std == pytest.approx(1.0)
+    assert base["bbox_AP"].n == 3 and base["seeds"] == "0,1,2"
+    assert et["bbox_AP"].n == 4 and et["bbox_AP"].mean == pytest.approx(statistics.fmean(et_aps) * 100)
+    delta = rows_of(table, "delta")[0]
+    paired = [0.5, 0.2, 0.6]
+    assert delta["seeds"] == "0,1,2" and delta["bbox_AP"].n == 3
+    assert delta["bbox_AP"].mean == pytest.approx(statistics.fmean(paired))
+    assert delta["bbox_AP"].std == pytest.approx(statistics.stdev(paired))
+    assert delta["bbox_AP"].mean != pytest.approx(et["bbox_AP"].mean - base["bbox_AP"].mean)
+    assert any("seed 3" in note and "left out of the paired delta" in note for note in table.notes)
+    assert not any(c.key.startswith("segm_") for c in table.columns)  # box-only detector: no mask columns
+    text = compare.render(table, "markdown")
+    assert "41.0 ± 1.0" in text and "+0.4 ± 0.2" in text
+
+
+def test_refuses_to_pair_runs_whose_configs_differ(tmp_path):
+    write_run(tmp_path, "base", seed=0)
+    write_run(tmp_path, "base1", seed=1)
+    write_run(tmp_path, "et", curriculum="efficienttrain", seed=0, lr=1e-4)    # a different recipe
+    write_run(tmp_path, "et1", curriculum="efficienttrain", seed=1, box=0.490)  # differs only as allowed
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    refused = [note for note in table.notes if note.startswith("not paired")]
+    assert len(refused) == 1 and "optim_wrapper.optimizer.lr" in refused[0]
+    assert "et" in refused[0] and "seed 0" in refused[0] and "\n" not in refused[0]
+    assert "model.backbone.checkpoint" not in refused[0] and "work_dir" not in refused[0]
+    delta = rows_of(table, "delta")[0]
+    assert delta["seeds"] == "1" and delta["bbox_AP"].mean == pytest.approx(0.9)
+
+
+def test_notes_seeds_of_one_arm_with_different_recipes(tmp_path):
+    write_run(tmp_path, "base0", seed=0)
+    write_run(tmp_path, "base1", seed=1, lr=1e-3)
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    assert len(table.notes) == 1 and "averaged as baseline 300ep" in table.notes[0]
+    assert "optim_wrapper.optimizer.lr" in table.notes[0]
+
+
+def test_fully_refused_pair_shows_no_numbers(tmp_path):
+    write_run(tmp_path, "base")
+    write_run(tmp_path, "et", curriculum="efficienttrain", lr=1e-4)
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    delta = rows_of(table, "delta")[0]
+    assert "not paired" in delta["pretraining"] and delta["bbox_AP"] is None and delta["segm_AP"] is None
+
+
+def test_groups_by_detector_backbone_schedule(tmp_path):
+    write_run(tmp_path, "c_base")
+    write_run(tmp_path, "r_base", detector="retinanet", mask=None, box=0.417)
+    write_run(tmp_path, "r_et", detector="retinanet", mask=None, box=0.418, curriculum="efficienttrain")
+    write_run(tmp_path, "c_pp", curriculum="efficienttrain++", backbone="convnext_atto")
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    keys = [(row["detector"], row["backbone"], row["row"], row["pretraining"].split()[0]) for row in table.rows]
+    assert keys == [(CASCADE, "convnext_atto", "run", "efficienttrain++"),
+                    (CASCADE, SWIN_T, "run", "baseline"),
+                    ("retinanet", SWIN_T, "run", "baseline"),
+                    ("retinanet", SWIN_T, "run", "efficienttrain"),
+                    ("retinanet", SWIN_T, "delta", "Δ")]
+    assert any("convnext_atto" in note and "no baseline" in note for note in table.notes)
+    assert rows_of(table, "delta")[0]["bbox_AP"].mean == pytest.approx(0.1)
+    assert table.rows[2]["segm_AP"] is None  # retinanet has no masks, the cascade runs do
+
+
+def test_paper_rows_match_family_and_size(tmp_path):
+    write_run(tmp_path, "base", backbone="swin_small_patch4_window7_224")
+    write_run(tmp_path, "other", detector="retinanet", backbone="convnext_atto", mask=None)
+    table = compare.build_table(compare.load_runs([tmp_path]), paper=True)
+    paper = rows_of(table, "paper")
+    assert [row["pretraining"] for row in paper] == ["paper: baseline (Swin-S)", "paper: efficienttrain (Swin-S)",
+                                                     "paper: Δ efficienttrain − baseline"]
+    assert (paper[0]["bbox_AP"].mean, paper[0]["segm_AP"].mean) == (50.0, 43.1)
+    assert (paper[1]["bbox_AP"].mean, paper[1]["segm_AP"].mean) == (50.6, 43.6)
+    assert (paper[2]["bbox_AP"].mean, paper[2]["segm_AP"].mean) == (0.6, 0.5)
+    assert all(row["backbone"] == "swin_small_patch4_window7_224" for row in paper)
+    assert not rows_of(compare.build_table(compare.load_runs([tmp_path])), "paper")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("swin_tiny_patch4_window7_224", "Swin-T"), ("swin-s", "Swin-S"), ("swin_base_patch4_window12_384", "Swin-B"),
+    ("swinv2_tiny_window8_256", None), ("swin_transformer", None), ("resnet18", None)])
+def test_backbone_family_size(name, expected):
+    assert compare.backbone_family_size(name) == expected
+
+
+def test_machine_readable_formats_parse(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path, f"base{seed}", seed=seed, box=0.40 + seed / 100)
+        write_run(tmp_path, f"et{seed}", curriculum="efficienttrain", seed=seed, box=0.41 + seed / 50)
+    table = compare.build_table(compare.load_runs([tmp_path]), paper=True)
+
+    records = list(csv.DictReader(io.StringIO(compare.render(table, "csv"))))
+    assert [r["row"] for r in records] == ["run", "run", "delta", "paper", "paper", "paper"]
+    assert float(records[0]["bbox_AP"]) == pytest.approx(40.5)
+    assert float(records[0]["bbox_AP_std"]) == pytest.approx(statistics.stdev([40.0, 41.0]), abs=1e-4)
+    assert float(records[2]["bbox_AP"]) == pytest.approx(1.5) and records[3]["segm_AP"] == "41.5"
+
+    document = json.loads(compare.render(table, "json"))
+    assert [c["key"] for c in document["columns"]] == [c.key for c in table.columns]
+    assert document["rows"][2]["bbox_AP"]["mean"] == pytest.approx(1.5) and document["rows"][2]["bbox_AP"]["n"] == 2
+
+    latex = compare.render(table, "latex").strip().splitlines()
+    spec = re.fullmatch(r"\\begin\{tabular\}\{([lr]+)\}", latex[0]).group(1)
+    assert len(spec) == len(table.columns) and latex[-1] == r"\end{tabular}"
+    body = [line for line in latex if line.endswith(r"\\")]
+    assert len(body) == 1 + len(table.rows)
+    assert all(len(re.findall(r"(?<!\\)&", line)) == len(spec) - 1 for line in body)
+    assert r"swin\_tiny" in latex[4] and "$\\pm$" in "\n".join(latex) and "_tiny" not in latex[4].replace(r"\_", "")
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        compare.run_cli(compare.main, argv)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_cli_writes_out_file(tmp_path, capsys):
+    write_run(tmp_path / "runs", "base")
+    out = tmp_path / "report" / "table.md"
+    code, stdout, _ = run_cli([str(tmp_path / "runs"), "--out", str(out)], capsys)
+    assert code == 0 and stdout == ""
+    assert out.read_text().startswith("| Row | Detector |")
+    assert [p.name for p in out.parent.iterdir()] == ["table.md"]
+
+
+def _malformed_json(root: Path) -> str:
+    (write_run(root, "run") / "coco_metrics.json").write_text('{"schema": ')
+    return "coco_metrics.json is not valid JSON"
+
+
+def _missing_provenance(root: Path) -> str:
+    (write_run(root, "run") / "pretrain_provenance.json").unlink()
+    return "pretrain_provenance.json is missing"
+
+
+def _percent_not_fraction(root: Path) -> str:
+    path = write_run(root, "run") / "coco_metrics.json"
+    path.write_text(path.read_text().replace('"AP": 0.481', '"AP": 48.1'))
+    return "metrics.bbox.AP = 48.1 is not a fraction"
+
+
+def _missing_key(root: Path) -> str:
+    path = write_run(root, "run") / "coco_metrics.json"
+    document = json.loads(path.read_text())
+    del document["metrics"]["bbox"]["AP75"]
+    path.write_text(json.dumps(document))
+    return "'AP75' is missing"
+
+
+def _duplicate_seed(root: Path) -> str:
+    write_run(root, "a")
+    write_run(root, "b")
+    return "are both"
+
+
+def _no_runs(root: Path) -> str:
+    (root / "empty").mkdir()
+    return "no coco_metrics.json found"
+
+
+@pytest.mark.parametrize("make_bad", [_malformed_json, _missing_provenance, _percent_not_fraction, _missing_key,
+                                      _duplicate_seed, _no_runs])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make_bad):
+    expected = make_bad(tmp_path)
+    code, stdout, stderr = run_cli([str(tmp_path)], capsys)
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and stderr.startswith("error: ") and expected in stderr
+
+
+def test_cli_process_exit_code_and_no_traceback(tmp_path):
+    tool = Path(compare.__file__)
+    env = dict(os.environ, PYTHONPATH=str(tool.parent.parent))
+    result = subprocess.run([sys.executable, str(tool), str(tmp_path / "nowhere")], capture_output=True, text=True,
+                            env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr and "does not exist" in result.stderr
+
+
+def test_cli_usage_error_is_one_line(tmp_path, capsys):
+    code, stdout, stderr = run_cli([str(tmp_path), "--format", "xml"], capsys)
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1 and "--format" in stderr

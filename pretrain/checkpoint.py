@@ -96,8 +96,8 @@ def package_versions() -> dict[str, str]:
     import timm
     import torchvision
 
-    return {"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__), "timm": str(timm.__version__),
+            "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
 def git_commit() -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from etcore.errors import UserInputError
-from pretrain.config import (CHOICES, FIELDS, PretrainConfig, check_known_keys, coerce_value, describe_recipe,
+from pretrain.config import (CHOICES, FIELDS, PretrainConfig, coerce_value, describe_recipe,
                              load_yaml_config, validate)
 from pretrain.curriculum import Curriculum, build_curriculum
 from pretrain.determinism import isolated_global_state
@@ -70,9 +70,7 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
     cli = vars(build_parser().parse_args(argv))
     dry_run = bool(cli.pop("_dry_run", False))
     file_values = load_yaml_config(cli["config"]) if cli.get("config") else {}
-    explicit = {**file_values, **cli}
-    explicit = {name: coerce_value(name, value, "command line" if name in cli else "--config")
-                for name, value in check_known_keys(explicit, "settings").items()}
+    explicit = {**file_values, **{name: coerce_value(name, value, "command line") for name, value in cli.items()}}
     sources = {name: ("command line" if name in cli else "config file") for name in explicit}
 
     config = PretrainConfig()

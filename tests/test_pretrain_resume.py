@@ -1,0 +1,73 @@
+"""Reliability: a run killed (SIGKILL) inside a stage, at a stage boundary or while writing a checkpoint
+resumes to bit-for-bit the same weights, EMA and log as an uninterrupted --deterministic run."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etcore.checkpoint_io import load_checkpoint_file
+from pretrain.cli import main
+from pretrain_fixtures import assert_same_weights, load_weights, make_image_folder, read_log, tiny_args, \
+    write_two_stage_curriculum
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "swin_tiny_patch4_window7_224"  # size-bound tables and their AdamW moments are resampled at the switch
+# 24 train images / batch 4 = 6 steps per epoch; epochs 0-1 at 32 px (stage 0), epoch 2 at 64 px (stage 1).
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("resume")
+    data = make_image_folder(root / "data")
+    curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
+    reference = root / "reference"
+    args = lambda work: tiny_args(MODEL, data, work, curriculum, epochs=3, ema=True,  # noqa: E731
+                                  deterministic=True, drop_path=0.1)
+    assert main(args(reference)) == 0
+    return {"root": root, "args": args, "reference": reference}
+
+
+def _run_killed(args: list[str], fault: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ETRAIN_FAULT": fault, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, str(REPO / "tools" / "pretrain.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_second_run_in_the_same_process_is_bit_identical(setup: dict) -> None:
+    again = setup["root"] / "again"
+    assert main(setup["args"](again)) == 0
+    for key in ("model", "model_ema"):
+        assert_same_weights(load_weights(setup["reference"] / "final.pth", key), load_weights(again / "final.pth", key))
+
+
+@pytest.mark.parametrize("fault, resumes_at", [
+    ("sigkill@iter=9", 1),    # step 3 of epoch 1: inside stage 0, last.pth is from the end of epoch 0
+    ("sigkill@stage=1", 2),   # just after switching to stage 1 (64 px): last.pth is the end of stage 0
+    ("sigkill@save=2", 1),    # while writing the checkpoint of epoch 1: the one of epoch 0 survives
+])
+def test_killed_run_resumes_to_the_same_weights(setup: dict, fault: str, resumes_at: int) -> None:
+    work = setup["root"] / fault.replace("@", "_").replace("=", "")
+    killed = _run_killed(setup["args"](work), fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not (work / "final.pth").exists()
+    last = load_checkpoint_file(work / "last.pth")
+    assert last["resume"]["epoch"] == resumes_at
+    if fault.startswith("sigkill@save"):
+        assert list(work.glob(".last.pth.*.tmp")), "the kill should leave the temporary file behind"
+
+    assert main(setup["args"](work) + ["--resume"]) == 0
+    assert not list(work.glob(".*.tmp"))
+    reference = setup["reference"] / "final.pth"
+    for key in ("model", "model_ema"):
+        assert_same_weights(load_weights(reference, key), load_weights(work / "final.pth", key))
+    resumed_log, reference_log = read_log(work), read_log(setup["reference"])
+    assert [row["epoch"] for row in resumed_log] == [0, 1, 2]
+    for mine, theirs in zip(resumed_log, reference_log):
+        assert (mine["train_loss"], mine["lr"], mine["top1"]) == (theirs["train_loss"], theirs["lr"], theirs["top1"])
+    assert load_checkpoint_file(work / "final.pth")["provenance"]["images_seen"] == 3 * 24

@@ -43,7 +43,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 say "installing torch $TORCH_VERSION and the pinned stack (requirements.lock; a few minutes on a new machine)"
 run_logged pip-tools "${PIP[@]}" install 'pip>=23,<27' 'setuptools>=70,<81' wheel ninja
-run_logged stack "${PIP[@]}" install -r "$REQS"
+run_logged stack "${PIP[@]}" install --no-compile -r "$REQS"
 
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   wheel="$(ls "$WHEEL_DIR"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)"

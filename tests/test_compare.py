@@ -122,6 +122,27 @@ def test_notes_seeds_of_one_arm_with_different_recipes(tmp_path):
     assert "optim_wrapper.optimizer.lr" in table.notes[0]
 
 
+def test_runs_without_seed_or_schedule_still_pair(tmp_path):
+    for name, curriculum in (("base", "baseline"), ("et", "efficienttrain")):
+        path = write_run(tmp_path, name, curriculum=curriculum) / "coco_metrics.json"
+        document = json.loads(path.read_text())
+        document.update(seed=None, schedule=None)
+        path.write_text(json.dumps(document))
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    assert [row["row"] for row in table.rows] == ["run", "run", "delta"]
+    assert table.rows[2]["seeds"] == "n/a" and table.rows[2]["bbox_AP"].mean == pytest.approx(0.0)
+
+
+def test_delta_uses_the_baseline_with_the_same_epochs(tmp_path):
+    write_run(tmp_path, "base100", epochs=100, box=0.300)
+    write_run(tmp_path, "base300", epochs=300, box=0.400)
+    write_run(tmp_path, "et300", curriculum="efficienttrain", epochs=300, box=0.410)
+    table = compare.build_table(compare.load_runs([tmp_path]))
+    assert [row["pretraining"].split(",")[0] for row in table.rows] == [
+        "baseline 100ep", "baseline 300ep", "efficienttrain 300ep", "Δ efficienttrain 300ep − baseline 300ep"]
+    assert table.rows[3]["bbox_AP"].mean == pytest.approx(1.0)
+
+
 def test_fully_refused_pair_shows_no_numbers(tmp_path):
     write_run(tmp_path, "base")
     write_run(tmp_path, "et", curriculum="efficienttrain", lr=1e-4)

@@ -64,7 +64,7 @@ class Run:
     detector: str
     backbone: str
     schedule: str
-    seed: int
+    seed: int | None                     # None: the run recorded no seed
     metrics: dict[str, dict[str, float | None]]
     resolved_config: dict | None
     curriculum: str
@@ -165,8 +165,8 @@ def load_run(metrics_path: Path) -> Run:
     return Run(work_dir=metrics_path.parent,
                detector=_get(document, "detector", str, metrics_path, fix),
                backbone=_get(document, "backbone", str, metrics_path, fix),
-               schedule=_get(document, "schedule", str, metrics_path, fix),
-               seed=_get(document, "seed", int, metrics_path, fix),
+               schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
+               seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
                metrics=metrics, resolved_config=config if isinstance(config, dict) else None,
                curriculum=curriculum, pretrain=pretrain)
 
@@ -302,11 +302,15 @@ def _unique_pretrainings(runs: Sequence[Run]) -> list[dict]:
     return list(seen.values())
 
 
+def _seeds_text(seeds: Iterable[int | None]) -> str:
+    return ",".join("n/a" if seed is None else str(seed) for seed in seeds)
+
+
 def _arm_row(runs: list[Run]) -> dict[str, Any]:
     first = runs[0]
     pretrainings = _unique_pretrainings(runs)
     row = {"row": "run", "detector": first.detector, "backbone": first.backbone, "schedule": first.schedule,
-           "pretraining": _arm_label(first), "seeds": ",".join(str(r.seed) for r in runs)}
+           "pretraining": _arm_label(first), "seeds": _seeds_text(r.seed for r in runs)}
     for key, source in (("epochs", "epochs"), ("equivalent_epochs", "equivalent_epochs"),
                         ("pretrain_hours", "hours"), ("top1", "top1")):
         row[key] = summarize([p.get(source) for p in pretrainings])
@@ -350,7 +354,7 @@ def _delta_row(arm_runs: list[Run], base_runs: list[Run], notes: list[str]) -> d
             continue
         pairs.append((run, base))
     row: dict[str, Any] = {"row": "delta", "detector": first.detector, "backbone": first.backbone,
-                           "schedule": first.schedule, "seeds": ",".join(str(r.seed) for r, _ in pairs)}
+                           "schedule": first.schedule, "seeds": _seeds_text(r.seed for r, _ in pairs)}
     arm_hours = summarize([p.get("hours") for p in _unique_pretrainings(arm_runs)])
     base_hours = summarize([p.get("hours") for p in _unique_pretrainings(base_runs)])
     ratio = (f", {arm_hours.mean / base_hours.mean:.2f}x pretrain time"
@@ -379,7 +383,8 @@ def _paper_rows(group: tuple[str, str, str]) -> list[dict[str, Any]]:
         return []
     rows = []
     family = backbone_family_size(backbone)
-    for arm, label in ((BASELINE, f"paper: baseline ({family})"), ("efficienttrain", f"paper: efficienttrain ({family})")):
+    for arm in (BASELINE, "efficienttrain"):
+        label = f"paper: {arm} ({family})"
         row = {"row": "paper", "detector": detector, "backbone": backbone, "schedule": schedule, "pretraining": label}
         for iou_type, value in reference[arm].items():
             row[f"{iou_type}_AP"] = Stat(value)
@@ -402,7 +407,7 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
     for group in sorted(groups):
         arms = groups[group]
         for arm_runs in arms.values():
-            arm_runs.sort(key=lambda r: r.seed)
+            arm_runs.sort(key=lambda r: (r.seed is not None, r.seed or 0))
             seeds = [r.seed for r in arm_runs]
             duplicate = next((s for s in seeds if seeds.count(s) > 1), None)
             if duplicate is not None:

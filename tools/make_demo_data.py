@@ -159,7 +159,8 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     sigma = max(height, width) / 40
     for _ in range(int(rng.integers(3, 7))):  # soft-edged translucent blobs
         center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        axes = (int(rng.integers(width // 12 + 1, width // 3 + 2)), int(rng.integers(height // 12 + 1, height // 3 + 2)))
+        axes = (int(rng.integers(width // 12 + 1, width // 3 + 2)),
+                int(rng.integers(height // 12 + 1, height // 3 + 2)))
         layer = np.zeros((height, width), np.float32)
         cv2.ellipse(layer, center, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
         alpha = rng.uniform(0.3, 0.6) * cv2.GaussianBlur(layer, (0, 0), sigma)[..., None]
@@ -316,7 +317,8 @@ def coco_split(root: Path, split: str, split_id: int, params: DemoParams, pairs:
         "info": {"description": "EfficientTrain-det demo set: (shape, texture) objects with occlusion",
                  "version": str(GENERATOR_VERSION), "contributor": "tools/make_demo_data.py",
                  "url": "", "seed": params.seed},
-        "licenses": [{"id": 1, "name": "CC0-1.0 (synthetic)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
+        "licenses": [{"id": 1, "name": "CC0-1.0 (synthetic)",
+                      "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
         "images": images,
         "annotations": annotations,
         "categories": [{"id": k + 1, "name": names[k], "supercategory": pairs[k][0]} for k in range(len(names))],
@@ -373,7 +375,8 @@ def validate(params: DemoParams) -> None:
         (params.train_per_class >= 1 and params.val_per_class >= 1, "--train-per-class/--val-per-class must be >= 1"),
         (params.coco_train >= 1 and params.coco_val >= 1, "--coco-train/--coco-val must be >= 1"),
         (64 <= params.coco_min_size <= params.coco_max_size <= 1024,
-         f"--coco-min-size {params.coco_min_size} / --coco-max-size {params.coco_max_size}: need 64 <= min <= max <= 1024"),
+         f"--coco-min-size {params.coco_min_size} / --coco-max-size {params.coco_max_size}: "
+         "need 64 <= min <= max <= 1024"),
         (1 <= params.min_objects <= params.max_objects <= 12,
          f"--min-objects {params.min_objects} / --max-objects {params.max_objects}: need 1 <= min <= max <= 12"),
     ]
@@ -475,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         make_demo_data(args.out, seed=args.seed, force=args.force, **sizes)
     except OSError as err:
-        raise UserInputError(f"--out {args.out}: cannot write ({err.strerror or err}): choose a writable folder") from None
+        raise UserInputError(f"--out {args.out}: cannot write ({err.strerror or err}): "
+                             "choose a writable folder") from None
     return 0
 
 

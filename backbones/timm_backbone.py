@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from backbones.swin_padding import use_pad_first_attention
+from etcore.errors import UserInputError
 from backbones.timm_features import create_feature_net, pyramid_spec
 from backbones.vit_pyramid import SimpleFeaturePyramid
 
@@ -48,6 +49,9 @@ class TimmBackbone(BaseModule):
                  checkpoint: str | None = None, weights: str = "auto", allow_missing: Sequence[str] = (),
                  frozen_stages: int = -1, norm_eval: bool = False, init_cfg: dict | None = None,
                  **timm_kwargs: Any) -> None:
+        if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
+            raise UserInputError("TimmBackbone: init_cfg=dict(type='Pretrained') would skip the key checks; "
+                                 "set checkpoint=<file> instead")
         super().__init__(init_cfg=init_cfg)
         self.spec = pyramid_spec(model_name, out_indices, **timm_kwargs)
         self.model_name = model_name

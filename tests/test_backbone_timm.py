@@ -112,6 +112,8 @@ def test_frozen_stages_and_norm_eval() -> None:
     (dict(model_name="resnet18", pretrained=True), "checkpoint="),
     (dict(model_name="resnet18", out_indices=(0, 4)), "strides"),
     (dict(model_name="deit_tiny_patch16_224", out_indices=(2, 1)), "increasing"),
+    (dict(model_name="resnet18", init_cfg=dict(type="Pretrained", checkpoint="x.pth")), "checkpoint=<file>"),
+    (dict(model_name="resnet18", depth_typo=3), "rejected the kwargs"),
 ])
 def test_bad_arguments_are_user_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):

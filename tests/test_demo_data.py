@@ -225,6 +225,7 @@ def test_texture_lives_in_high_frequencies(dataset):
     assert len(same_shape) == 5
     root = dataset / "imagenet"
     full = [_nearest_mean_accuracy(root, a, b, max_frequency=1.0) for a, b in same_shape]
-    low = [_nearest_mean_accuracy(root, a, b, max_frequency=0.12) for a, b in same_shape]  # textures: >= 0.22
+    # 0.25 cycles/px is what EfficientTrain's first stages keep of a 64 px image (cropped to 32 px)
+    low = [_nearest_mean_accuracy(root, a, b, max_frequency=0.25) for a, b in same_shape]
     assert np.mean(full) >= 0.9
     assert np.mean(low) <= 0.7

@@ -1,7 +1,7 @@
 """Generate the embedded demo dataset: ImageNet-style class folders and a COCO instance-segmentation set.
 
 Both parts show one synthetic visual world: objects whose category is a (shape, texture) pair. Shape is a
-coarse silhouette (low frequency), texture a fine zero-mean grating (high frequency, period 3-4.5 px), and
+coarse silhouette (low frequency), texture a fine zero-mean grating (high frequency, period 2.2-2.9 px), and
 the pairs form a cycle so that neither shape alone nor texture alone names the class: a low-frequency
 curriculum (EfficientTrain) sees the shapes first and must learn the textures later.
 
@@ -35,14 +35,16 @@ except ImportError:  # run from a checkout without the editable install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from etcore.errors import UserInputError, run_cli
 
-GENERATOR_VERSION = 1  # bump whenever rendering changes, so stale outputs are regenerated
+GENERATOR_VERSION = 2  # bump whenever rendering changes, so stale outputs are regenerated
 STAMP_NAME = "demo_data.json"
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross")
 TEXTURES = ("hstripes", "vstripes", "dstripes", "astripes", "checker")
 MIN_CLASSES = 2 * len(SHAPES)      # every shape and every texture must occur in at least two classes
 MAX_CLASSES = len(SHAPES) * len(TEXTURES)
-TEXTURE_PERIOD_PX = (3.0, 4.5)      # at 64 px; ImageNet-style images scale it with their size
+# Texture period in pixels, the same in both parts and at every image size: 0.34-0.45 cycles/px, above what
+# EfficientTrain's first stages keep (a 64 px image cropped to 32: < 0.25; 96 cropped to 64: < 0.33).
+TEXTURE_PERIOD_PX = (2.2, 2.9)
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def render_class_image(rng: np.random.Generator, shape: str, texture: str, size:
     radius = size * rng.uniform(0.22, 0.36)
     center = tuple(size * rng.uniform(0.35, 0.65, 2))
     mask = shape_mask(shape, size, size, center, radius, rng.uniform(0, 2 * np.pi), math.exp(rng.uniform(-0.15, 0.15)))
-    period = rng.uniform(*TEXTURE_PERIOD_PX) * size / 64
+    period = rng.uniform(*TEXTURE_PERIOD_PX)
     paint_object(image, mask, texture, period, rng)
     return to_uint8(image, rng)
 

@@ -164,6 +164,8 @@ def test_skips_when_complete_and_regenerates_when_stale(tmp_path, capsys):
     demo.make_demo_data(out, **dict(sizes, coco_val=2))
     assert len(json.loads(probe.read_text())["images"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]   # no temp folders left
+    (tmp_path / "plain").mkdir()
+    assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode  # not mkdtemp's private 0700
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):

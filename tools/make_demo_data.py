@@ -17,9 +17,9 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -415,7 +415,7 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, v
     started = time.perf_counter()
     pairs = class_pairs(params.classes)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging = _fresh_folder(out, "tmp")
     try:
         n_train = imagenet_split(staging / "imagenet", "train", 0, params, pairs)
         n_val = imagenet_split(staging / "imagenet", "val", 1, params, pairs)
@@ -440,11 +440,22 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, v
     return stamp
 
 
+def _fresh_folder(out: Path, kind: str) -> Path:
+    """A new hidden folder next to `out`; unlike tempfile.mkdtemp (mode 0700) it gets the usual umask mode."""
+    while True:
+        candidate = out.parent / f".{out.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+
+
 def _swap_into_place(staging: Path, out: Path) -> None:
     """Replace `out` by `staging` with renames (the old copy is removed only after the new one is in place)."""
     old = None
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old = _fresh_folder(out, "old")
         os.replace(out, old / out.name)
     os.replace(staging, out)
     if old is not None:

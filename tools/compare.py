@@ -396,6 +396,22 @@ def _paper_rows(group: tuple[str, str, str]) -> list[dict[str, Any]]:
     return rows + [delta]
 
 
+def _check_arm(group: tuple[str, str, str], arm_runs: list[Run], notes: list[str]) -> None:
+    """Sort an arm's runs by seed; refuse two runs with one seed, note seeds trained with another recipe."""
+    arm_runs.sort(key=lambda r: (r.seed is not None, r.seed or 0))
+    seeds = [r.seed for r in arm_runs]
+    duplicate = next((s for s in seeds if seeds.count(s) > 1), None)
+    if duplicate is not None or seeds.count(None) > 1:
+        dirs = " and ".join(str(r.work_dir) for r in arm_runs if r.seed == duplicate)
+        raise UserInputError(f"{dirs} are both {' '.join(group)} {_arm_label(arm_runs[0])} seed {duplicate}: "
+                             "give each run its own seed, or compare them separately")
+    for run in arm_runs[1:]:
+        differing = config_differences(run, arm_runs[0])
+        if differing:
+            notes.append(f"{run.work_dir} and {arm_runs[0].work_dir} are averaged as {_arm_label(run)} but "
+                         f"their resolved_config differs in {_shown(differing)}")
+
+
 def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
     """Group runs (detector, backbone, schedule), one row per curriculum arm, a delta row per non-baseline arm."""
     groups: dict[tuple, dict[tuple, list[Run]]] = {}
@@ -407,18 +423,7 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
     for group in sorted(groups):
         arms = groups[group]
         for arm_runs in arms.values():
-            arm_runs.sort(key=lambda r: (r.seed is not None, r.seed or 0))
-            seeds = [r.seed for r in arm_runs]
-            duplicate = next((s for s in seeds if seeds.count(s) > 1), None)
-            if duplicate is not None:
-                dirs = " and ".join(str(r.work_dir) for r in arm_runs if r.seed == duplicate)
-                raise UserInputError(f"{dirs} are both {' '.join(group)} {_arm_label(arm_runs[0])} seed {duplicate}: "
-                                     "give each run its own seed, or compare them separately")
-            for run in arm_runs[1:]:  # seeds of one arm should be one recipe; say so when they are not
-                differing = config_differences(run, arm_runs[0])
-                if differing:
-                    notes.append(f"{run.work_dir} and {arm_runs[0].work_dir} are averaged as {_arm_label(run)} but "
-                                 f"their resolved_config differs in {_shown(differing)}")
+            _check_arm(group, arm_runs, notes)
         baselines = {arm: r for arm, r in arms.items() if arm[0] == BASELINE}
         order = sorted(arms, key=lambda a: (a[0] != BASELINE, str(a[0]), a[1] if isinstance(a[1], (int, float)) else -1,
                                             str(a[2])))
@@ -449,7 +454,7 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
 
 def _number(stat: Stat, decimals: int, plus_minus: str = " ± ") -> str:
     sign = "+" if stat.signed else ""
-    text = f"{stat.mean:{sign}.{decimals}f}"
+    text = f"{round(stat.mean, decimals) + 0.0:{sign}.{decimals}f}"  # + 0.0: no "-0.0"
     if stat.std is not None:
         text += f"{plus_minus}{stat.std:.{decimals}f}"
     return text

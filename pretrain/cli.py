@@ -19,6 +19,15 @@ from pretrain.distributed import init_distributed, resolve_device
 from pretrain.faults import FaultInjector
 from pretrain.recipes import family_defaults
 
+USAGE = """Curriculum pretraining of a timm model: baseline, EfficientTrain, EfficientTrain++ or a custom curriculum.
+
+  python tools/pretrain.py --model convnext_tiny --data data/imagenet --curriculum efficienttrain \\
+      --epochs 300 --work-dir work_dirs/convnext_t_et [--config recipe.yaml] [--resume]
+
+Every setting below can also be given in the YAML --config file (same names, e.g. clip_grad: 5.0);
+precedence: defaults < the model family's recipe < --config < command line. --dry-run prints the
+resolved recipe and curriculum. Multi-GPU: tools/dist_pretrain.sh (torchrun), tools/slurm_pretrain.sh.
+Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, curriculum.json (docs/FORMATS.md)."""
 FLAG_ALIASES = {"work_dir": ["--work-dir", "--work_dir"], "batch_size": ["--batch-size", "-b"]}
 
 
@@ -41,8 +50,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per `PretrainConfig` field (`--clip-grad` for `clip_grad`); every default is resolved later."""
-    parser = _Parser(prog="tools/pretrain.py", description=__doc__.splitlines()[0],
-                     argument_default=argparse.SUPPRESS)
+    parser = _Parser(prog="tools/pretrain.py", argument_default=argparse.SUPPRESS,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, description=USAGE)
     for name, f in FIELDS.items():
         flags = FLAG_ALIASES.get(name, [f"--{name.replace('_', '-')}"])
         kind = str(f.type).replace(" | None", "")

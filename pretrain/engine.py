@@ -112,7 +112,7 @@ class Pretrainer:
     # --- set-up ----------------------------------------------------------------------------------
     def setup(self, resume: dict[str, Any] | None) -> None:
         cfg = self.cfg
-        configure_determinism(cfg.deterministic)
+        configure_determinism(cfg.deterministic, self.device.type)
         seed_everything(cfg.seed)
         check_magnitudes(self.curriculum.stages, cfg.randaug)
         train_folder, val_folder = load_image_folders(cfg.data)

@@ -50,6 +50,7 @@ def test_second_run_in_the_same_process_is_bit_identical(setup: dict) -> None:
     ("sigkill@iter=9", 1),    # step 3 of epoch 1: inside stage 0, last.pth is from the end of epoch 0
     ("sigkill@stage=1", 2),   # just after switching to stage 1 (64 px): last.pth is the end of stage 0
     ("sigkill@save=2", 1),    # while writing the checkpoint of epoch 1: the one of epoch 0 survives
+    ("sigkill@save=4", 3),    # while writing final.pth: training is complete, the resume only writes it
 ])
 def test_killed_run_resumes_to_the_same_weights(setup: dict, fault: str, resumes_at: int) -> None:
     work = setup["root"] / fault.replace("@", "_").replace("=", "")
@@ -59,7 +60,7 @@ def test_killed_run_resumes_to_the_same_weights(setup: dict, fault: str, resumes
     last = load_checkpoint_file(work / "last.pth")
     assert last["resume"]["epoch"] == resumes_at
     if fault.startswith("sigkill@save"):
-        assert list(work.glob(".last.pth.*.tmp")), "the kill should leave the temporary file behind"
+        assert list(work.glob(".*.pth.*.tmp")), "the kill should leave the temporary file behind"
 
     assert main(setup["args"](work) + ["--resume"]) == 0
     assert not list(work.glob(".*.tmp"))
@@ -71,3 +72,9 @@ def test_killed_run_resumes_to_the_same_weights(setup: dict, fault: str, resumes
     for mine, theirs in zip(resumed_log, reference_log):
         assert (mine["train_loss"], mine["lr"], mine["top1"]) == (theirs["train_loss"], theirs["lr"], theirs["top1"])
     assert load_checkpoint_file(work / "final.pth")["provenance"]["images_seen"] == 3 * 24
+
+
+def test_result_does_not_depend_on_the_number_of_workers(setup: dict) -> None:
+    work = setup["root"] / "workers"
+    assert main(setup["args"](work) + ["--workers", "2"]) == 0  # the last flag wins
+    assert_same_weights(load_weights(setup["reference"] / "final.pth"), load_weights(work / "final.pth"))

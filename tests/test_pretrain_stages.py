@@ -131,3 +131,15 @@ def test_family_recipe_defaults_and_overrides(tmp_path: Path) -> None:
     assert config.clip_grad == 2.0 and sources["clip_grad"] == "command line"
     assert config.ema is False and sources["ema"] == "config file"
     assert config.model_kwargs == {"depths": [1, 1, 1, 1]} and config.drop_path == 0.2
+
+
+def test_dry_run_prints_the_recipe_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    work = tmp_path / "w"
+    assert main(["--model", "swin_tiny_patch4_window7_224", "--data", str(tmp_path), "--work-dir", str(work),
+                 "--curriculum", "efficienttrain", "--epochs", "300", "--batch-size", "256", "--accum-steps", "2",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "clip_grad              = 5.0" in out and "(recipe: swin: gradient clipping 5.0)" in out
+    assert "peak_lr                = 0.0005" in out  # 4e-3 * 512 / 4096
+    assert "size  160  randaug m=1" in out and "size  224  randaug m=9" in out
+    assert not work.exists()

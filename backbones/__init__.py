@@ -4,7 +4,7 @@ Importing registers `TimmBackbone` (mmdet MODELS), `TimmLayerDecayOptimizerConst
 (OPTIM_WRAPPER_CONSTRUCTORS) and `PretrainProvenanceHook` (HOOKS); use it from configs with
 `custom_imports=dict(imports=['backbones'], allow_failed_imports=False)`.
 """
-import etcore  # noqa: F401  (safe-loading allowlist for mmengine checkpoints)
+import etcore.compat  # noqa: F401  (safe-loading allowlist for mmengine checkpoints)
 
 from backbones.checkpoint_bridge import SourceCheckpoint, load_backbone_checkpoint, read_source_checkpoint
 from backbones.layer_decay import TimmLayerDecayOptimizerConstructor

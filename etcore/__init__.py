@@ -1,8 +1,9 @@
 """Shared plumbing for `backbones` and `pretrain`: user-facing errors, safe checkpoint I/O, mmengine compat.
 
-Importing this package installs the torch safe-loading allowlist (see `etcore.compat`).
+Kept free of heavy imports so command-line tools start fast: `etcore.errors` needs no torch.
+`etcore.compat` (the torch safe-loading allowlist) is installed by `etcore.checkpoint_io` and by
+`import backbones` / `import pretrain`.
 """
-from etcore import compat as _compat  # noqa: F401  (side effect: allowlist for weights_only loading)
 from etcore.errors import UserInputError, run_cli
 
 __all__ = ["UserInputError", "run_cli"]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-import etcore  # noqa: F401  (installs the allowlist)
+import etcore.compat  # noqa: F401  (installs the allowlist)
 from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import UserInputError
 

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-import etcore  # noqa: F401  (safe-loading allowlist)
+import etcore.compat  # noqa: F401  (safe-loading allowlist)
 from etcore.checkpoint_io import save_atomic
 from etcore.errors import UserInputError, run_cli
 

@@ -22,14 +22,15 @@ FORMAT = "efficienttrain-det/pretrain-v1"
 LAST, FINAL, LOG, CURRICULUM = "last.pth", "final.pth", "log.jsonl", "curriculum.json"
 
 
-def run_signature(config_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings that define what is trained (those a resume must not change)."""
-    return {k: v for k, v in config_dict.items() if k not in RESUMABLE_CHANGES}
+def run_signature(config_dict: Mapping[str, Any], also: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The settings that define what is trained (those a resume must not change), plus `also`."""
+    return {k: v for k, v in config_dict.items() if k not in RESUMABLE_CHANGES or k in also}
 
 
-def signature_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """`name: saved -> current` for every run-defining setting that differs."""
-    keys = sorted(set(run_signature(saved)) | set(run_signature(current)))
+def signature_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                          also: frozenset[str] = frozenset()) -> list[str]:
+    """`name: saved -> current` for every run-defining setting (and every one in `also`) that differs."""
+    keys = sorted(set(run_signature(saved, also)) | set(run_signature(current, also)))
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
 
 
@@ -84,7 +85,8 @@ def finished_run(work_dir: Path, config_dict: Mapping[str, Any]) -> dict[str, An
     if not complete:
         raise UserInputError(f"{path} exists but is not a complete pretraining result: delete it (and --resume "
                              "from last.pth) or use another --work-dir")
-    differences = signature_differences(state["provenance"]["recipe"], config_dict)
+    # A resume may follow moved data; reusing a finished result must not: the data folder counts here.
+    differences = signature_differences(state["provenance"]["recipe"], config_dict, also=frozenset({"data"}))
     if differences:
         raise UserInputError(f"{path} holds a finished run with other settings ({'; '.join(differences)}): "
                              "use another --work-dir, or delete it to retrain")

@@ -1,7 +1,7 @@
 """Process-group setup for single-process, torchrun and Slurm runs, and the few collectives the engine needs.
 
-torchrun sets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; under Slurm (`srun`) we map
-SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID onto them (tools/slurm_pretrain.sh exports MASTER_ADDR/PORT).
+torchrun sets RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT; under Slurm (`srun`) the ranks come
+from SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID (tools/slurm_pretrain.sh exports MASTER_ADDR/PORT).
 The group uses `env://`, NCCL on GPUs and gloo on CPUs. A group this module created is destroyed by
 `DistContext.close()`; one the caller created is left alone (main() may be called in-process).
 """
@@ -80,19 +80,21 @@ def _env_int(name: str) -> int | None:
                              "unset it or fix the launcher") from None
 
 
-def _slurm_to_torch_env() -> None:
-    """Fill torchrun's variables from Slurm's when the job was started with `srun` (one task per device)."""
-    if os.environ.get("WORLD_SIZE") or _env_int("SLURM_NTASKS") in (None, 1):
-        return
-    if "SLURM_PROCID" not in os.environ:
-        return
-    os.environ["RANK"] = os.environ["SLURM_PROCID"]
-    os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]
-    os.environ["LOCAL_RANK"] = os.environ.get("SLURM_LOCALID", "0")
-    if not os.environ.get("MASTER_ADDR"):
-        raise UserInputError("Slurm job without MASTER_ADDR: launch through tools/slurm_pretrain.sh, or export "
-                             "MASTER_ADDR (first host of $SLURM_JOB_NODELIST) and MASTER_PORT before srun")
-    os.environ.setdefault("MASTER_PORT", "29500")
+def _launch_ranks() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's variables, else from Slurm's (srun, one task per device).
+
+    Nothing is written to the environment: `init_process_group` gets rank and world size explicitly
+    and reads only MASTER_ADDR/MASTER_PORT (exported by torchrun or tools/slurm_pretrain.sh).
+    """
+    if os.environ.get("WORLD_SIZE"):
+        return _env_int("RANK") or 0, _env_int("WORLD_SIZE") or 1, _env_int("LOCAL_RANK") or 0
+    tasks = _env_int("SLURM_NTASKS")
+    if tasks and tasks > 1 and "SLURM_PROCID" in os.environ:
+        if not os.environ.get("MASTER_ADDR"):
+            raise UserInputError("Slurm job without MASTER_ADDR: launch through tools/slurm_pretrain.sh, or export "
+                                 "MASTER_ADDR (first host of $SLURM_JOB_NODELIST) and MASTER_PORT before srun")
+        return _env_int("SLURM_PROCID") or 0, tasks, _env_int("SLURM_LOCALID") or 0
+    return 0, 1, 0
 
 
 def resolve_device(requested: str, local_rank: int) -> torch.device:
@@ -110,10 +112,7 @@ def resolve_device(requested: str, local_rank: int) -> torch.device:
 
 def init_distributed(requested_device: str) -> DistContext:
     """Join (or create) the process group described by the environment; a plain run gets world size 1."""
-    _slurm_to_torch_env()
-    world_size = _env_int("WORLD_SIZE") or 1
-    rank = _env_int("RANK") or 0
-    local_rank = _env_int("LOCAL_RANK") or 0
+    rank, world_size, local_rank = _launch_ranks()
     device = resolve_device(requested_device, local_rank)
     if world_size == 1:
         return DistContext(device=device)

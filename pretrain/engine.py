@@ -117,6 +117,10 @@ class Pretrainer:
         check_magnitudes(self.curriculum.stages, cfg.randaug)
         train_folder, val_folder = load_image_folders(cfg.data)
         self.num_classes = len(train_folder.classes)
+        if resume and resume["resume"].get("classes") != list(train_folder.classes):
+            raise UserInputError(f"--data {cfg.data} holds other classes ({self.num_classes}, e.g. "
+                                 f"{train_folder.classes[:3]}) than the checkpoint being resumed "
+                                 f"({len(resume['resume'].get('classes') or [])}): resume with the same data")
         self.model, self.model_kwargs = build_model(cfg.model, self.num_classes, self.final_size,
                                                     cfg.model_kwargs, cfg.drop_path)
         data_config = resolve_data_config({}, model=self.model)
@@ -323,6 +327,7 @@ class Pretrainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": rng, "config": dict(self.config_dict),
             "world_size": self.dist.world_size, "effective_batch": self.effective_batch,
+            "classes": list(self.train_set.classes),
         }
         ckpt.save_checkpoint(payload, self.work_dir / ckpt.LAST, on_write=self.faults.during_save)
 

@@ -120,6 +120,7 @@ def test_launcher_environment_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLURM_PROCID", "1")
     with pytest.raises(UserInputError, match="Slurm job without MASTER_ADDR"):
         init_distributed("cpu")
+    assert "RANK" not in os.environ and "WORLD_SIZE" not in os.environ  # nothing leaks into the process
     monkeypatch.delenv("SLURM_NTASKS")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserInputError, match="WORLD_SIZE=2 but MASTER_ADDR is not set"):

@@ -20,6 +20,7 @@ keys the backbone does not use are dropped and counted. A missing or mis-shaped 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import torch
 from timm.models import model_entrypoint
 from torch import nn
 
-from etcore.checkpoint_io import load_checkpoint_file
+from etcore.checkpoint_io import load_checkpoint_file, read_safetensors_metadata
 from etcore.errors import UserInputError
 
 PRETRAIN_FORMAT = "efficienttrain-det/pretrain-v1"
@@ -105,6 +106,16 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor], notes: list[str]) -> di
     return out
 
 
+def _safetensors_provenance(path: str) -> dict | None:
+    """Provenance that tools/convert_checkpoint.py stored as JSON in a safetensors header, if any."""
+    text = read_safetensors_metadata(path).get("provenance")
+    try:
+        value = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceCheckpoint:
     """Load `path` and unwrap it to one state dict (see module docstring)."""
     path = str(path)
@@ -114,6 +125,8 @@ def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceChe
                              "save model.state_dict() (or convert it with tools/convert_checkpoint.py)")
     notes: list[str] = []
     provenance = obj.get("provenance") if isinstance(obj.get("provenance"), dict) else None
+    if provenance is None:
+        provenance = _safetensors_provenance(path)
     if obj.get("format") == PRETRAIN_FORMAT or "model" in obj or "model_ema" in obj:
         chosen = choose_weights(obj, weights, provenance, path)
         state_dict = obj.get(chosen)

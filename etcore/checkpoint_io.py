@@ -54,6 +54,21 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
                              "delete it and re-create or re-download it") from None
 
 
+def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a `.safetensors` file's header ({} when it has none or is not one)."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserInputError(f"checkpoint {path} is not a readable safetensors file ({err}): "
+                             "re-download or re-export it") from None
+
+
 def save_atomic(obj: Any, path: str | os.PathLike,
                 writer: Callable[[Any, str], None] | None = None) -> Path:
     """Write `obj` to `path` through a temporary file in the same folder, fsync, then rename.

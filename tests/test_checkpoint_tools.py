@@ -66,6 +66,11 @@ def test_convert_keeps_provenance_and_picks_ema(convnext, tmp_path: Path) -> Non
     backbone = TimmBackbone(CONVNEXT, checkpoint=str(dst))
     backbone.init_weights()  # the converted file is a valid checkpoint= with the original provenance
     assert backbone.provenance["provenance"]["model_name"] == CONVNEXT
+    safetensors_dst = tmp_path / "out.safetensors"  # provenance travels in the safetensors header too
+    assert run_tool([str(src), str(safetensors_dst), "--ema"]) == 0
+    backbone = TimmBackbone(CONVNEXT, checkpoint=str(safetensors_dst))
+    backbone.init_weights()
+    assert backbone.provenance["provenance"] == load_checkpoint_file(src)["provenance"]
 
 
 def test_convert_refusals_exit_2_with_one_line(convnext, tmp_path: Path, capsys) -> None:

@@ -34,9 +34,11 @@ class PretrainConfig:
     """A fully resolved pretraining run. Field docs are the `--help` texts."""
 
     # --- what to train -------------------------------------------------------------------------
-    model: str = field(default="", metadata={"help": "timm model name, e.g. convnext_tiny, swin_tiny_patch4_window7_224"})
+    model: str = field(default="", metadata={
+        "help": "timm model name, e.g. convnext_tiny, swin_tiny_patch4_window7_224"})
     data: str = field(default="", metadata={"help": "ImageNet-style folder with train/<class>/* and val/<class>/*"})
-    work_dir: str = field(default="", metadata={"help": "output folder: last.pth, final.pth, log.jsonl, curriculum.json"})
+    work_dir: str = field(default="", metadata={
+        "help": "output folder: last.pth, final.pth, log.jsonl, curriculum.json"})
     curriculum: str = field(default="baseline", metadata={
         "help": "baseline | efficienttrain | efficienttrain++ | path of a YAML/JSON curriculum"})
     epochs: int = field(default=300, metadata={
@@ -44,7 +46,8 @@ class PretrainConfig:
     final_size: int = field(default=224, metadata={"help": "final training and evaluation input size"})
     model_kwargs: dict = field(default_factory=dict, metadata={
         "help": "extra timm.create_model kwargs as JSON, e.g. '{\"embed_dim\": 32, \"depth\": 2}'"})
-    drop_path: float | None = field(default=None, metadata={"help": "stochastic depth rate (default: the model's paper)"})
+    drop_path: float | None = field(default=None, metadata={
+        "help": "stochastic depth rate (default: the model's paper)"})
     seed: int = field(default=0, metadata={"help": "seed of data order, augmentation and initialisation"})
     deterministic: bool = field(default=False, metadata={"help": "deterministic kernels: bit-identical reruns"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
@@ -71,7 +74,8 @@ class PretrainConfig:
     smoothing: float = field(default=0.1, metadata={"help": "label smoothing"})
     # --- optimisation --------------------------------------------------------------------------
     opt: str = field(default="adamw", metadata={"help": "timm optimizer name"})
-    lr: float | None = field(default=None, metadata={"help": "peak learning rate (default: blr * batch / lr_ref_batch)"})
+    lr: float | None = field(default=None, metadata={
+        "help": "peak learning rate (default: blr * batch / lr_ref_batch)"})
     blr: float = field(default=4e-3, metadata={"help": "peak learning rate at the reference batch"})
     lr_ref_batch: int = field(default=4096, metadata={"help": "reference (effective) batch of --blr"})
     min_lr: float = field(default=1e-6, metadata={"help": "final learning rate of the cosine"})
@@ -83,7 +87,8 @@ class PretrainConfig:
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     betas: list = field(default_factory=lambda: [0.9, 0.999], metadata={"help": "AdamW betas, two floats"})
     opt_eps: float = field(default=1e-8, metadata={"help": "optimizer epsilon"})
-    clip_grad: float | None = field(default=None, metadata={"help": "gradient-norm clipping (default: 5.0 for DeiT/PVT/Swin)"})
+    clip_grad: float | None = field(default=None, metadata={
+        "help": "gradient-norm clipping, 0 = off (default: 5.0 for DeiT/PVT/Swin)"})
     ema: bool = field(default=False, metadata={"help": "keep an EMA of the weights (default on for ConvNeXt)"})
     ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay per step"})
     amp: bool = field(default=False, metadata={"help": "mixed precision (default on GPU except ConvNeXt)"})
@@ -162,7 +167,8 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise UserInputError(f"--config {file} is not valid YAML ({' '.join(str(err).split())}): fix the syntax") from None
+        detail = " ".join(str(err).split())
+        raise UserInputError(f"--config {file} is not valid YAML ({detail}): fix the syntax") from None
     if not isinstance(data, Mapping):
         raise UserInputError(f"--config {file} must hold a mapping of settings, got {type(data).__name__}")
     source = f"--config {file}"

@@ -188,10 +188,11 @@ class Pretrainer:
         self.train_set.transform = train_transform(stage, self.final_size, cfg.lowfreq, cfg, *self.mean_std)
         self.schedule.step(epoch)
         previous = f", previous stage {self._stage_images_per_s:.1f} img/s" if self._stage_images_per_s else ""
+        pipe, world = self.pipeline, self.dist.world_size
         self.say(f"stage {index + 1}/{len(self.curriculum.stages)}: epochs {stage.start_epoch}-{stage.end_epoch - 1}, "
-                 f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), randaug m={stage.randaug_magnitude:g}, "
-                 f"batch {self.pipeline.batch_size}/device x {self.dist.world_size} x accum {self.pipeline.accum_steps} "
-                 f"(effective {self.pipeline.batch_size * self.dist.world_size * self.pipeline.accum_steps}), "
+                 f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), "
+                 f"randaug m={stage.randaug_magnitude:g}, batch {pipe.batch_size}/device x {world} x accum "
+                 f"{pipe.accum_steps} (effective {pipe.batch_size * world * pipe.accum_steps}), "
                  f"lr {self._lr():.3g}{previous}")
         self.faults.entered_stage(index)
 
@@ -397,5 +398,6 @@ class Pretrainer:
             self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")
         provenance = self.save_final()
         self.say(f"done: {self.work_dir / ckpt.FINAL} (final top1 {provenance['final_top1']}, best "
-                 f"{provenance['best_top1']}, ema {provenance['ema_top1']}, {provenance['device_hours']:.4f} device-hours)")
+                 f"{provenance['best_top1']}, ema {provenance['ema_top1']}, "
+                 f"{provenance['device_hours']:.4f} device-hours)")
         return provenance

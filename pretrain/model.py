@@ -48,8 +48,9 @@ def build_model(name: str, num_classes: int, final_size: int, model_kwargs: dict
     try:
         return timm.create_model(name, pretrained=False, **kwargs), kwargs
     except (TypeError, ValueError, AssertionError) as err:
-        raise UserInputError(f"model kwargs {kwargs} not accepted by timm model {name} "
-                             f"({' '.join(str(err).split()) or type(err).__name__}): fix model_kwargs / --drop-path") from None
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise UserInputError(f"model kwargs {kwargs} not accepted by timm model {name} ({detail}): "
+                             "fix model_kwargs / --drop-path") from None
 
 
 def has_input_size(model: torch.nn.Module) -> bool:

@@ -109,7 +109,7 @@ def test_corrupt_image_stops_or_is_skipped_and_counted(data: Path, tmp_path: Pat
 def test_finished_run_with_other_settings_is_refused(data: Path, tmp_path: Path, curriculum: Path) -> None:
     work = tmp_path / "w"
     assert main(tiny_args(MODEL, data, work, curriculum, epochs=2, mixup=0.0, cutmix=0.0)) == 0
-    with pytest.raises(UserInputError, match=r"final.pth holds a finished run with other settings \(cutmix: 0.0 -> 1.0"):
+    with pytest.raises(UserInputError, match=r"final.pth holds a finished run with other settings \(cutmix: 0.0 "):
         main(tiny_args(MODEL, data, work, curriculum, epochs=2, mixup=0.0))
 
 

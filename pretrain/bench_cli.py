@@ -1,0 +1,304 @@
+"""`tools/benchmark.py`: measured speedups and overheads, side by side in one process, as tables and JSON.
+
+Sub-commands (each prints a table and, with --out, writes JSON with the machine, date and command):
+
+  curriculum  engine training step at every stage size -> predicted curriculum wall time vs baseline,
+              measured/theoretical speedup (theoretical = ratio of equivalent epochs);
+              --end-to-end trains both curricula through tools/pretrain.py's main on --data
+  lowfreq     FFT crop / resize cost as a fraction of a step; loader images/s with and without resize
+  backbone    TimmBackbone vs mmdet ResNet/SwinTransformer (same weights, outputs checked equal)
+  detector    RetinaNet / Cascade Mask R-CNN training-iteration time per backbone (det_configs)
+
+On a CPU the default is one thread (--threads): on a shared machine a multi-threaded step waits for its
+slowest core, which turns other processes' load into noise that does not cancel between rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from etcore.errors import UserInputError
+
+CPU_DETECTOR_CONFIGS = (
+    "det_configs/_base_/recipes/retinanet_resnet18_fpn_tiny-demo.py",
+    "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py",
+    "det_configs/_base_/recipes/cascade-mask-rcnn_resnet18_fpn_4conv1fc-giou_tiny-demo.py",
+    "det_configs/_base_/recipes/cascade-mask-rcnn_convnext-atto_fpn_4conv1fc-giou_tiny-demo.py",
+)
+GPU_DETECTOR_CONFIGS = (
+    "det_configs/_base_/recipes/retinanet_swin-t_fpn_1x_coco.py",
+    "det_configs/_base_/recipes/retinanet_convnext-t_fpn_1x_coco.py",
+    "det_configs/_base_/recipes/cascade-mask-rcnn_swin-t_fpn_4conv1fc-giou_amp-1x_coco.py",
+    "det_configs/_base_/recipes/cascade-mask-rcnn_convnext-t_fpn_4conv1fc-giou_amp-1x_coco.py",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors become the project's one-line UserInputError (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserInputError(f"{message} (see tools/benchmark.py --help)")
+
+
+def _common(p: argparse.ArgumentParser, rounds: int, warmup: int) -> None:
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU, unchanged on GPU)")
+    p.add_argument("--rounds", type=int, default=rounds, help="interleaved timing rounds (after warm-up)")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed calls of every case before the rounds")
+    p.add_argument("--out", default=None, help="write the result as JSON here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tools/benchmark.py", description=__doc__.splitlines()[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("curriculum", help="measured vs theoretical curriculum speedup")
+    c.add_argument("--model", default="convnext_atto")
+    c.add_argument("--curriculum", default="efficienttrain", help="efficienttrain | efficienttrain++ | file")
+    c.add_argument("--epochs", type=int, default=None,
+                   help="curriculum epochs (efficienttrain++: equivalent-epoch budget); default 300, 4 end-to-end")
+    c.add_argument("--baseline-epochs", type=int, default=None, help="baseline epochs (default: the curriculum's)")
+    c.add_argument("--final-size", type=int, default=224)
+    c.add_argument("--batch-size", type=int, default=8, help="per-step batch at the final size (default 8: CPU)")
+    c.add_argument("--lowfreq", default="fft", choices=("fft", "resize"))
+    c.add_argument("--num-classes", type=int, default=1000)
+    c.add_argument("--images-per-epoch", type=int, default=1_281_167, help="for the predicted hours (ImageNet-1k)")
+    c.add_argument("--pretrain-args", default="", help="extra tools/pretrain.py flags, one quoted string")
+    c.add_argument("--end-to-end", action="store_true", help="train both curricula on --data and read their logs")
+    c.add_argument("--data", default=None, help="ImageNet-style folder for --end-to-end (tools/make_demo_data.py)")
+    c.add_argument("--workers", type=int, default=2, help="--end-to-end: loader workers")
+    c.add_argument("--work-dir", default=None, help="--end-to-end: where the runs go (default: a temporary folder)")
+    c.add_argument("--repeats", type=int, default=1, help="--end-to-end: baseline/curriculum pairs, order alternating")
+    _common(c, rounds=12, warmup=2)
+
+    lf = sub.add_parser("lowfreq", help="low-frequency op cost vs a step; loader throughput")
+    lf.add_argument("--model", default="convnext_atto")
+    lf.add_argument("--final-size", type=int, default=224)
+    lf.add_argument("--sizes", type=int, nargs="+", default=[128, 160, 192])
+    lf.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
+    lf.add_argument("--num-classes", type=int, default=1000)
+    lf.add_argument("--data", default=None, help="ImageNet-style folder for the loader (default: generated JPEGs)")
+    lf.add_argument("--loader-batch", type=int, default=32)
+    lf.add_argument("--loader-batches", type=int, default=3, help="timed batches per loader measurement")
+    lf.add_argument("--loader-rounds", type=int, default=3)
+    lf.add_argument("--workers", type=int, default=2)
+    lf.add_argument("--magnitude", type=float, default=9.0, help="RandAugment magnitude in the loader")
+    lf.add_argument("--no-loader", action="store_true", help="skip the loader throughput part")
+    _common(lf, rounds=6, warmup=1)
+
+    b = sub.add_parser("backbone", help="TimmBackbone vs mmdet native backbones")
+    b.add_argument("--families", nargs="+", default=["resnet50", "swin_tiny"])
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--batch", type=int, default=1)
+    _common(b, rounds=8, warmup=1)
+
+    d = sub.add_parser("detector", help="detector training-iteration time per backbone")
+    d.add_argument("--configs", nargs="+", default=None,
+                   help="mmdet configs (default: the tiny CPU recipes on CPU, Swin-T/ConvNeXt-T 1x on CUDA)")
+    d.add_argument("--batch", type=int, default=2)
+    d.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="default 160 192 on CPU, 800 1333 on CUDA")
+    _common(d, rounds=6, warmup=2)
+    return parser
+
+
+# --- shared plumbing ---------------------------------------------------------------------------
+def _setup(args: argparse.Namespace) -> Any:
+    import torch
+
+    from pretrain.distributed import resolve_device
+
+    device = resolve_device(args.device, 0)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    elif device.type == "cpu":
+        torch.set_num_threads(1)
+    for name in ("rounds",):
+        if getattr(args, name) < 1:
+            raise UserInputError(f"--{name} must be >= 1")
+    return device
+
+
+def machine_info(device: Any) -> dict[str, Any]:
+    """What produced the numbers: host, CPU, GPU, threads, library versions, date."""
+    import mmdet
+    import timm
+    import torch
+
+    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": str(device),
+            "versions": {"torch": torch.__version__, "timm": timm.__version__, "mmdet": mmdet.__version__}}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        info["load_average"] = os.getloadavg()
+    return info
+
+
+def _emit(args: argparse.Namespace, argv: Sequence[str], device: Any, table: str, result: Any) -> None:
+    print(table, flush=True)
+    if args.out:
+        from etcore.checkpoint_io import write_text_atomic
+
+        payload = {"command": "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv),
+                   "subcommand": args.command, "machine": machine_info(device), "result": result}
+        write_text_atomic(json.dumps(payload, indent=2) + "\n", Path(args.out))
+        print(f"wrote {args.out}")
+
+
+# --- sub-commands ------------------------------------------------------------------------------
+def run_curriculum(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pretrain import bench_curriculum as bc
+
+    device = _setup(args)
+    extra = shlex.split(args.pretrain_args)
+    if args.end_to_end:
+        result, table = end_to_end(args, extra, device)
+        _emit(args, argv, device, table, result)
+        return 0
+    epochs = args.epochs or 300
+    report = bc.step_benchmark(args.model, args.curriculum, epochs, args.final_size, args.batch_size, str(device.type),
+                               args.lowfreq, args.rounds, args.warmup, args.num_classes, args.images_per_epoch,
+                               args.baseline_epochs, extra)
+    header = (f"curriculum {report.curriculum.name} vs baseline, {args.model}, final size {args.final_size}, "
+              f"batch {args.batch_size}, lowfreq {args.lowfreq}, {device}, {args.rounds} rounds after {args.warmup} "
+              f"warm-up")
+    _emit(args, argv, device, header + "\n" + report.table(), report.to_dict())
+    return 0
+
+
+def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> tuple[dict[str, Any], str]:
+    """Train baseline and curriculum through `pretrain.cli.main` (`repeats` pairs, order alternating)."""
+    from pretrain import bench_curriculum as bc
+    from pretrain import cli as pretrain_cli
+    from pretrain.bench_timing import Spread
+    from pretrain.curriculum import build_curriculum
+
+    if not args.data:
+        raise UserInputError("--end-to-end needs --data: an ImageNet-style folder (python tools/make_demo_data.py "
+                             "writes data/demo/imagenet)")
+    epochs = args.epochs or 4
+    baseline_epochs = args.baseline_epochs
+    curriculum = build_curriculum(args.curriculum, epochs, final_size=args.final_size, model_name=args.model)
+    baseline_epochs = baseline_epochs or curriculum.total_epochs
+    baseline = build_curriculum("baseline", baseline_epochs, final_size=args.final_size)
+    root = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_e2e_"))
+    common = ["--model", args.model, "--final-size", str(args.final_size), "--batch-size", str(args.batch_size),
+              "--data", args.data, "--workers", str(args.workers), "--device", device.type, "--lowfreq", args.lowfreq,
+              "--eval-every", str(max(epochs, baseline_epochs, curriculum.total_epochs) + 1), *extra]
+    runs = {"baseline": ["--curriculum", "baseline", "--epochs", str(baseline_epochs)],
+            "curriculum": ["--curriculum", args.curriculum, "--epochs", str(epochs)]}
+    pairs = []
+    for rep in range(args.repeats):
+        order = ["baseline", "curriculum"] if rep % 2 == 0 else ["curriculum", "baseline"]
+        logs = {}
+        for name in order:
+            work = root / f"rep{rep}_{name}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            print(f"end-to-end: training {name} ({' '.join(runs[name])}) -> {work}", flush=True)
+            with open(work / "stdout.txt", "w") as sink, contextlib.redirect_stdout(sink):
+                pretrain_cli.main([*common, *runs[name], "--work-dir", str(work)])
+            logs[name] = bc.read_log(work / "log.jsonl")
+        pairs.append({"order": order, "times": {n: bc.log_times(logs[n]) for n in logs},
+                      "speedups": bc.log_speedups(logs["baseline"], logs["curriculum"])})
+    theoretical = bc.theoretical_speedup(baseline, curriculum)
+    measures = list(pairs[0]["speedups"])
+    summary = {m: Spread.of([p["speedups"][m] for p in pairs]) for m in measures}
+    lines = [f"end-to-end {curriculum.name} ({curriculum.total_epochs} epochs, sizes "
+             f"{[s.input_size for s in curriculum.stages]}) vs baseline ({baseline_epochs} epochs at {args.final_size}), "
+             f"{args.model}, batch {args.batch_size}, {args.workers} workers, {device}, data {args.data}",
+             f"theoretical speedup: {theoretical:.3f}x",
+             f"{'measure':>14} {'baseline s':>11} {'curriculum s':>13} {'speedup':>22} {'measured/theoretical':>22}"]
+    for m in measures:
+        s = summary[m]
+        b = Spread.of([p["times"]["baseline"][m] for p in pairs]).median
+        c = Spread.of([p["times"]["curriculum"][m] for p in pairs]).median
+        lines.append(f"{m:>14} {b:>11.1f} {c:>13.1f} {s.fmt():>22} "
+                     f"{Spread(s.median / theoretical, s.low / theoretical, s.high / theoretical, s.n).fmt():>22}")
+    lines.append("epoch_time_s includes the final evaluation and stage switches; train_time_s is the training "
+                 "loop only (images / images_per_s); goal measured/theoretical >= 0.97")
+    result = {"curriculum": curriculum.to_dict(), "baseline": baseline.to_dict(), "theoretical_speedup": theoretical,
+              "pairs": pairs, "work_dir": str(root),
+              "measured_speedup": {m: summary[m].to_dict() for m in measures},
+              "measured_over_theoretical": {m: {k: (v / theoretical if k != "n" else v)
+                                                for k, v in summary[m].to_dict().items()} for m in measures}}
+    return result, "\n".join(lines)
+
+
+def run_lowfreq(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from pretrain import bench_lowfreq as bl
+    from pretrain.bench_curriculum import resolve_recipe
+
+    device = _setup(args)
+    bad = [s for s in args.sizes if not 0 < s < args.final_size]
+    if bad:
+        raise UserInputError(f"--sizes {bad} must lie below --final-size {args.final_size}")
+    config, _ = resolve_recipe(args.model, "baseline", 300, args.final_size, max(args.batch_sizes), device.type, "fft")
+    rows = bl.op_costs(config, args.sizes, args.batch_sizes, args.num_classes, device, args.rounds, args.warmup)
+    table = (f"low-frequency ops vs one training step ({args.model}, final size {args.final_size}, {device}, "
+             f"{args.rounds} rounds)\n" + bl.op_table(rows))
+    result: dict[str, Any] = {"ops": rows}
+    if not args.no_loader:
+        with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
+            data = args.data or str(bl.make_image_folder(Path(tmp), args.loader_batch * (args.loader_batches + 1)))
+            loader_rows = bl.loader_throughput(config, data, args.sizes, args.loader_batch, args.workers,
+                                               args.loader_rounds, args.loader_batches, args.magnitude)
+        # the step's images/s at each size, from the op rows at the largest batch (the step plus its FFT crop)
+        largest = max(args.batch_sizes)
+        step_rate = {r["input_size"]: r["batch"] / (r["step_s"]["median"] + r["fft_s"]["median"])
+                     for r in rows if r["batch"] == largest}
+        result["loader"] = loader_rows
+        result["loader_data"] = args.data or "generated 500x375 JPEGs"
+        table += (f"\n\nloader images/s (batch {args.loader_batch}, {args.workers} workers, RandAugment m="
+                  f"{args.magnitude:g}, data {result['loader_data']}) vs the step at batch {largest}\n"
+                  + bl.loader_table(loader_rows, step_rate))
+    _emit(args, argv, device, table, result)
+    return 0
+
+
+def run_backbone(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from backbones.benchmarking import backbone_benchmark, backbone_table
+
+    device = _setup(args)
+    rows = backbone_benchmark(args.families, args.size, args.batch, device, args.rounds, args.warmup)
+    table = (f"TimmBackbone vs mmdet native (same weights), {args.size}x{args.size}, batch {args.batch}, {device}, "
+             f"{args.rounds} rounds\n" + backbone_table(rows))
+    _emit(args, argv, device, table, rows)
+    return 0
+
+
+def run_detector(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from backbones.benchmarking import detector_benchmark, detector_table
+
+    device = _setup(args)
+    on_gpu = device.type == "cuda"
+    configs = args.configs or list(GPU_DETECTOR_CONFIGS if on_gpu else CPU_DETECTOR_CONFIGS)
+    height, width = args.image_size or ((800, 1333) if on_gpu else (160, 192))
+    result = detector_benchmark(configs, args.batch, height, width, device, args.rounds, args.warmup)
+    table = (f"detector training iteration (train_step: preprocess, losses, backward, optimizer), batch {args.batch} "
+             f"at {height}x{width}, {device}, {args.rounds} rounds\n" + detector_table(result))
+    _emit(args, argv, device, table, result)
+    return 0
+
+
+COMMANDS = {"curriculum": run_curriculum, "lowfreq": run_lowfreq, "backbone": run_backbone, "detector": run_detector}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args, argv)

@@ -1,0 +1,157 @@
+"""What low-frequency cropping costs: the batch FFT crop and the per-image resize, against one training step.
+
+Two questions, both answered side by side in one process:
+
+* op cost: for each (batch, size), the FFT crop of a final-size batch to `size` (EfficientTrain, on the
+  device), the antialiased tensor resize of the batch, and the LANCZOS resize of `batch` PIL images as a
+  worker does it (EfficientTrain++), each as a fraction of the training step at that size. Goal: the
+  device-side op <= 3% of a step. The PIL figure is CPU time in the workers, not on the step's path.
+* loader throughput: images/s of the engine's own train loader (timm transform per stage) in `fft` mode
+  (workers emit final-size images) and `resize` mode (workers also resize), next to the step's images/s
+  at that size: where the loader is slower than the step, data loading is the bottleneck.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pretrain.bench_curriculum import TrainStep
+from pretrain.bench_timing import Spread, interleaved_rounds, per_round_ratios
+from pretrain.curriculum import Stage
+from pretrain.frequency import LowFrequencyResize, low_frequency_crop, low_frequency_downsample
+
+
+def _pil_image(size: int, seed: int = 0) -> Image.Image:
+    """A smooth image with some texture, `size` x `size` (the content barely matters for a resize)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    base = (ramp[None, :, None] + ramp[:, None, None]) / 2 + rng.normal(0, 20, (size, size, 3))
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def op_costs(config: Any, sizes: Sequence[int], batch_sizes: Sequence[int], num_classes: int,
+             device: torch.device, rounds: int, warmup: int) -> list[dict[str, Any]]:
+    """Per (batch, size): step time and the three low-frequency ops, with per-round fractions of the step."""
+    final = config.final_size
+    plain = dataclasses.replace(config, lowfreq="resize")  # step input already at `size`: the pure step
+    rows = []
+    for batch in batch_sizes:
+        x = torch.randn(batch, 3, final, final, device=device)
+        image = _pil_image(final)
+        cases: dict[str, Any] = {}
+        for size in sizes:
+            resize = LowFrequencyResize(size)
+            cases[f"step{size}"] = TrainStep(plain, size, batch, num_classes, device)
+            cases[f"fft{size}"] = lambda s=size: low_frequency_crop(x, s)
+            cases[f"down{size}"] = lambda s=size: low_frequency_downsample(x, s)
+            cases[f"pil{size}"] = lambda r=resize: [r(image) for _ in range(batch)]
+        times = interleaved_rounds(cases, rounds=rounds, warmup=warmup)
+        for size in sizes:
+            step = times[f"step{size}"]
+            row: dict[str, Any] = {"batch": batch, "input_size": size, "final_size": final,
+                                   "step_s": Spread.of(step).to_dict()}
+            for op in ("fft", "down", "pil"):
+                row[f"{op}_s"] = Spread.of(times[f"{op}{size}"]).to_dict()
+                row[f"{op}_fraction"] = Spread.of(per_round_ratios(times[f"{op}{size}"], step)).to_dict()
+            rows.append(row)
+    return rows
+
+
+def op_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [f"{'batch':>5} {'size':>5} {'step ms':>9} {'fft ms':>8} {'fft/step':>22} {'resize(batch) ms':>16} "
+             f"{'/step':>7} {'PIL LANCZOS x batch ms':>22} {'/step':>7}"]
+    for r in rows:
+        f = r["fft_fraction"]
+        lines.append(f"{r['batch']:>5} {r['input_size']:>5} {r['step_s']['median'] * 1e3:>9.1f} "
+                     f"{r['fft_s']['median'] * 1e3:>8.2f} {Spread(f['median'], f['min'], f['max'], 0).fmt(4):>22} "
+                     f"{r['down_s']['median'] * 1e3:>16.2f} {r['down_fraction']['median']:>7.4f} "
+                     f"{r['pil_s']['median'] * 1e3:>22.2f} {r['pil_fraction']['median']:>7.4f}")
+    worst = max(r["fft_fraction"]["median"] for r in rows)
+    lines.append(f"largest FFT-crop fraction of a step (median): {worst:.4f}  (goal <= 0.03)")
+    return "\n".join(lines)
+
+
+# --- loader throughput ---------------------------------------------------------------------------
+def make_image_folder(root: Path, images: int, width: int = 500, height: int = 375) -> Path:
+    """An ImageNet-style folder (train/ and val/, two classes) of JPEGs at ImageNet's typical size."""
+    for split in ("train", "val"):
+        for cls in ("c0", "c1"):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            count = images // 2 if split == "train" else 1
+            for i in range(count):
+                path = folder / f"{i:05d}.jpg"
+                if not path.exists():
+                    _pil_image(max(width, height), seed=i).crop((0, 0, width, height)).save(path, quality=90)
+    return root
+
+
+def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, batches: int) -> float:
+    from pretrain.data import train_loader
+
+    loader = train_loader(dataset, batch, epoch, 0, 1, workers, seed=0, pin_memory=False)
+    iterator = iter(loader)
+    next(iterator)  # worker start-up and the first batch are excluded
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    elapsed = time.perf_counter() - start
+    del iterator
+    return batches * batch / elapsed
+
+
+def loader_throughput(config: Any, data: str, sizes: Sequence[int], batch: int, workers: int, rounds: int,
+                      batches: int, magnitude: float) -> list[dict[str, Any]]:
+    """Loader images/s in `fft` mode (final-size output) and `resize` mode (output at size), alternating per round."""
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    from pretrain.data import SeededImageDataset, load_image_folders, train_transform
+
+    train_folder, _ = load_image_folders(data)
+    needed = batch * (batches + 1)
+    if len(train_folder.samples) < needed:
+        from etcore.errors import UserInputError
+
+        raise UserInputError(f"--data {data}: {len(train_folder.samples)} train images, the loader benchmark needs "
+                             f"{needed} (batch x (batches + 1)): lower --loader-batch/--loader-batches or add images")
+    datasets = {}
+    for size in sizes:
+        stage = Stage(0, 1, size, magnitude)
+        for mode in ("fft", "resize"):
+            transform = train_transform(stage, config.final_size, mode, config, IMAGENET_DEFAULT_MEAN,
+                                        IMAGENET_DEFAULT_STD)
+            datasets[(size, mode)] = SeededImageDataset(train_folder, seed=0, transform=transform)
+    results: dict[tuple[int, str], list[float]] = {key: [] for key in datasets}
+    keys = list(datasets)
+    for r in range(rounds):
+        shift = r % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            results[key].append(_loader_images_per_s(datasets[key], batch, workers, r, batches))
+    rows = []
+    for size in sizes:
+        fft, resize = results[(size, "fft")], results[(size, "resize")]
+        rows.append({"input_size": size, "batch": batch, "workers": workers,
+                     "fft_mode_images_per_s": Spread.of(fft).to_dict(),
+                     "resize_mode_images_per_s": Spread.of(resize).to_dict(),
+                     "resize_over_fft": Spread.of(per_round_ratios(resize, fft)).to_dict()})
+    return rows
+
+
+def loader_table(rows: Sequence[dict[str, Any]], step_images_per_s: dict[int, float]) -> str:
+    lines = [f"{'size':>5} {'loader fft-mode img/s':>22} {'loader resize-mode img/s':>25} {'step img/s':>10} "
+             f"{'bottleneck':>12}"]
+    for r in rows:
+        fft, resize = r["fft_mode_images_per_s"], r["resize_mode_images_per_s"]
+        step = step_images_per_s.get(r["input_size"])
+        slowest = min(fft["median"], resize["median"])
+        verdict = "-" if step is None else ("loader" if slowest < step else "step")
+        lines.append(f"{r['input_size']:>5} {Spread(fft['median'], fft['min'], fft['max'], 0).fmt(1):>22} "
+                     f"{Spread(resize['median'], resize['min'], resize['max'], 0).fmt(1):>25} "
+                     f"{(step or float('nan')):>10.1f} {verdict:>12}")
+    return "\n".join(lines)

@@ -1,0 +1,189 @@
+"""tools/benchmark.py: the arithmetic on fabricated timings, and a tiny smoke run of every sub-command's code path.
+
+No test asserts a time: speed is measured by the tool (BENCHMARKS.md), never by assertions here.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from etcore.errors import UserInputError
+from pretrain.bench_curriculum import (SpeedupReport, log_speedups, log_times, predict_wall_time, stage_sizes,
+                                       theoretical_speedup)
+from pretrain.bench_timing import Spread, interleaved_rounds, per_round_ratios
+from pretrain.curriculum import build_curriculum
+from tests.pretrain_fixtures import TINY_MODELS, make_image_folder
+from tests.tool_import import load_tool
+
+ET = build_curriculum("efficienttrain", 300, final_size=224)
+BASE = build_curriculum("baseline", 300, final_size=224)
+
+
+# --- arithmetic ------------------------------------------------------------------------------------
+def test_theoretical_speedup_is_the_papers_ratio():
+    assert theoretical_speedup(BASE, ET) == pytest.approx(300 / 195.918, rel=1e-4)  # 1/0.653 = 1.53x
+    assert stage_sizes(ET, BASE) == [160, 192, 224]
+
+
+def test_prediction_sums_epochs_times_per_image_cost():
+    per_image = {160: 1.0, 192: 2.0, 224: 3.0}
+    # 180 epochs at 160, 60 at 192, 60 at 224, 10 images each
+    assert predict_wall_time(ET, per_image, 10) == pytest.approx(10 * (180 * 1 + 60 * 2 + 60 * 3))
+    with pytest.raises(KeyError, match="160"):
+        predict_wall_time(ET, {224: 1.0}, 10)
+
+
+def _report(step_seconds, batches=None):
+    batches = batches or {160: 4, 192: 4, 224: 4}
+    return SpeedupReport(ET, BASE, batches, step_seconds, images_per_epoch=1000)
+
+
+def test_cost_proportional_to_pixels_reaches_exactly_the_theoretical_speedup():
+    rounds = [1.0, 1.7, 0.8]  # the machine's speed drifts between rounds; each round stays self-consistent
+    steps = {s: [r * (s / 224) ** 2 for r in rounds] for s in (160, 192, 224)}
+    report = _report(steps)
+    assert report.measured().median == pytest.approx(report.theoretical)
+    ratio = report.measured_over_theoretical()
+    assert (ratio.low, ratio.median, ratio.high) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_fixed_overhead_per_step_lowers_measured_over_theoretical_by_the_expected_amount():
+    overhead, pixel_cost = 0.5, 2.0  # seconds per step: overhead + pixel_cost * (size/224)^2
+    steps = {s: [overhead + pixel_cost * (s / 224) ** 2] for s in (160, 192, 224)}
+    report = _report(steps)
+    per_image = {s: steps[s][0] / 4 for s in steps}
+    expected = (300 * per_image[224]) / (180 * per_image[160] + 60 * per_image[192] + 60 * per_image[224])
+    assert report.measured().median == pytest.approx(expected)
+    assert report.measured_over_theoretical().median == pytest.approx(expected / report.theoretical)
+    assert report.measured_over_theoretical().median < 1.0
+    row160 = report.size_rows()[0]
+    assert row160["cost_vs_final_measured"]["median"] == pytest.approx(per_image[160] / per_image[224])
+    assert row160["cost_vs_final_theoretical"] == pytest.approx((160 / 224) ** 2)
+
+
+def test_doubled_batch_at_small_sizes_is_counted_per_image():
+    steps = {160: [2 * (160 / 224) ** 2], 192: [2 * (192 / 224) ** 2], 224: [1.0]}
+    report = _report(steps, batches={160: 8, 192: 8, 224: 4})  # twice the images per step below 224
+    assert report.measured().median == pytest.approx(report.theoretical)
+
+
+def test_report_round_trips_to_json():
+    steps = {s: [0.1 * s / 224, 0.12 * s / 224] for s in (160, 192, 224)}
+    data = json.loads(json.dumps(_report(steps).to_dict()))
+    assert data["rounds"] == 2 and data["measured_over_theoretical"]["n"] == 2
+    assert "measured/theoretical" in _report(steps).table()
+
+
+def test_spread_and_per_round_ratios():
+    s = Spread.of([3.0, 1.0, 2.0])
+    assert (s.median, s.low, s.high, s.n) == (2.0, 1.0, 3.0, 3)
+    assert s.relative_range == pytest.approx(1.0)
+    assert per_round_ratios([2.0, 6.0], [1.0, 3.0]) == [2.0, 2.0]
+    with pytest.raises(ValueError):
+        per_round_ratios([1.0], [1.0, 2.0])
+
+
+def test_interleaved_rounds_rotates_the_order_and_excludes_warmup():
+    calls: list[str] = []
+    cases = {name: (lambda n=name: calls.append(n)) for name in "abc"}
+    times = interleaved_rounds(cases, rounds=3, warmup=1, number=2)
+    assert calls[:3] == ["a", "b", "c"]  # warm-up
+    timed = calls[3:]
+    firsts = [timed[i] for i in range(0, len(timed), 6)]
+    assert firsts == ["a", "b", "c"]  # each round starts with the next case
+    assert all(len(v) == 3 and all(t > 0 for t in v) for v in times.values())
+
+
+def test_log_speedups_from_fabricated_logs():
+    def log(epoch_times, rates, images=100):
+        return [{"epoch_time_s": t, "images_per_s": r, "images_seen": images * (i + 1),
+                 "wall_clock_s": sum(epoch_times[: i + 1])} for i, (t, r) in enumerate(zip(epoch_times, rates))]
+
+    base = log([10.0, 10.0], [20.0, 20.0])
+    cur = log([5.0, 10.0], [40.0, 20.0])
+    times = log_times(base)
+    assert times == {"epoch_time_s": 20.0, "train_time_s": pytest.approx(10.0), "wall_clock_s": 20.0}
+    speed = log_speedups(base, cur)
+    assert speed["epoch_time_s"] == pytest.approx(20 / 15)
+    assert speed["train_time_s"] == pytest.approx(10 / 7.5)
+
+
+def test_swin_unfold_order_is_a_permutation_matching_both_layouts():
+    from backbones.mmdet_keymap import unfold_order
+
+    channels = 3
+    x = torch.arange(2 * 2 * channels, dtype=torch.float32).reshape(1, channels, 2, 2)  # one 2x2 patch, NCHW
+    mmdet = torch.nn.functional.unfold(x, kernel_size=2, stride=2)[0, :, 0]  # channel-major, as mmdet merges
+    nhwc = x.permute(0, 2, 3, 1)
+    timm = torch.cat([nhwc[0, 0, 0], nhwc[0, 1, 0], nhwc[0, 0, 1], nhwc[0, 1, 1]])  # (h,w) = 00, 10, 01, 11
+    order = unfold_order(channels)
+    assert sorted(order.tolist()) == list(range(4 * channels))
+    assert torch.equal(timm[order], mmdet)
+
+
+# --- smoke runs of each sub-command (tiny sizes, one round) ---------------------------------------------
+@pytest.fixture(scope="module")
+def bench():
+    return load_tool("benchmark")
+
+
+def _run(bench, argv, tmp_path, name):
+    out = tmp_path / f"{name}.json"
+    assert bench.main([*argv, "--device", "cpu", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["machine"]["date"] and payload["command"].startswith("python tools/benchmark.py")
+    return payload["result"]
+
+
+def test_smoke_curriculum_steps(bench, tmp_path, capsys):
+    result = _run(bench, ["curriculum", "--final-size", "64", "--batch-size", "2", "--rounds", "1", "--warmup", "0",
+                          "--num-classes", "10"], tmp_path, "cur")
+    assert "measured/theoretical" in capsys.readouterr().out
+    assert result["theoretical_speedup"] > 1 and math.isfinite(result["measured_over_theoretical"]["median"])
+
+
+def test_smoke_curriculum_end_to_end(bench, tmp_path, capsys):
+    data = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=32)
+    kwargs = json.dumps(TINY_MODELS["convnext_atto"])
+    result = _run(bench, ["curriculum", "--end-to-end", "--data", str(data), "--epochs", "2", "--final-size", "64",
+                          "--batch-size", "2", "--workers", "0", "--work-dir", str(tmp_path / "runs"),
+                          "--pretrain-args", f"--model-kwargs '{kwargs}' --mixup 0 --cutmix 0"], tmp_path, "e2e")
+    assert set(result["measured_speedup"]) == {"epoch_time_s", "train_time_s", "wall_clock_s"}
+    assert (tmp_path / "runs" / "rep0_curriculum" / "log.jsonl").is_file()
+    assert "theoretical speedup" in capsys.readouterr().out
+
+
+def test_smoke_lowfreq(bench, tmp_path):
+    result = _run(bench, ["lowfreq", "--final-size", "64", "--sizes", "32", "--batch-sizes", "2", "--rounds", "1",
+                          "--warmup", "0", "--loader-batch", "2", "--loader-batches", "1", "--loader-rounds", "1",
+                          "--workers", "0", "--num-classes", "10"], tmp_path, "lf")
+    assert result["ops"][0]["fft_fraction"]["median"] > 0
+    assert result["loader"][0]["resize_over_fft"]["n"] == 1
+
+
+def test_smoke_backbone_checks_equal_outputs(bench, tmp_path):
+    rows = _run(bench, ["backbone", "--size", "64", "--rounds", "1", "--warmup", "0"], tmp_path, "bb")
+    assert {r["family"] for r in rows} == {"resnet50", "swin_tiny"}
+    assert all(r["max_abs_output_diff"] < 1e-4 for r in rows)
+
+
+def test_smoke_detector_tiny_config(bench, tmp_path):
+    config = "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py"
+    if not (Path(__file__).resolve().parents[1] / config).is_file():
+        pytest.skip(f"{config} has not landed")
+    result = _run(bench, ["detector", "--configs", str(Path(__file__).resolve().parents[1] / config),
+                          "--batch", "1", "--image-size", "64", "64", "--rounds", "1", "--warmup", "0"], tmp_path, "det")
+    assert result["rows"][0]["detector"] == "retinanet"
+
+
+def test_user_errors_are_one_line(bench):
+    with pytest.raises(UserInputError, match="--end-to-end needs --data"):
+        bench.main(["curriculum", "--end-to-end", "--device", "cpu"])
+    with pytest.raises(UserInputError, match="does not exist"):
+        bench.main(["detector", "--configs", "no/such/config.py", "--device", "cpu"])
+    with pytest.raises(UserInputError, match="below --final-size"):
+        bench.main(["lowfreq", "--sizes", "256", "--device", "cpu"])

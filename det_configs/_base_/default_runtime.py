@@ -1,0 +1,18 @@
+# Runtime shared by every detection config: mmdet's defaults plus what this project adds.
+_base_ = 'mmdet::_base_/default_runtime.py'
+
+# `backbones` registers TimmBackbone, TimmLayerDecayOptimizerConstructor and PretrainProvenanceHook.
+custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
+
+# Records which pretraining checkpoint (and its provenance) the run started from:
+# <work_dir>/pretrain_provenance.json, read by tools/compare.py.
+custom_hooks = [dict(type='PretrainProvenanceHook')]
+
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+
+# A fixed seed makes a baseline/EfficientTrain pair differ only in the pretrained weights;
+# change it with --cfg-options randomness.seed=N for repeated runs.
+randomness = dict(seed=0)
+
+# tools/train.py and tools/test.py switch this to 'gloo' when no GPU is present.
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -1,0 +1,10 @@
+# Cascade Mask R-CNN 3x (ConvNeXt recipe) with a ConvNeXt-T backbone (timm convnext_tiny).
+# Random init (no checkpoint): the configs to run are the pair
+# cascade_mask_rcnn/cascade-mask-rcnn_convnext-t_fpn_4conv1fc-giou_amp-ms-crop-3x_coco_{baseline,efficienttrain}.py.
+_base_ = '../detectors/cascade-mask-rcnn_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'
+
+model = dict(
+    backbone=dict(model_name='convnext_tiny', drop_path_rate=0.4),
+    # channels of pyramid levels 0-3 (tests/test_det_configs.py checks them against TimmBackbone)
+    neck=dict(in_channels=[96, 192, 384, 768]))
+benchmark = dict(detector='cascade_mask_rcnn', backbone='convnext_tiny', schedule='3x')

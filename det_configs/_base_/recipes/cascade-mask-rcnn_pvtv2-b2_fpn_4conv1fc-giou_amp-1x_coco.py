@@ -1,0 +1,10 @@
+# Cascade Mask R-CNN 1x (ConvNeXt recipe) with a PVTv2-B2 backbone (timm pvt_v2_b2).
+# Random init (no checkpoint): the configs to run are the pair
+# cascade_mask_rcnn/cascade-mask-rcnn_pvtv2-b2_fpn_4conv1fc-giou_amp-1x_coco_{baseline,efficienttrain}.py.
+_base_ = '../detectors/cascade-mask-rcnn_fpn_4conv1fc-giou_amp-1x_coco.py'
+
+model = dict(
+    backbone=dict(model_name='pvt_v2_b2', drop_path_rate=0.1),
+    # channels of pyramid levels 0-3 (tests/test_det_configs.py checks them against TimmBackbone)
+    neck=dict(in_channels=[64, 128, 320, 512]))
+benchmark = dict(detector='cascade_mask_rcnn', backbone='pvt_v2_b2', schedule='1x')

@@ -1,0 +1,10 @@
+# Cascade Mask R-CNN, tiny CPU demo with a ResNet-18 backbone (timm resnet18).
+# Random init (no checkpoint): the configs to run are the pair
+# tiny/cascade-mask-rcnn_resnet18_fpn_4conv1fc-giou_tiny-demo_{baseline,efficienttrain}.py.
+_base_ = '../tiny/cascade-mask-rcnn_fpn_4conv1fc-giou_tiny-demo.py'
+
+model = dict(
+    backbone=dict(model_name='resnet18', drop_path_rate=0.0, norm_eval=True),
+    # channels of pyramid levels 0-3 (tests/test_det_configs.py checks them against TimmBackbone)
+    neck=dict(in_channels=[64, 128, 256, 512]))
+benchmark = dict(detector='cascade_mask_rcnn', backbone='resnet18', schedule='tiny')

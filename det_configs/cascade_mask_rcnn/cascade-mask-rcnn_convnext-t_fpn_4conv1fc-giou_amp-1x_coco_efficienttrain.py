@@ -1,0 +1,7 @@
+# Cascade Mask R-CNN 1x (ConvNeXt recipe), ConvNeXt-T backbone pretrained with the EfficientTrain curriculum.
+# Differs from its baseline twin only in the checkpoint below; use another with
+# --cfg-options model.backbone.checkpoint=PATH.
+_base_ = '../_base_/recipes/cascade-mask-rcnn_convnext-t_fpn_4conv1fc-giou_amp-1x_coco.py'
+
+model = dict(backbone=dict(
+    checkpoint='work_dirs/pretrain/convnext_tiny_efficienttrain/final.pth'))

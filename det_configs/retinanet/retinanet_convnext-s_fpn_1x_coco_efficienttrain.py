@@ -1,0 +1,7 @@
+# RetinaNet 1x (DAT recipe), ConvNeXt-S backbone pretrained with the EfficientTrain curriculum.
+# Differs from its baseline twin only in the checkpoint below; use another with
+# --cfg-options model.backbone.checkpoint=PATH.
+_base_ = '../_base_/recipes/retinanet_convnext-s_fpn_1x_coco.py'
+
+model = dict(backbone=dict(
+    checkpoint='work_dirs/pretrain/convnext_small_efficienttrain/final.pth'))

@@ -1,0 +1,7 @@
+# RetinaNet 1x (DAT recipe), PVTv2-B2 backbone pretrained with the ordinary (baseline) recipe.
+# Differs from its efficienttrain twin only in the checkpoint below; use another with
+# --cfg-options model.backbone.checkpoint=PATH.
+_base_ = '../_base_/recipes/retinanet_pvtv2-b2_fpn_1x_coco.py'
+
+model = dict(backbone=dict(
+    checkpoint='work_dirs/pretrain/pvt_v2_b2_baseline/final.pth'))

@@ -1,0 +1,7 @@
+# Cascade Mask R-CNN, tiny CPU demo, ResNet-18 backbone pretrained with the ordinary (baseline) recipe.
+# Differs from its efficienttrain twin only in the checkpoint below; use another with
+# --cfg-options model.backbone.checkpoint=PATH.
+_base_ = '../_base_/recipes/cascade-mask-rcnn_resnet18_fpn_4conv1fc-giou_tiny-demo.py'
+
+model = dict(backbone=dict(
+    checkpoint='work_dirs/pretrain/resnet18_baseline/final.pth'))

@@ -1,0 +1,193 @@
+"""Evaluate a trained detector on COCO and write `<work_dir>/coco_metrics.json` (docs/FORMATS.md).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out results.pkl]
+        [--dump-detections [PREFIX]] [--cfg-options k=v ...] [--launcher L]
+
+mmdet's tools/test.py command line. The numbers are mmdet's CocoMetric's (pycocotools underneath);
+`--dump-detections` also keeps the raw detections in COCO results format (`PREFIX.bbox.json`, and
+`PREFIX.segm.json` for instance segmentation; PREFIX defaults to `<work_dir>/detections`) so anyone can
+re-evaluate them with pycocotools. Missing inputs are one `error:` line (exit 2) before the runner starts.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import os.path as osp
+import pickle
+import re
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+try:
+    import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the checkpoint allowlist)
+except ImportError:  # run from a checkout without the editable install
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import backbones  # noqa: F401
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+
+from etcore.checkpoint_io import write_text_atomic
+from etcore.errors import UserInputError, run_cli
+
+METRICS_SCHEMA = 'efficienttrain-det/metrics-v1'
+METRICS_FILE = 'coco_metrics.json'
+# CocoMetric's result names -> the names of docs/FORMATS.md
+AP_NAMES = {'mAP': 'AP', 'mAP_50': 'AP50', 'mAP_75': 'AP75', 'mAP_s': 'APs', 'mAP_m': 'APm', 'mAP_l': 'APl'}
+RUN_ONLY_KEYS = ('work_dir', 'load_from', 'resume', 'launcher')
+
+
+def _train_tool():
+    """tools/train.py holds the config helpers both tools share (tools are files, not a package)."""
+    name = 'etdet_tools_train'
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name('train.py'))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    train_tool = _train_tool()
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector on COCO.')
+    parser.add_argument('config', help='test config file')
+    parser.add_argument('checkpoint', help='detector checkpoint, e.g. work_dirs/<config>/epoch_12.pth')
+    parser.add_argument('--work-dir', help='where coco_metrics.json and logs go (default: work_dirs/<config name>)')
+    parser.add_argument('--out', help='also dump the raw predictions to this .pkl file (mmdet DumpDetResults)')
+    parser.add_argument('--dump-detections', nargs='?', const='', metavar='PREFIX',
+                        help='keep the detections in COCO results format: PREFIX.bbox.json (and .segm.json); '
+                             'PREFIX defaults to <work_dir>/detections')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=train_tool.CFG_OPTIONS_HELP)
+    parser.add_argument('--launcher', choices=train_tool.LAUNCHERS, default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def json_safe(value: Any) -> Any:
+    """The config as plain JSON values: tuples become lists, anything else exotic its repr."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def coco_metrics(results: dict) -> dict:
+    """{'bbox': {'AP': ..}, 'segm': {..}} from CocoMetric's {'coco/bbox_mAP': .., ...}."""
+    metrics: dict = {}
+    for key, value in results.items():
+        match = re.fullmatch(r'(bbox|segm)_(mAP(?:_50|_75|_s|_m|_l)?)', key.split('/')[-1])
+        if match:
+            metrics.setdefault(match.group(1), {})[AP_NAMES[match.group(2)]] = float(value)
+    return metrics
+
+
+def load_detector_checkpoint(runner, checkpoint: str) -> dict:
+    """Load the detector weights strictly (a checkpoint of another model is an error, not a warning).
+
+    Uses the runner's own loader, so `runner.test()` does not read the file again.
+    """
+    try:
+        return runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserInputError(f'checkpoint {checkpoint} is corrupt or not a plain checkpoint ({reason}): '
+                             'give a file written by tools/train.py') from None
+    except RuntimeError as err:
+        detail = ' '.join(str(err).split())[:300]
+        raise UserInputError(f'checkpoint {checkpoint} does not fit config {runner.cfg.filename} ({detail}): '
+                             'give the checkpoint trained with this config') from None
+
+
+def training_facts(checkpoint: dict, cfg: Config) -> tuple[int | None, str | None]:
+    """(seed, pretrained backbone checkpoint) of the run that wrote `checkpoint`.
+
+    mmengine stores the seed and the training config in the checkpoint's meta, so --cfg-options given
+    to tools/train.py count even when tools/test.py is called without them; the test config is the
+    fallback for checkpoints without that meta.
+    """
+    meta = checkpoint.get('meta') or {}
+    seed = meta.get('seed', (cfg.get('randomness') or {}).get('seed'))
+    pretrained = (cfg.get('model', {}).get('backbone') or {}).get('checkpoint')
+    if isinstance(meta.get('cfg'), str):
+        try:
+            train_cfg = Config.fromstring(meta['cfg'], file_format='.py')
+            pretrained = (train_cfg.get('model', {}).get('backbone') or {}).get('checkpoint')
+        except Exception:  # noqa: BLE001  (an unreadable stored config only loses this detail)
+            pass
+    return (None if seed is None else int(seed)), pretrained
+
+
+def metrics_record(args: argparse.Namespace, resolved: dict, results: dict, seed: int | None,
+                   pretrained: str | None) -> dict:
+    """The coco_metrics.json object of docs/FORMATS.md."""
+    model = resolved.get('model') or {}
+    backbone = model.get('backbone') or {}
+    benchmark = resolved.get('benchmark') or {}
+    detector = benchmark.get('detector') or re.sub(r'(?<!^)(?=[A-Z])', '_', str(model.get('type', ''))).lower()
+    return {
+        'schema': METRICS_SCHEMA,
+        'config': args.config,
+        'checkpoint': args.checkpoint,
+        'detector': detector,
+        'backbone': benchmark.get('backbone') or backbone.get('model_name') or backbone.get('type'),
+        'schedule': benchmark.get('schedule'),
+        'seed': seed,
+        'pretrain_checkpoint': pretrained,
+        'metrics': coco_metrics(results),
+        'resolved_config': resolved,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    train_tool = _train_tool()
+    cfg = train_tool.load_config(args.config, args.cfg_options, args.launcher)
+    # the config as file + --cfg-options say, without what only names this run (compare.py pairs on it)
+    resolved = json_safe({k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_KEYS})
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or train_tool.default_work_dir(args.config)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise UserInputError(f'--out {args.out}: the predictions dump is a pickle, name it *.pkl')
+    if not osp.isfile(args.checkpoint):
+        raise UserInputError(f'checkpoint {args.checkpoint} does not exist: give a detector checkpoint '
+                             '(tools/train.py writes them into its work dir)')
+    train_tool.check_data(cfg, ['test_dataloader'])
+    if args.dump_detections is not None:
+        prefix = args.dump_detections or osp.join(cfg.work_dir, 'detections')
+        evaluators = [e for e in train_tool._evaluators(cfg, 'test_evaluator') if e.get('type') == 'CocoMetric']
+        if not evaluators:
+            raise UserInputError(f'--dump-detections: config {args.config} has no CocoMetric test_evaluator: '
+                                 'drop the flag or evaluate with CocoMetric')
+        for evaluator in evaluators:
+            evaluator['outfile_prefix'] = prefix
+
+    from mmdet.evaluation import DumpDetResults
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    setup_cache_size_limit_of_dynamo()
+    runner = train_tool.build_runner(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    seed, pretrained = training_facts(load_detector_checkpoint(runner, args.checkpoint), cfg)
+    results = runner.test()
+
+    if is_main_process():
+        record = metrics_record(args, resolved, results, seed, pretrained)
+        if not record['metrics']:
+            runner.logger.warning(f'no COCO bbox/segm metrics came back (format_only?): {METRICS_FILE} not written')
+        else:
+            path = write_text_atomic(json.dumps(record, indent=2) + '\n', osp.join(runner.work_dir, METRICS_FILE))
+            runner.logger.info(f'COCO metrics written to {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -88,7 +88,7 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
             setattr(config, name, value)
     validate(config)
     curriculum = build_curriculum(config.curriculum, config.epochs, final_size=config.final_size,
-                                  model_name=config.model)
+                                  model_name=config.model, size_multiple=config.size_multiple)
     on_gpu = resolve_device(config.device, 0).type == "cuda"
     model_kwargs: dict[str, Any] = {}
     kwargs_sources: list[str] = []

@@ -44,6 +44,9 @@ class PretrainConfig:
     epochs: int = field(default=300, metadata={
         "help": "epochs (for efficienttrain++: the budget in equivalent full-size epochs)"})
     final_size: int = field(default=224, metadata={"help": "final training and evaluation input size"})
+    size_multiple: int | None = field(default=None, metadata={
+        "help": "round curriculum input sizes to this multiple (default: what the model needs: 32, or the "
+                "ViT patch size)"})
     model_kwargs: dict = field(default_factory=dict, metadata={
         "help": "extra timm.create_model kwargs as JSON, e.g. '{\"embed_dim\": 32, \"depth\": 2}'"})
     drop_path: float | None = field(default=None, metadata={

@@ -143,3 +143,13 @@ def test_dry_run_prints_the_recipe_and_writes_nothing(tmp_path: Path, capsys: py
     assert "peak_lr                = 0.0005" in out  # 4e-3 * 512 / 4096
     assert "size  160  randaug m=1" in out and "size  224  randaug m=9" in out
     assert not work.exists()
+
+
+def test_size_multiple_sets_the_curriculum_rounding(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    common = ["--model", "convnext_atto", "--data", str(tmp_path), "--work-dir", str(tmp_path / "w"),
+              "--curriculum", "efficienttrain", "--epochs", "10", "--final-size", "64", "--dry-run"]
+    assert main(common) == 0  # the model's own multiple (32): 160/224*64 = 45.7 rounds to 32
+    assert "size   32  randaug m=1" in capsys.readouterr().out
+    assert main([*common, "--size-multiple", "16"]) == 0  # 45.7 -> 48, keeping the paper's ~0.65 compute ratio
+    out = capsys.readouterr().out
+    assert "size   48  randaug m=1" in out and "(ratio 0.650)" in out

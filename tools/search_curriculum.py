@@ -25,10 +25,14 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from etcore.checkpoint_io import load_checkpoint_file, write_text_atomic
-from etcore.errors import UserInputError, run_cli
-from pretrain.curriculum import Curriculum, required_size_multiple, save_curriculum_file
-from pretrain.search import (
+from etcore.scripts import use_packages_not_tools
+
+use_packages_not_tools(__file__)
+
+from etcore.checkpoint_io import load_checkpoint_file, write_text_atomic  # noqa: E402
+from etcore.errors import UserInputError, run_cli  # noqa: E402
+from pretrain.curriculum import Curriculum, required_size_multiple, save_curriculum_file  # noqa: E402
+from pretrain.search import (  # noqa: E402
     SearchResult,
     compute_constrained_search,
     greedy_curriculum_search,

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from etcore.errors import UserInputError
 from pretrain.config import (CHOICES, FIELDS, PretrainConfig, coerce_value, describe_recipe,
                              load_yaml_config, validate)
-from pretrain.curriculum import Curriculum, build_curriculum
+from pretrain.curriculum import Curriculum, build_curriculum, required_size_multiple
 from pretrain.determinism import isolated_global_state
 from pretrain.distributed import init_distributed, resolve_device
 from pretrain.faults import FaultInjector
@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_smallest_input(curriculum: Curriculum, model_name: str) -> None:
+    """Every stage must feed the model at least one pixel per output cell (its total stride)."""
+    stride = required_size_multiple(model_name)
+    smallest = min(stage.input_size for stage in curriculum.stages)
+    if smallest < stride:
+        raise UserInputError(f"curriculum {curriculum.name!r} trains at {smallest} px, below {model_name}'s total "
+                             f"stride of {stride} px: raise --final-size or --size-multiple")
+
+
 def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str, str], Curriculum, bool]:
     """defaults < family recipe < YAML --config < command line; returns config, sources, curriculum, dry_run."""
     cli = vars(build_parser().parse_args(argv))
@@ -89,6 +98,7 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
     validate(config)
     curriculum = build_curriculum(config.curriculum, config.epochs, final_size=config.final_size,
                                   model_name=config.model, size_multiple=config.size_multiple)
+    _check_smallest_input(curriculum, config.model)
     on_gpu = resolve_device(config.device, 0).type == "cuda"
     model_kwargs: dict[str, Any] = {}
     kwargs_sources: list[str] = []

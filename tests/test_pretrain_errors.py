@@ -65,6 +65,9 @@ def test_bad_curriculum_and_bad_settings(data: Path, tmp_path: Path, curriculum:
         main(tiny_args(MODEL, data, tmp_path / "w", curriculum, epochs=2, config=config))
     with pytest.raises(UserInputError, match="--batch-size 3 is odd"):
         main(tiny_args(MODEL, data, tmp_path / "w", curriculum, epochs=2, batch_size=3))
+    with pytest.raises(UserInputError, match="trains at 16 px, below convnext_atto's total stride of 32 px"):
+        main(["--model", MODEL, "--data", str(data), "--work-dir", str(tmp_path / "w"), "--curriculum",
+              "efficienttrain", "--epochs", "5", "--final-size", "32", "--size-multiple", "16"])
 
 
 def test_nan_loss_stops_with_exit_2_and_keeps_the_last_good_checkpoint(data: Path, tmp_path: Path,

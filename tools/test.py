@@ -18,9 +18,13 @@ import os.path as osp
 import pickle
 import re
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
+
+# mmengine imports pkg_resources, whose deprecation notice would precede every message of this tool
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 try:
     import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the checkpoint allowlist)

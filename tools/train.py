@@ -6,7 +6,7 @@
 Differences from mmdet's tool, all about failing early and clearly: a missing config, data root,
 annotation file, pretrained backbone checkpoint or resume checkpoint is one `error:` line (exit 2) before
 the runner starts; `data_root` (config or --cfg-options) is the one place that points at the data; a
-CPU-only machine gets the gloo backend for distributed runs. The config helpers here are shared with
+CPU-only machine runs distributed jobs on gloo. The config helpers here are shared with
 tools/test.py.
 """
 from __future__ import annotations
@@ -15,8 +15,12 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
+
+# mmengine imports pkg_resources, whose deprecation notice would precede every message of this tool
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 try:
     import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the checkpoint allowlist)
@@ -25,8 +29,10 @@ except ImportError:  # run from a checkout without the editable install
     import backbones  # noqa: F401
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, DictAction
 from mmengine.logging import HistoryBuffer
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
 from etcore.errors import UserInputError, run_cli
@@ -79,8 +85,6 @@ def load_config(config: str, cfg_options: dict | None = None, launcher: str = 'n
                                  'check the keys against the config') from None
     cfg.launcher = launcher
     point_datasets_at_data_root(cfg)
-    if launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())['backend'] = 'gloo'
     return cfg
 
 
@@ -180,7 +184,36 @@ def default_work_dir(config: str) -> str:
     return osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
 
 
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """mmengine's DDP wrapper for CPU processes: torch's DDP refuses `device_ids` for CPU modules."""
+
+    def __init__(self, module: torch.nn.Module, device_ids: list | None = None, **kwargs) -> None:
+        super().__init__(module=module, device_ids=None, **kwargs)
+
+
+def prepare_cpu_distributed(cfg: Config) -> None:
+    """torchrun without GPUs: start a gloo process group and wrap the model in CPUDistributedDataParallel.
+
+    Hand-written because mmengine's 'pytorch' launcher always calls torch.cuda.set_device and hands DDP
+    a CUDA device id; with the process group already up, mmengine skips its own initialisation.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise UserInputError(f'--launcher {cfg.launcher} without a GPU: CPU-only distributed runs work with '
+                             '--launcher pytorch (tools/dist_train.sh, tools/dist_test.sh)')
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    MODEL_WRAPPERS.register_module(name='CPUDistributedDataParallel', module=CPUDistributedDataParallel,
+                                   force=True)
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
 def build_runner(cfg: Config) -> Runner:
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         from mmdet.registry import RUNNERS
         return RUNNERS.build(cfg)

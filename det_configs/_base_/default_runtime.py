@@ -14,5 +14,5 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep
 # change it with --cfg-options randomness.seed=N for repeated runs.
 randomness = dict(seed=0)
 
-# tools/train.py and tools/test.py switch this to 'gloo' when no GPU is present.
+# On machines without GPUs tools/train.py and tools/test.py start a gloo process group instead.
 env_cfg = dict(dist_cfg=dict(backend='nccl'))

@@ -128,7 +128,7 @@ def backbone_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         q = r["ratio_timm_over_mmdet"]
         lines.append(f"{r['family']:>10} {r['mode']:>17} {r['timm_s']['median'] * 1e3:>9.1f} "
-                     f"{r['mmdet_s']['median'] * 1e3:>9.1f} {Spread(q['median'], q['min'], q['max'], 0).fmt():>22} "
+                     f"{r['mmdet_s']['median'] * 1e3:>9.1f} {Spread.from_dict(q).fmt():>22} "
                      f"{r['max_abs_output_diff']:>10.2e}")
     lines.append("goal: timm/mmdet <= 1.03")
     return "\n".join(lines)
@@ -239,9 +239,9 @@ def detector_table(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         s = r["iter_s"]
         lines.append(f"{r['detector']:>18} {r['backbone']:>30} "
-                     f"{Spread(s['median'] * 1e3, s['min'] * 1e3, s['max'] * 1e3, 0).fmt(1):>24} "
+                     f"{Spread.from_dict(s).scaled(1e3).fmt(1):>24} "
                      f"{r['batch'] / s['median']:>7.2f}  {'; '.join(r['notes'])}")
     for q in result["ratios"]:
         v = q["ratio"]
-        lines.append(f"ratio {q['numerator']} / {q['denominator']}: {Spread(v['median'], v['min'], v['max'], 0).fmt()}")
+        lines.append(f"ratio {q['numerator']} / {q['denominator']}: {Spread.from_dict(v).fmt()}")
     return "\n".join(lines)

@@ -9,7 +9,8 @@ Sub-commands (each prints a table and, with --out, writes JSON with the machine,
   backbone    TimmBackbone vs mmdet ResNet/SwinTransformer (same weights, outputs checked equal)
   detector    RetinaNet / Cascade Mask R-CNN training-iteration time per backbone (det_configs)
 
-On a CPU the default is one thread (--threads): on a shared machine a multi-threaded step waits for its
+Every "a [b-c]" in a table is the median over the timing rounds and, in brackets, their interquartile
+range (min and max are in the JSON). On a CPU the default is one thread (--threads): on a shared machine a multi-threaded step waits for its
 slowest core, which turns other processes' load into noise that does not cancel between rounds.
 """
 from __future__ import annotations
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default="convnext_atto")
     c.add_argument("--curriculum", default="efficienttrain", help="efficienttrain | efficienttrain++ | file")
     c.add_argument("--epochs", type=int, default=None,
-                   help="curriculum epochs (efficienttrain++: equivalent-epoch budget); default 300, 4 end-to-end")
+                   help="curriculum epochs (efficienttrain++: equivalent-epoch budget); default 300, 5 end-to-end")
     c.add_argument("--baseline-epochs", type=int, default=None, help="baseline epochs (default: the curriculum's)")
     c.add_argument("--final-size", type=int, default=224)
     c.add_argument("--batch-size", type=int, default=8, help="per-step batch at the final size (default 8: CPU)")
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=2, help="--end-to-end: loader workers")
     c.add_argument("--work-dir", default=None, help="--end-to-end: where the runs go (default: a temporary folder)")
     c.add_argument("--repeats", type=int, default=1, help="--end-to-end: baseline/curriculum pairs, order alternating")
-    _common(c, rounds=12, warmup=2)
+    _common(c, rounds=30, warmup=2)
 
     lf = sub.add_parser("lowfreq", help="low-frequency op cost vs a step; loader throughput")
     lf.add_argument("--model", default="convnext_atto")
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--families", nargs="+", default=["resnet50", "swin_tiny"])
     b.add_argument("--size", type=int, default=224)
     b.add_argument("--batch", type=int, default=1)
-    _common(b, rounds=8, warmup=1)
+    _common(b, rounds=20, warmup=2)
 
     d = sub.add_parser("detector", help="detector training-iteration time per backbone")
     d.add_argument("--configs", nargs="+", default=None,
@@ -130,6 +131,15 @@ def _setup(args: argparse.Namespace) -> Any:
     return device
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine_info(device: Any) -> dict[str, Any]:
     """What produced the numbers: host, CPU, GPU, threads, library versions, date."""
     import mmdet
@@ -138,7 +148,7 @@ def machine_info(device: Any) -> dict[str, Any]:
 
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": str(device),
             "versions": {"torch": torch.__version__, "timm": timm.__version__, "mmdet": mmdet.__version__}}
     if device.type == "cuda":
@@ -185,23 +195,21 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
     from pretrain import bench_curriculum as bc
     from pretrain import cli as pretrain_cli
     from pretrain.bench_timing import Spread
-    from pretrain.curriculum import build_curriculum
+    from pretrain.curriculum import Curriculum, build_curriculum
 
     if not args.data:
         raise UserInputError("--end-to-end needs --data: an ImageNet-style folder (python tools/make_demo_data.py "
                              "writes data/demo/imagenet)")
-    epochs = args.epochs or 4
-    baseline_epochs = args.baseline_epochs
-    curriculum = build_curriculum(args.curriculum, epochs, final_size=args.final_size, model_name=args.model)
-    baseline_epochs = baseline_epochs or curriculum.total_epochs
-    baseline = build_curriculum("baseline", baseline_epochs, final_size=args.final_size)
+    epochs = args.epochs or 5
+    planned = build_curriculum(args.curriculum, epochs, final_size=args.final_size, model_name=args.model)
+    baseline_epochs = args.baseline_epochs or planned.total_epochs
     root = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_e2e_"))
     common = ["--model", args.model, "--final-size", str(args.final_size), "--batch-size", str(args.batch_size),
               "--data", args.data, "--workers", str(args.workers), "--device", device.type, "--lowfreq", args.lowfreq,
-              "--eval-every", str(max(epochs, baseline_epochs, curriculum.total_epochs) + 1), *extra]
+              "--eval-every", str(max(epochs, baseline_epochs, planned.total_epochs) + 1), *extra]
     runs = {"baseline": ["--curriculum", "baseline", "--epochs", str(baseline_epochs)],
             "curriculum": ["--curriculum", args.curriculum, "--epochs", str(epochs)]}
-    pairs = []
+    pairs, ran = [], {}
     for rep in range(args.repeats):
         order = ["baseline", "curriculum"] if rep % 2 == 0 else ["curriculum", "baseline"]
         logs = {}
@@ -213,14 +221,16 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
             with open(work / "stdout.txt", "w") as sink, contextlib.redirect_stdout(sink):
                 pretrain_cli.main([*common, *runs[name], "--work-dir", str(work)])
             logs[name] = bc.read_log(work / "log.jsonl")
+            ran[name] = Curriculum.from_dict(json.loads((work / "curriculum.json").read_text()))
         pairs.append({"order": order, "times": {n: bc.log_times(logs[n]) for n in logs},
                       "speedups": bc.log_speedups(logs["baseline"], logs["curriculum"])})
+    baseline, curriculum = ran["baseline"], ran["curriculum"]  # as the engine resolved them (curriculum.json)
     theoretical = bc.theoretical_speedup(baseline, curriculum)
     measures = list(pairs[0]["speedups"])
     summary = {m: Spread.of([p["speedups"][m] for p in pairs]) for m in measures}
     lines = [f"end-to-end {curriculum.name} ({curriculum.total_epochs} epochs, sizes "
              f"{[s.input_size for s in curriculum.stages]}) vs baseline ({baseline_epochs} epochs at {args.final_size}), "
-             f"{args.model}, batch {args.batch_size}, {args.workers} workers, {device}, data {args.data}",
+             f"{args.model}, batch {args.batch_size} at the final size, {args.workers} workers, {device}, data {args.data}",
              f"theoretical speedup: {theoretical:.3f}x",
              f"{'measure':>14} {'baseline s':>11} {'curriculum s':>13} {'speedup':>22} {'measured/theoretical':>22}"]
     for m in measures:
@@ -228,14 +238,13 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
         b = Spread.of([p["times"]["baseline"][m] for p in pairs]).median
         c = Spread.of([p["times"]["curriculum"][m] for p in pairs]).median
         lines.append(f"{m:>14} {b:>11.1f} {c:>13.1f} {s.fmt():>22} "
-                     f"{Spread(s.median / theoretical, s.low / theoretical, s.high / theoretical, s.n).fmt():>22}")
+                     f"{s.scaled(1 / theoretical).fmt():>22}")
     lines.append("epoch_time_s includes the final evaluation and stage switches; train_time_s is the training "
                  "loop only (images / images_per_s); goal measured/theoretical >= 0.97")
     result = {"curriculum": curriculum.to_dict(), "baseline": baseline.to_dict(), "theoretical_speedup": theoretical,
               "pairs": pairs, "work_dir": str(root),
               "measured_speedup": {m: summary[m].to_dict() for m in measures},
-              "measured_over_theoretical": {m: {k: (v / theoretical if k != "n" else v)
-                                                for k, v in summary[m].to_dict().items()} for m in measures}}
+              "measured_over_theoretical": {m: summary[m].scaled(1 / theoretical).to_dict() for m in measures}}
     return result, "\n".join(lines)
 
 

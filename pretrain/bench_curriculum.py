@@ -118,17 +118,17 @@ class SpeedupReport:
     def table(self) -> str:
         lines = [f"{'size':>5} {'batch':>5} {'step ms':>22} {'img/s':>8} {'cost/img vs final':>26} {'(B/final)^2':>11}"]
         for row in self.size_rows():
-            step = Spread(row["step_s"]["median"] * 1e3, row["step_s"]["min"] * 1e3, row["step_s"]["max"] * 1e3, 0)
+            step = Spread.from_dict(row["step_s"]).scaled(1e3)
             cost = row["cost_vs_final_measured"]
             lines.append(f"{row['input_size']:>5} {row['batch']:>5} {step.fmt(1):>22} {row['images_per_s']:>8.1f} "
-                         f"{Spread(cost['median'], cost['min'], cost['max'], 0).fmt():>26} "
+                         f"{Spread.from_dict(cost).fmt():>26} "
                          f"{row['cost_vs_final_theoretical']:>11.3f}")
         hours = self.predicted_hours()
         lines += [f"predicted wall time ({self.images_per_epoch} images/epoch): baseline {hours['baseline']:.1f} h, "
                   f"{self.curriculum.name} {hours['curriculum']:.1f} h",
                   f"theoretical speedup (equivalent epochs {self.baseline.equivalent_epochs():.1f} / "
                   f"{self.curriculum.equivalent_epochs():.1f}): {self.theoretical:.3f}x",
-                  f"measured speedup, median [min-max] of {self.rounds} rounds: {self.measured().fmt()}x",
+                  f"measured speedup, median [interquartile range] of {self.rounds} rounds: {self.measured().fmt()}x",
                   f"measured/theoretical: {self.measured_over_theoretical().fmt()}  (goal >= 0.97)"]
         return "\n".join(lines)
 

@@ -69,7 +69,7 @@ def op_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         f = r["fft_fraction"]
         lines.append(f"{r['batch']:>5} {r['input_size']:>5} {r['step_s']['median'] * 1e3:>9.1f} "
-                     f"{r['fft_s']['median'] * 1e3:>8.2f} {Spread(f['median'], f['min'], f['max'], 0).fmt(4):>22} "
+                     f"{r['fft_s']['median'] * 1e3:>8.2f} {Spread.from_dict(f).fmt(4):>22} "
                      f"{r['down_s']['median'] * 1e3:>16.2f} {r['down_fraction']['median']:>7.4f} "
                      f"{r['pil_s']['median'] * 1e3:>22.2f} {r['pil_fraction']['median']:>7.4f}")
     worst = max(r["fft_fraction"]["median"] for r in rows)
@@ -151,7 +151,7 @@ def loader_table(rows: Sequence[dict[str, Any]], step_images_per_s: dict[int, fl
         step = step_images_per_s.get(r["input_size"])
         slowest = min(fft["median"], resize["median"])
         verdict = "-" if step is None else ("loader" if slowest < step else "step")
-        lines.append(f"{r['input_size']:>5} {Spread(fft['median'], fft['min'], fft['max'], 0).fmt(1):>22} "
-                     f"{Spread(resize['median'], resize['min'], resize['max'], 0).fmt(1):>25} "
+        lines.append(f"{r['input_size']:>5} {Spread.from_dict(fft).fmt(1):>22} "
+                     f"{Spread.from_dict(resize).fmt(1):>25} "
                      f"{(step or float('nan')):>10.1f} {verdict:>12}")
     return "\n".join(lines)

@@ -62,18 +62,39 @@ def interleaved_rounds(cases: Mapping[str, Case], rounds: int, warmup: int = 1,
 
 @dataclass(frozen=True)
 class Spread:
-    """Median and range of a list of per-round values (times or ratios)."""
+    """Median, interquartile range and full range of per-round values (times or ratios).
+
+    `fmt()` shows the median and the interquartile range (the middle half of the rounds); min and max
+    are kept in the JSON: on a shared machine one round hit by another process's burst sets them.
+    """
 
     median: float
     low: float
     high: float
     n: int
+    q1: float | None = None
+    q3: float | None = None
 
     @classmethod
     def of(cls, values: Sequence[float]) -> "Spread":
         if not values:
             raise ValueError("no values to summarise")
-        return cls(statistics.median(values), min(values), max(values), len(values))
+        values = list(values)
+        if len(values) > 1:
+            q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+        else:
+            q1 = q3 = values[0]
+        return cls(statistics.median(values), min(values), max(values), len(values), q1, q3)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Spread":
+        return cls(data["median"], data["min"], data["max"], data.get("n", 0), data.get("q1"), data.get("q3"))
+
+    def scaled(self, factor: float) -> "Spread":
+        """Every statistic multiplied by `factor` (e.g. seconds -> ms, speedup -> speedup/theoretical)."""
+        scale = (lambda v: None if v is None else v * factor)
+        return Spread(self.median * factor, self.low * factor, self.high * factor, self.n, scale(self.q1),
+                      scale(self.q3))
 
     @property
     def relative_range(self) -> float:
@@ -81,10 +102,13 @@ class Spread:
         return (self.high - self.low) / self.median if self.median else math.inf
 
     def to_dict(self) -> dict[str, float]:
-        return {"median": self.median, "min": self.low, "max": self.high, "n": self.n}
+        return {"median": self.median, "q1": self.q1, "q3": self.q3, "min": self.low, "max": self.high, "n": self.n}
 
     def fmt(self, digits: int = 3) -> str:
-        return f"{self.median:.{digits}f} [{self.low:.{digits}f}-{self.high:.{digits}f}]"
+        """'median [q1-q3]' (the interquartile range of the rounds)."""
+        q1 = self.low if self.q1 is None else self.q1
+        q3 = self.high if self.q3 is None else self.q3
+        return f"{self.median:.{digits}f} [{q1:.{digits}f}-{q3:.{digits}f}]"
 
 
 def per_round_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:

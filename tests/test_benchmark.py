@@ -82,6 +82,8 @@ def test_spread_and_per_round_ratios():
     s = Spread.of([3.0, 1.0, 2.0])
     assert (s.median, s.low, s.high, s.n) == (2.0, 1.0, 3.0, 3)
     assert s.relative_range == pytest.approx(1.0)
+    assert (s.q1, s.q3) == (1.5, 2.5) and s.fmt(1) == "2.0 [1.5-2.5]"
+    assert Spread.from_dict(s.scaled(10).to_dict()) == Spread(20.0, 10.0, 30.0, 3, 15.0, 25.0)
     assert per_round_ratios([2.0, 6.0], [1.0, 3.0]) == [2.0, 2.0]
     with pytest.raises(ValueError):
         per_round_ratios([1.0], [1.0, 2.0])

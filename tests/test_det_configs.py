@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,14 @@ def rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-def load(path: Path) -> Config:
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path) -> Config:
     return Config.fromfile(str(path))
+
+
+def load(path: Path) -> Config:
+    """Each file is parsed once per session (parsing dominates these tests); callers get a copy."""
+    return copy.deepcopy(_parsed(path))
 
 
 def flatten(value, prefix=()):

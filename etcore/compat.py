@@ -26,11 +26,16 @@ def _numpy_globals() -> list:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
+_BUILTIN_STATISTICS = ("min", "max", "mean", "current")
+
+
 def history_buffer_method(owner: object, name: str) -> object:
     """Stand-in for `getattr` during safe unpickling: only `HistoryBuffer.<statistics method>`."""
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # mmengine registers its built-in statistics in HistoryBuffer.__init__, so a fresh process may not
+    # have them in _statistics_methods yet: accept those four names as well as any registered since.
+    if owner is HistoryBuffer and name in {*_BUILTIN_STATISTICS, *HistoryBuffer._statistics_methods}:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f"refused getattr({owner!r}, {name!r}) while loading a checkpoint: only mmengine HistoryBuffer "

@@ -141,7 +141,7 @@ def train_transform(stage: Stage, final_size: int, lowfreq: str, config: Any,
 
     common = dict(input_size=final_size, is_training=True, auto_augment=randaug_string(config.randaug,
                   stage.randaug_magnitude), interpolation=config.interpolation, re_prob=config.reprob,
-                  re_mode="pixel", re_count=1, mean=tuple(mean), std=tuple(std))
+                  scale=(config.crop_scale, 1.0), re_mode="pixel", re_count=1, mean=tuple(mean), std=tuple(std))
     if lowfreq == "resize" and stage.input_size < final_size:
         primary, secondary, final = create_transform(separate=True, **common)
         return transforms.Compose([primary, secondary, LowFrequencyResize(stage.input_size), final])

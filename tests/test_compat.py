@@ -68,6 +68,10 @@ def test_runner_checkpoint_needs_the_allowlist_and_resumes_with_it(tmp_path: Pat
     plain = subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(ckpt)!r})"],
                            capture_output=True, text=True)
     assert plain.returncode != 0 and "Weights only load failed" in plain.stderr
+    # With the allowlist, a fresh process (no HistoryBuffer built yet) reads it with safe loading on.
+    fresh = subprocess.run([sys.executable, "-c", f"import etcore.compat, torch; torch.load({str(ckpt)!r})"],
+                           capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr[-500:]
 
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
     resumed = _runner(tmp_path, max_epochs=3, resume=True)

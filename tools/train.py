@@ -30,17 +30,11 @@ except ImportError:  # run from a checkout without the editable install
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import HistoryBuffer
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
 from etcore.errors import UserInputError, run_cli
-
-# etcore.compat resolves `HistoryBuffer.min` & co. in checkpoints only once HistoryBuffer has registered
-# its statistics methods, which its first instance does; make that so before any checkpoint is read
-# (resume, tools/test.py) in a fresh process.
-HistoryBuffer()
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 CFG_OPTIONS_HELP = ('override config settings, key=value pairs (e.g. data_root=/data/coco/ '

@@ -152,6 +152,41 @@ def metrics_record(args: argparse.Namespace, resolved: dict, results: dict, seed
     }
 
 
+def _coco_evaluators(cfg: Config) -> list[dict]:
+    evaluators = cfg.get('test_evaluator') or []
+    evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
+    return [e for e in evaluators if e.get('type') == 'CocoMetric']
+
+
+def _format_only(cfg: Config) -> bool:
+    return any(e.get('format_only') for e in _coco_evaluators(cfg))
+
+
+def empty_detection_metrics(cfg: Config) -> dict:
+    """pycocotools' numbers for a run with no detections (its loadRes refuses an empty list)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    metrics: dict = {}
+    names = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+    for evaluator in _coco_evaluators(cfg):
+        kinds = evaluator.get('metric', 'bbox')
+        for iou_type in ([kinds] if isinstance(kinds, str) else kinds):
+            with contextlib.redirect_stdout(io.StringIO()):
+                truth = COCO(evaluator['ann_file'])
+                none = COCO()
+                none.dataset = {'images': truth.dataset['images'], 'categories': truth.dataset['categories'],
+                                'annotations': []}
+                none.createIndex()
+                scorer = COCOeval(truth, none, iou_type)
+                scorer.evaluate(), scorer.accumulate(), scorer.summarize()
+            metrics[iou_type] = {name: round(float(v), 3) for name, v in zip(names, scorer.stats[:6])}
+    return metrics
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     train_tool = _train_tool()
@@ -185,6 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if is_main_process():
         record = metrics_record(args, resolved, results, seed, pretrained)
+        if not record['metrics'] and not _format_only(cfg):
+            # CocoMetric returns nothing when the detector kept no box at all; that result is still an
+            # evaluation (AP 0 wherever ground truth exists), so score it with pycocotools.
+            record['metrics'] = empty_detection_metrics(cfg)
+            runner.logger.warning('the detector kept no detections: every AP is 0 (-1 where the split has '
+                                  'no ground truth of that size)')
         if not record['metrics']:
             runner.logger.warning(f'no COCO bbox/segm metrics came back (format_only?): {METRICS_FILE} not written')
         else:

@@ -12,7 +12,11 @@ or not (`stages.2.blocks.4`):
   stage 2 block b -> 3 + b // 3 (at most num_layers - 1), stage 3 -> num_layers; a stage's downsample
   layer takes the id of its first block. Plain ViT: embeddings 0, block i -> i + 1 (num_layers = depth).
 * stage_wise: stem 0, stage s -> s + 1 (num_layers = number of stages).
-* everything outside the backbone (neck, heads) and ViT's simple pyramid -> num_layers + 1.
+* everything outside the backbone (neck, heads), ViT's simple pyramid and the output norms `norm{i}`
+  (`backbones.out_norms`) -> num_layers + 1. The output norms go with the new layers, not with the stage
+  they follow: the official ConvNeXt detector's constructor and mmdet 3.3's
+  `LearningRateDecayOptimizerConstructor` give every backbone key outside `downsample_layers`/`stages`
+  (their `norm{i}`) num_layers + 1.
 
 lr scale = decay_rate ** (num_layers + 1 - layer_id): the heads train at the base lr, as in mmdet.
 No weight decay on 1-d tensors (norms, biases, layer scales), position embeddings, class/register tokens
@@ -38,6 +42,7 @@ STAGE = re.compile(r"^(?:stages|layers)[._](\d+)\.(.*)$")
 RESNET_STAGE = re.compile(r"^layer([1-9])\.(.*)$")
 VIT_BLOCK = re.compile(r"^(?:model\.)?blocks\.(\d+)\.")
 BLOCK_INDEX = re.compile(r"(?:^|\.)blocks\.(\d+)\.|^(\d+)\.")
+OUT_NORM = re.compile(r"^norm\d+\.")
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "mask_token", "relative_position_bias_table",
                   "absolute_pos_embed")
 
@@ -45,7 +50,7 @@ NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "mask_token", "relative
 def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None:
     """Layer id of a parameter *inside* the backbone (name without `backbone.`/`body.`); None if unknown."""
     top = num_layers + 1
-    if name.startswith("pyramid."):
+    if name.startswith("pyramid.") or OUT_NORM.match(name):
         return top
     if STEM.match(name):
         return 0

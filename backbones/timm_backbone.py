@@ -2,11 +2,12 @@
 
     backbone=dict(type='TimmBackbone', model_name='convnext_tiny', out_indices=(0, 1, 2, 3),
                   drop_path_rate=0.4, checkpoint='work_dirs/pt/final.pth', weights='auto',
-                  allow_missing=(), frozen_stages=-1, norm_eval=False)
+                  allow_missing=(), frozen_stages=-1, norm_eval=False, out_norms='auto')
 
 Levels, strides and the detection defaults are described in `backbones.timm_features`; checkpoint
-reading and key checking in `backbones.checkpoint_bridge`. Outputs are a tuple of NCHW maps, one per
-out index, for any input whose sides are multiples of 32.
+reading and key checking in `backbones.checkpoint_bridge`; the per-output LayerNorms `norm{i}` of the Swin
+and ConvNeXt detection recipes in `backbones.out_norms`. Outputs are a tuple of NCHW maps, one per out
+index, for any input whose sides are multiples of 32.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from timm.layers import Format
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from backbones.out_norms import make_out_norm, resolve_out_norms
 from backbones.swin_padding import use_pad_first_attention
 from etcore.errors import UserInputError
 from backbones.timm_features import create_feature_net, pyramid_spec
@@ -40,20 +42,24 @@ class TimmBackbone(BaseModule):
         weights: which weights of a checkpoint that has both: 'auto' | 'model' | 'model_ema'
             (see `backbones.checkpoint_bridge.choose_weights`).
         allow_missing: regexes of backbone keys the checkpoint may lack (they keep their init).
-        frozen_stages: -1 none; 0 the stem; k the stem and the first k stages (eval mode, no grad).
+        frozen_stages: -1 none; 0 the stem; k the stem and the first k stages (eval mode, no grad), with
+            the output norms of their levels (as mmdet's Swin).
         norm_eval: keep BatchNorm layers in eval mode while training.
+        out_norms: 'auto' (on for Swin and ConvNeXt, whose detection backbones normalise every output),
+            True or False: a fresh LayerNorm `norm{i}` on each output level i (`backbones.out_norms`).
         **timm_kwargs: passed to `timm.create_model` (drop_path_rate, img_size, window_size, ...).
     """
 
     def __init__(self, model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3),
                  checkpoint: str | None = None, weights: str = "auto", allow_missing: Sequence[str] = (),
-                 frozen_stages: int = -1, norm_eval: bool = False, init_cfg: dict | None = None,
-                 **timm_kwargs: Any) -> None:
+                 frozen_stages: int = -1, norm_eval: bool = False, out_norms: bool | str = "auto",
+                 init_cfg: dict | None = None, **timm_kwargs: Any) -> None:
         if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
             raise UserInputError("TimmBackbone: init_cfg=dict(type='Pretrained') would skip the key checks; "
                                  "set checkpoint=<file> instead")
         super().__init__(init_cfg=init_cfg)
         self.spec = pyramid_spec(model_name, out_indices, **timm_kwargs)
+        self.out_norms = resolve_out_norms(out_norms, model_name, self.spec.plain_vit)
         self.model_name = model_name
         self.out_indices = self.spec.out_indices
         self.out_channels = list(self.spec.out_channels)
@@ -69,11 +75,16 @@ class TimmBackbone(BaseModule):
         self.pad_first_swin_blocks = use_pad_first_attention(self.body)
         self.nhwc = getattr(self.body, "output_fmt", Format.NCHW) == Format.NHWC
         self.pyramid = SimpleFeaturePyramid(self.spec.vit_dim, self.strides) if self.spec.plain_vit else None
+        self.out_norm_names = [f"norm{i}" for i in self.out_indices] if self.out_norms else []
+        for name, channels in zip(self.out_norm_names, self.out_channels):
+            self.add_module(name, make_out_norm(channels, channels_last=self.nhwc))
         self._freeze_stages()
 
     # ----------------------------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.body(x)
+        if self.out_norms:  # on the NHWC map for Swin (as mmdet), the NCHW map otherwise
+            features = [getattr(self, name)(f) for name, f in zip(self.out_norm_names, features)]
         if self.nhwc:
             features = [f.permute(0, 3, 1, 2).contiguous() for f in features]
         if self.pyramid is not None:
@@ -133,6 +144,11 @@ class TimmBackbone(BaseModule):
         for name, module in self.body.named_modules():
             if name and (name in prefixes or name.startswith(tuple(f"{p}." for p in prefixes))):
                 module.eval()
+        for level in range(self.frozen_stages):  # stage k outputs level k; mmdet freezes its norm{k} with it
+            norm = getattr(self, f"norm{level}", None) if self.out_norms else None
+            if norm is not None:
+                norm.eval()
+                norm.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "TimmBackbone":
         """mmdet semantics: frozen stages stay in eval mode; with norm_eval every BatchNorm does too."""
@@ -146,7 +162,8 @@ class TimmBackbone(BaseModule):
 
     def extra_repr(self) -> str:
         return (f"model_name={self.model_name!r}, out_indices={self.out_indices}, out_channels={self.out_channels}, "
-                f"strides={self.strides}, frozen_stages={self.frozen_stages}, norm_eval={self.norm_eval}")
+                f"strides={self.strides}, frozen_stages={self.frozen_stages}, norm_eval={self.norm_eval}, "
+                f"out_norms={self.out_norms}")
 
 
 def log(message: str, level: int = logging.INFO) -> None:

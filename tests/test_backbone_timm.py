@@ -1,9 +1,11 @@
-"""TimmBackbone gives timm's own feature maps (NCHW, mmdet levels) for every family, at square and detection sizes."""
+"""TimmBackbone gives timm's own feature maps (NCHW, mmdet levels) for every family, at square and detection sizes,
+through the Swin/ConvNeXt detectors' per-output LayerNorms where those are on."""
 from __future__ import annotations
 
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 
 from backbones import TimmBackbone, feature_channels
 from etcore.errors import UserInputError
@@ -18,6 +20,7 @@ FAMILIES = {
     "deit_tiny_patch16_224": dict(embed_dim=32, depth=2, num_heads=2),
 }
 SIZES = [(64, 64), (128, 192)]
+OUT_NORM_EPS = {"swin_tiny_patch4_window7_224": 1e-5, "convnext_atto": 1e-6}  # mmdet LN / ConvNeXt LN2d
 
 
 def _reference(name: str, kwargs: dict, backbone: TimmBackbone) -> torch.nn.Module:
@@ -32,7 +35,7 @@ def _reference(name: str, kwargs: dict, backbone: TimmBackbone) -> torch.nn.Modu
 def test_outputs_equal_timm_features(name: str) -> None:
     torch.manual_seed(0)
     kwargs = FAMILIES[name]
-    backbone = TimmBackbone(name, out_indices=(0, 1, 2, 3), **kwargs).eval()
+    backbone = TimmBackbone(name, out_indices=(0, 1, 2, 3), out_norms=False, **kwargs).eval()
     ref = _reference(name, kwargs, backbone)
     for height, width in SIZES:
         x = torch.randn(2, 3, height, width)
@@ -50,6 +53,42 @@ def test_outputs_equal_timm_features(name: str) -> None:
             if backbone.nhwc:
                 expected = expected.permute(0, 3, 1, 2)
             torch.testing.assert_close(feat, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_out_norms_auto_is_on_for_swin_and_convnext_only(name: str) -> None:
+    backbone = TimmBackbone(name, out_indices=(1, 2, 3), **FAMILIES[name])
+    assert backbone.out_norms == (name in OUT_NORM_EPS)
+    norm_keys = {k: tuple(v.shape) for k, v in backbone.state_dict().items() if k.startswith("norm")}
+    if name not in OUT_NORM_EPS:
+        assert norm_keys == {}
+        return
+    assert norm_keys == {f"norm{i}.{p}": (c,) for i, c in zip((1, 2, 3), backbone.out_channels)
+                         for p in ("weight", "bias")}
+    for i in (1, 2, 3):  # a fresh LayerNorm, as the official detectors start it
+        norm = getattr(backbone, f"norm{i}")
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight))
+        assert torch.equal(norm.bias, torch.zeros_like(norm.bias))
+        assert norm.eps == OUT_NORM_EPS[name]
+
+
+@pytest.mark.parametrize("name", list(OUT_NORM_EPS))
+def test_out_norms_normalise_timm_features_over_channels(name: str) -> None:
+    torch.manual_seed(0)
+    backbone = TimmBackbone(name, out_indices=(0, 1, 2, 3), **FAMILIES[name]).eval()
+    with torch.no_grad():  # non-trivial affine parameters, so using them wrongly shows
+        for i in range(4):
+            getattr(backbone, f"norm{i}").weight.uniform_(0.5, 1.5)
+            getattr(backbone, f"norm{i}").bias.normal_()
+    ref = _reference(name, FAMILIES[name], backbone)
+    x = torch.randn(2, 3, 128, 192)
+    with torch.no_grad():
+        out, ref_out = backbone(x), ref(x)
+    for i, (feat, raw) in enumerate(zip(out, ref_out)):
+        nhwc = raw if backbone.nhwc else raw.permute(0, 2, 3, 1)
+        norm = getattr(backbone, f"norm{i}")
+        expected = F.layer_norm(nhwc, nhwc.shape[-1:], norm.weight, norm.bias, OUT_NORM_EPS[name])
+        torch.testing.assert_close(feat, expected.permute(0, 3, 1, 2), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -107,6 +146,21 @@ def test_frozen_stages_and_norm_eval() -> None:
     assert trainable and all(n.startswith("pyramid.") for n in trainable)
 
 
+def test_frozen_stages_freeze_their_output_norms() -> None:
+    """As mmdet's Swin: frozen_stages=k freezes norm{j} of the levels j < k that the frozen stages output."""
+    swin = TimmBackbone("swin_tiny_patch4_window7_224", frozen_stages=2, **FAMILIES["swin_tiny_patch4_window7_224"])
+    swin.train()
+    for level in range(4):
+        norm = getattr(swin, f"norm{level}")
+        frozen = level < 2
+        assert all(p.requires_grad != frozen for p in norm.parameters()), level
+        assert norm.training != frozen, level
+    assert all(not p.requires_grad for p in swin.body.layers_1.parameters())
+    assert all(p.requires_grad for p in swin.body.layers_2.parameters())
+    convnext = TimmBackbone("convnext_atto", out_indices=(1, 2, 3), frozen_stages=2).train()
+    assert not convnext.norm1.weight.requires_grad and convnext.norm2.weight.requires_grad
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(model_name="not_a_model"), "not a timm model"),
     (dict(model_name="resnet18", pretrained=True), "checkpoint="),
@@ -114,6 +168,8 @@ def test_frozen_stages_and_norm_eval() -> None:
     (dict(model_name="deit_tiny_patch16_224", out_indices=(2, 1)), "increasing"),
     (dict(model_name="resnet18", init_cfg=dict(type="Pretrained", checkpoint="x.pth")), "checkpoint=<file>"),
     (dict(model_name="resnet18", depth_typo=3), "rejected the kwargs"),
+    (dict(model_name="convnext_atto", out_norms="yes"), "out_norms="),
+    (dict(model_name="deit_tiny_patch16_224", out_norms=True), "simple pyramid"),
 ])
 def test_bad_arguments_are_user_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):

@@ -87,3 +87,25 @@ def test_resnet_and_vit_and_frozen() -> None:
         groups_of(vit, "stage_wise", 4)
     with pytest.raises(UserInputError, match="num_layers=2 is too small"):
         groups_of(vit, "layer_wise", 2)
+
+
+@pytest.mark.parametrize("decay_type, num_layers", [("layer_wise", 6), ("stage_wise", 4)])
+def test_output_norms_train_at_the_heads_lr_without_weight_decay(decay_type: str, num_layers: int) -> None:
+    """norm{i} is a new layer: layer id num_layers + 1 (lr scale 1) as in the official ConvNeXt detector's and
+    mmdet's constructors, which give every backbone key outside downsample_layers/stages that id; no decay."""
+    model = Detector(TimmBackbone("convnext_atto", out_indices=(0, 1, 2, 3)))
+    g = groups_of(model, decay_type, num_layers)
+    for level in range(4):
+        for param in ("weight", "bias"):
+            name = f"backbone.norm{level}.{param}"
+            assert scale(g, name) == pytest.approx(1.0), name
+            assert g[name]["weight_decay"] == 0.0, name
+    assert scale(g, "backbone.body.stages_3.blocks.1.mlp.fc2.weight") < 1.0  # the stage before norm3 decays
+
+
+def test_frozen_output_norms_are_left_out() -> None:
+    backbone = TimmBackbone("swin_tiny_patch4_window7_224", frozen_stages=1, embed_dim=16, depths=(1, 1, 2, 1),
+                            num_heads=(1, 1, 2, 2))
+    g = groups_of(Detector(backbone), "layer_wise", 6)
+    assert "backbone.norm0.weight" not in g  # frozen with stage 0, as mmdet's Swin does
+    assert scale(g, "backbone.norm1.weight") == pytest.approx(1.0)

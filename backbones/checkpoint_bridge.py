@@ -16,6 +16,11 @@ Resizing for the detection model happens in timm's filters: ViT `pos_embed` (res
 Swin relative-position tables for the window in use, patch-embed kernels. Classifier heads and other
 keys the backbone does not use are dropped and counted. A missing or mis-shaped backbone key is a
 `UserInputError` naming the keys, unless it matches `allow_missing`.
+
+Only the timm network (`TimmBackbone.body`) is read from a checkpoint. The layers TimmBackbone adds for
+detection, the output norms `norm{i}` (`backbones.out_norms`) and ViT's simple pyramid, are new: never
+asked of a checkpoint (also not of a detector checkpoint that has them), kept at their init, and named as
+new in the log.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from etcore.errors import UserInputError
 PRETRAIN_FORMAT = "efficienttrain-det/pretrain-v1"
 WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
 STRIP_PREFIXES = ("module.", "_orig_mod.")
+BACKBONE_OWN_LAYERS = re.compile(r"^(?:body|pyramid|norm\d+)\.")  # a TimmBackbone's state-dict keys
 ALWAYS_OPTIONAL = (r"(^|\.)num_batches_tracked$",)  # BatchNorm step counter, not a weight
 MAX_LISTED_KEYS = 8
 
@@ -101,7 +107,7 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor], notes: list[str]) -> di
         if others:
             notes.append(f"kept the backbone of a detector checkpoint, dropped {len(others)} neck/head tensors")
         out = {k[len("backbone."):]: v for k, v in out.items() if k.startswith("backbone.")}
-        if all(k.startswith(("body.", "pyramid.")) for k in out):  # saved from a TimmBackbone
+        if all(BACKBONE_OWN_LAYERS.match(k) for k in out):  # saved from a TimmBackbone
             out = {k[len("body."):]: v for k, v in out.items() if k.startswith("body.")}
     return out
 
@@ -289,4 +295,7 @@ def load_backbone_checkpoint(backbone: nn.Module, path: str | Path, weights: str
         + (f"; {'; '.join(source.notes)}" if source.notes else ""))
     if backbone.pyramid is not None:
         log(f"TimmBackbone({backbone.model_name}): simple-pyramid layers are new (random init)")
+    if backbone.out_norm_names:
+        log(f"TimmBackbone({backbone.model_name}): output norms {', '.join(backbone.out_norm_names)} are new "
+            "(weight 1, bias 0, as in the official Swin/ConvNeXt detectors)")
     return backbone.provenance

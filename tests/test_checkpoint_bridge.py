@@ -65,6 +65,8 @@ def reference_features(model: torch.nn.Module, x: torch.Tensor) -> list:
 
 
 def load(path: Path, model_name: str = CONVNEXT, **kwargs) -> TimmBackbone:
+    """Backbone loaded from `path`; output norms off unless asked, so features compare to timm's raw maps."""
+    kwargs.setdefault("out_norms", False)
     backbone = TimmBackbone(model_name, checkpoint=str(path), **kwargs)
     backbone.init_weights()
     return backbone
@@ -87,8 +89,9 @@ def test_round_trip_gives_source_features(layout: str, convnext, tmp_path: Path)
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     elif layout == "pretrain":
         torch.save(pretrain_checkpoint(convnext), path)
-    elif layout == "detector":  # an mmdet detector checkpoint whose backbone is a TimmBackbone
+    elif layout == "detector":  # an mmdet detector checkpoint whose backbone is a TimmBackbone (with norm{i})
         donor = TimmBackbone(CONVNEXT)
+        assert donor.out_norm_names
         donor.body.load_state_dict({k.replace("stem.", "stem_").replace("stages.", "stages_"): v
                                     for k, v in state.items() if not k.startswith("head.")})
         detector_state = {f"backbone.{k}": v for k, v in donor.state_dict().items()}
@@ -143,6 +146,32 @@ def test_missing_key_is_refused_by_name(convnext, tmp_path: Path) -> None:
         load(path)
     backbone = load(path, allow_missing=(r"^stages\.2\.blocks\.1\.mlp\.fc1\.",))  # explicitly allowed
     assert backbone.provenance["weights"] == "model"
+
+
+def test_out_norms_are_new_layers_not_asked_of_the_checkpoint(convnext, tmp_path: Path, monkeypatch) -> None:
+    """A plain timm checkpoint loads into a backbone with output norms; they stay fresh and the log says so."""
+    import backbones.timm_backbone
+
+    messages: list[str] = []
+    monkeypatch.setattr(backbones.timm_backbone, "log", lambda message, level=0: messages.append(message))
+    state = convnext.state_dict()
+    path = tmp_path / "timm.pth"
+    torch.save(state, path)
+    backbone = load(path, out_norms=True)
+    assert backbone.out_norm_names == ["norm0", "norm1", "norm2", "norm3"]
+    assert any("output norms norm0, norm1, norm2, norm3 are new" in m for m in messages), messages
+    x = torch.randn(1, 3, 64, 96)
+    for i, (ours, raw) in enumerate(zip(features(backbone, x), reference_features(convnext, x))):
+        norm = getattr(backbone, f"norm{i}")
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight)) and not norm.bias.any()
+        expected = torch.nn.functional.layer_norm(raw.permute(0, 2, 3, 1), raw.shape[1:2], eps=1e-6)
+        torch.testing.assert_close(ours, expected.permute(0, 3, 1, 2), rtol=1e-5, atol=1e-5)
+    removed = "stages.3.blocks.0.conv_dw.weight"  # a real backbone key is still required
+    del state[removed]
+    torch.save(state, path)
+    with pytest.raises(UserInputError, match=re.escape(removed)) as error:
+        load(path, out_norms=True)
+    assert "norm0" not in str(error.value)
 
 
 def test_wrong_shape_is_refused_by_name(convnext, tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ Swin-T: names differ, and so does the patch-merging layout. timm 1.0 puts a stag
 start (`layers_{i}.downsample`, i >= 1) and concatenates the 2x2 neighbours as (h, w) = (0,0), (1,0),
 (0,1), (1,1), each C channels; mmdet puts it at the end of the previous stage (`stages.{i-1}.downsample`)
 and gathers them with `nn.Unfold`, channel-major: index c * 4 + (2h + w). The reduction's input columns
-and the norm's entries are permuted accordingly. mmdet's per-level output norms (`norm0..3`) have no
-timm counterpart (timm's feature maps are the raw stage outputs); they keep mmdet's init (weight 1,
-bias 0), which `mmdet_equivalent` reproduces on the timm side for the equality check.
+and the norm's entries are permuted accordingly. mmdet's per-level output norms `norm0..3` are
+TimmBackbone's own `norm0..3` (`backbones.out_norms`, same names and shapes), copied as they are.
+
+The mappers take a TimmBackbone state dict with the `body.` prefix removed (timm feature-net keys plus
+`norm{i}.*`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ import re
 from typing import Mapping
 
 import torch
-import torch.nn.functional as F
 
 _SWIN_BLOCK_RENAMES = (
     ("attn.qkv.", "attn.w_msa.qkv."),
@@ -44,11 +45,14 @@ def unfold_order(channels: int) -> torch.Tensor:
 
 
 def swin_timm_to_mmdet(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm Swin feature-net keys (`layers_{i}.…` or `layers.{i}.…`) -> mmdet SwinTransformer keys."""
+    """timm Swin keys (`layers_{i}.…` or `layers.{i}.…`, output norms `norm{i}.…`) -> mmdet Swin keys."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if key.startswith("head.") or key.startswith("norm."):
             continue  # classifier and final norm: not part of the detection backbone
+        if re.match(r"norm\d+\.", key):  # TimmBackbone's output norms are mmdet's
+            out[key] = value
+            continue
         if key.startswith("patch_embed.proj."):
             out[key.replace("patch_embed.proj.", "patch_embed.projection.")] = value
             continue
@@ -76,7 +80,7 @@ def swin_timm_to_mmdet(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def copy_into(target: torch.nn.Module, mapped: Mapping[str, torch.Tensor],
-              allowed_missing: str = r"(^norm\d\.|relative_position_index$)") -> list[str]:
+              allowed_missing: str = r"relative_position_index$") -> list[str]:
     """Load `mapped` into `target` strictly except keys matching `allowed_missing`; returns those kept at init."""
     result = target.load_state_dict(dict(mapped), strict=False)
     if result.unexpected_keys:
@@ -86,15 +90,3 @@ def copy_into(target: torch.nn.Module, mapped: Mapping[str, torch.Tensor],
         raise KeyError(f"mmdet keys the mapping did not fill: {bad[:5]}")
     return list(result.missing_keys)
 
-
-def mmdet_equivalent(features: tuple[torch.Tensor, ...], mmdet_model: torch.nn.Module) -> list[torch.Tensor]:
-    """timm feature maps as mmdet's Swin returns them: through its output norms (LayerNorm over channels)."""
-    out = []
-    for i, f in enumerate(features):
-        norm = getattr(mmdet_model, f"norm{i}", None)
-        if not isinstance(norm, torch.nn.LayerNorm):  # ResNet's `norm1` is its stem BatchNorm, not an output norm
-            out.append(f)
-            continue
-        nhwc = f.permute(0, 2, 3, 1)
-        out.append(F.layer_norm(nhwc, norm.normalized_shape, norm.weight, norm.bias, norm.eps).permute(0, 3, 1, 2))
-    return out

@@ -98,6 +98,13 @@ def test_config_builds_and_neck_matches_backbone(path: Path):
     wrapper = build_optim_wrapper(model, optim_cfg)
     grouped = sum(p.numel() for g in wrapper.optimizer.param_groups for p in g['params'])
     assert grouped == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # out_norms='auto': per-output LayerNorms exactly where the recipes' backbones have them, never decayed
+    family = cfg.model.backbone.model_name.split('_')[0]
+    assert backbone.out_norms == (family in ('swin', 'convnext'))
+    norms = {id(p) for name, p in backbone.named_parameters() if name.startswith('norm')}
+    assert len(norms) == 2 * len(backbone.out_channels) * backbone.out_norms
+    norm_groups = [g for g in wrapper.optimizer.param_groups if any(id(p) in norms for p in g['params'])]
+    assert all(g['weight_decay'] == 0 for g in norm_groups)
 
 
 @pytest.mark.parametrize('path', REAL, ids=lambda p: p.stem)

@@ -27,6 +27,9 @@ def test_missing_and_truncated_files_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserInputError, match=r"cut\.pth is corrupt or truncated"):
         load_checkpoint_file(tmp_path / "cut.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"truncated")  # not even a zip: the legacy unpickler chokes
+    with pytest.raises(UserInputError, match=r"garbage\.pth is corrupt or truncated"):
+        load_checkpoint_file(tmp_path / "garbage.pth")
     (tmp_path / "cut.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     with pytest.raises(UserInputError, match=r"cut\.safetensors is not a readable safetensors"):
         load_checkpoint_file(tmp_path / "cut.safetensors")

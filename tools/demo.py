@@ -287,7 +287,7 @@ def execute(steps: Sequence[Step], profile: Profile) -> None:
     spent_est, spent_real, started = 0.0, 0.0, time.monotonic()
     for index, step in enumerate(pending, 1):
         remaining = sum(profile.est_seconds[s.kind] for s in pending[index - 1:])
-        pace = spent_real / spent_est if spent_est else 1.0
+        pace = (spent_real + _PACE_PRIOR_S) / (spent_est + _PACE_PRIOR_S)  # trust the estimates until steps ran
         print(f"\n[{index}/{len(pending)}] {step.label}  (elapsed {_clock(time.monotonic() - started)}, "
               f"ETA {_clock(remaining * pace)})", flush=True)
         t0 = time.monotonic()
@@ -295,6 +295,9 @@ def execute(steps: Sequence[Step], profile: Profile) -> None:
         spent_real += time.monotonic() - t0
         spent_est += profile.est_seconds[step.kind]
     print(f"\nall steps complete in {_clock(time.monotonic() - started)}", flush=True)
+
+
+_PACE_PRIOR_S = 120.0
 
 
 def _clock(seconds: float) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from etcore.errors import UserInputError
+from etcore.paths import check_writable_dir
 from pretrain.config import (CHOICES, FIELDS, PretrainConfig, coerce_value, describe_recipe,
                              load_yaml_config, validate)
 from pretrain.curriculum import Curriculum, build_curriculum, required_size_multiple
@@ -148,6 +149,7 @@ def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum
     if dry_run:
         return 0
     work_dir = Path(config.work_dir)
+    check_writable_dir(work_dir)  # a path under a file was a NotADirectoryError traceback at the first save
     config_dict = config.to_dict()
     finished = ckpt.finished_run(work_dir, config_dict)
     if finished is not None:

@@ -37,6 +37,7 @@ from mmengine.dist import is_main_process
 
 from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError, run_cli
+from etcore.paths import check_writable_dir
 
 METRICS_SCHEMA = 'efficienttrain-det/metrics-v1'
 METRICS_FILE = 'coco_metrics.json'
@@ -194,12 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the config as file + --cfg-options say, without what only names this run (compare.py pairs on it)
     resolved = json_safe({k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_KEYS})
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or train_tool.default_work_dir(args.config)
+    check_writable_dir(cfg.work_dir)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise UserInputError(f'--out {args.out}: the predictions dump is a pickle, name it *.pkl')
     if not osp.isfile(args.checkpoint):
         raise UserInputError(f'checkpoint {args.checkpoint} does not exist: give a detector checkpoint '
                              '(tools/train.py writes them into its work dir)')
     train_tool.check_data(cfg, ['test_dataloader'])
+    train_tool.validate_annotations(cfg, ['test_dataloader'])
     if args.dump_detections is not None:
         prefix = args.dump_detections or osp.join(cfg.work_dir, 'detections')
         evaluators = [e for e in train_tool._evaluators(cfg, 'test_evaluator') if e.get('type') == 'CocoMetric']

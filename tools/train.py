@@ -6,7 +6,9 @@
 Differences from mmdet's tool, all about failing early and clearly: a missing config, data root,
 annotation file, pretrained backbone checkpoint or resume checkpoint is one `error:` line (exit 2) before
 the runner starts; `data_root` (config or --cfg-options) is the one place that points at the data; a
-CPU-only machine runs distributed jobs on gloo. The config helpers here are shared with
+CPU-only machine runs distributed jobs on gloo; COCO annotation files are validated first
+(etcore.coco_validation); checkpoints are written atomically and `--resume` skips one that a kill left
+unreadable (etcore.det_checkpoints, docs/RELIABILITY.md). The config helpers here are shared with
 tools/test.py.
 """
 from __future__ import annotations
@@ -34,7 +36,11 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
 
+from etcore.checkpoint_io import load_checkpoint_file
+from etcore.coco_validation import validate_coco_file
+from etcore.det_checkpoints import resume_checkpoint, use_atomic_checkpoints
 from etcore.errors import UserInputError, run_cli
+from etcore.paths import check_writable_dir
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 CFG_OPTIONS_HELP = ('override config settings, key=value pairs (e.g. data_root=/data/coco/ '
@@ -159,6 +165,23 @@ def check_data(cfg: Config, loader_keys: Sequence[str]) -> None:
                 raise UserInputError(f'annotation file {ann_file} ({evaluator_key}) does not exist: {hint}')
 
 
+def validate_annotations(cfg: Config, loader_keys: Sequence[str]) -> None:
+    """Check each dataset's COCO annotation file (ids, boxes, categories, images) before the runner starts."""
+    for loader_key in loader_keys:
+        loader = cfg.get(loader_key)
+        for dataset in _datasets(loader if isinstance(loader, dict) else {}):
+            root, ann_file = dataset.get('data_root') or '', dataset.get('ann_file')
+            if not (isinstance(ann_file, str) and ann_file.endswith('.json')):
+                continue
+            images = (dataset.get('data_prefix') or {}).get('img')
+            summary = validate_coco_file(osp.join(root, ann_file),
+                                         None if images is None else osp.join(root, images),
+                                         classes=(dataset.get('metainfo') or {}).get('classes'),
+                                         evaluated=loader_key != 'train_dataloader')
+            for note in summary.notes:
+                print(f'note: {note}', flush=True)
+
+
 def uses_validation(cfg: Config) -> bool:
     return bool(cfg.get('val_cfg')) and bool(cfg.get('val_dataloader')) and bool(cfg.get('val_evaluator'))
 
@@ -219,6 +242,7 @@ def build_runner(cfg: Config) -> Runner:
 def apply_train_args(cfg: Config, args: argparse.Namespace) -> None:
     """--work-dir, --amp, --auto-scale-lr and --resume, as mmdet's tools/train.py applies them."""
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    check_writable_dir(cfg.work_dir)
     if args.amp:
         if not torch.cuda.is_available():
             raise UserInputError('--amp needs a GPU (torch.cuda.is_available() is False): drop --amp')
@@ -234,11 +258,16 @@ def apply_train_args(cfg: Config, args: argparse.Namespace) -> None:
                                  'add auto_scale_lr = dict(enable=False, base_batch_size=N) to it')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None  # mmengine finds <work_dir>/last_checkpoint
+        # mmengine finds <work_dir>/last_checkpoint; we step in only when it names a wreck (killed save)
+        found, note = resume_checkpoint(cfg.work_dir)
+        if note:
+            print(f'note: {note}', flush=True)
+        cfg.resume, cfg.load_from = True, found
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise UserInputError(f'--resume checkpoint {args.resume} does not exist: give an existing '
                                  'checkpoint, or --resume alone to continue from the work dir')
+        load_checkpoint_file(args.resume)  # a truncated or unsafe file is one line, not a traceback
         cfg.resume, cfg.load_from = True, args.resume
 
 
@@ -246,8 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_train_args(cfg, args)
-    check_data(cfg, ['train_dataloader', 'val_dataloader'] if uses_validation(cfg) else ['train_dataloader'])
+    loader_keys = ['train_dataloader', 'val_dataloader'] if uses_validation(cfg) else ['train_dataloader']
+    check_data(cfg, loader_keys)
+    validate_annotations(cfg, loader_keys)
     check_pretrained_checkpoint(cfg)
+    use_atomic_checkpoints(cfg)
 
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     setup_cache_size_limit_of_dynamo()

@@ -1,0 +1,100 @@
+"""Detection checkpoints that survive a kill: atomic writes for mmengine, and a resume that skips wrecks.
+
+mmengine 0.10.7 writes a checkpoint with `LocalBackend.put` (`open(path, 'wb').write(...)`, no fsync)
+and then `<work_dir>/last_checkpoint` the same way; its `CheckpointHook` even deletes the oldest kept
+checkpoint *before* writing the new one. A kill or power loss during the write can so leave a truncated
+`iter_N.pth`, or a `last_checkpoint` naming a file that is missing or truncated, and `--resume` then
+ends in a traceback. Two remedies, both through mmengine's supported extension points:
+
+- `use_atomic_checkpoints(cfg)` registers `AtomicLocalBackend` (mmengine's `register_backend`) and
+  points `default_hooks.checkpoint.backend_args` at it: every checkpoint the hook writes goes through
+  `etcore.checkpoint_io.save_atomic` (temporary file, fsync, rename), so `iter_N.pth` is whole or absent.
+- `resume_checkpoint(work_dir)` reads `last_checkpoint` as mmengine would, checks the file it names with
+  the safe loader, and otherwise falls back to the newest intact `iter_*/epoch_*.pth` in the work dir.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import re
+from pathlib import Path
+from typing import Any
+
+from mmengine.fileio import LocalBackend, register_backend
+
+from etcore.checkpoint_io import load_checkpoint_file, save_atomic
+from etcore.errors import UserInputError
+
+BACKEND_NAME = 'etdet_atomic_local'
+_CHECKPOINT_NAME = re.compile(r'(?:iter|epoch)_(\d+)\.pth')
+
+
+def _write_bytes(data: bytes, tmp: str) -> None:
+    with open(tmp, 'wb') as handle:
+        handle.write(data)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend whose writes are atomic (whole new file or the old state)."""
+
+    def put(self, obj: bytes, filepath: str | Path) -> None:
+        save_atomic(obj, filepath, writer=_write_bytes)
+
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
+        save_atomic(obj.encode(encoding), filepath, writer=_write_bytes)
+
+
+def use_atomic_checkpoints(cfg: Any) -> None:
+    """Route the config's CheckpointHook writes through `AtomicLocalBackend` (local work dirs only).
+
+    Left alone when the config already chose a backend (e.g. a cloud one) for its checkpoints.
+    """
+    register_backend(BACKEND_NAME, AtomicLocalBackend, force=True)
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if not isinstance(hook, dict) or hook.get('backend_args') or hook.get('file_client_args'):
+        return
+    out_dir = hook.get('out_dir') or ''
+    if '://' in str(out_dir):
+        return
+    hook['backend_args'] = {'backend': BACKEND_NAME}
+
+
+def _intact(path: str) -> str | None:
+    """None if `path` loads with the safe loader, else why not (one line)."""
+    try:
+        load_checkpoint_file(path)
+    except UserInputError as err:
+        return str(err)
+    return None
+
+
+def resume_checkpoint(work_dir: str | os.PathLike) -> tuple[str | None, str | None]:
+    """(checkpoint to resume from, note for the log) for `--resume` without a path.
+
+    (None, None) when `last_checkpoint` names an intact file (mmengine's own auto-resume then takes it,
+    as it would without us) or when the work dir holds no checkpoint (mmengine starts afresh).
+    A path when `last_checkpoint` is missing, empty, or names a missing/truncated file but an older
+    intact checkpoint exists. Raises `UserInputError` when checkpoints exist and none is intact.
+    """
+    work_dir = os.fspath(work_dir)
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(pointer):
+        with open(pointer, encoding='utf-8') as handle:
+            named = handle.read().strip()
+        if named and osp.isfile(named) and _intact(named) is None:
+            return None, None
+    folders = {work_dir} | ({osp.dirname(named)} if named else set())
+    candidates = sorted(
+        (int(match.group(1)), osp.join(folder, name))
+        for folder in folders if osp.isdir(folder)
+        for name in os.listdir(folder) if (match := _CHECKPOINT_NAME.fullmatch(name)))
+    problem = (f'last_checkpoint names {named}, which is missing or unreadable' if named
+               else 'the work dir has no (or an empty) last_checkpoint')
+    for _, candidate in reversed(candidates):
+        if candidate != named and _intact(candidate) is None:
+            return candidate, f'{problem}; resuming from {candidate}, the newest intact checkpoint'
+    if candidates or named:
+        raise UserInputError(f'--resume: {problem} and no intact checkpoint is left in {work_dir}: '
+                             'start again in a new --work-dir (or without --resume)')
+    return None, None

@@ -109,6 +109,9 @@ def load_detector_checkpoint(runner, checkpoint: str) -> dict:
                              'give a file written by tools/train.py') from None
     except RuntimeError as err:
         detail = ' '.join(str(err).split())[:300]
+        if 'PytorchStreamReader' in detail:  # torch's zip reader: a truncated/damaged file, not another model
+            raise UserInputError(f'checkpoint {checkpoint} is corrupt or truncated ({detail[:120]}...): '
+                                 'give an intact file written by tools/train.py') from None
         raise UserInputError(f'checkpoint {checkpoint} does not fit config {runner.cfg.filename} ({detail}): '
                              'give the checkpoint trained with this config') from None
 

@@ -115,3 +115,73 @@ def test_code_running_pickles_are_refused(tmp_path: Path, pickled: bytes) -> Non
         load_checkpoint_file(path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Every checkpoint read in the project is a safe one (docs/RELIABILITY.md, "Safe loading").
+
+PROJECT_DIRS = ("etcore", "pretrain", "backbones", "tools", "det_configs", "tests")
+UNSAFE_READERS = {("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("numpy", "load"),
+                  ("np", "load"), ("torch", "load")}
+
+
+def _unsafe_calls(source: str, filename: str) -> list[str]:
+    """`torch.load(...)` without `weights_only=True`, any `weights_only=False`, pickle/numpy loaders."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        where = f"{filename}:{node.lineno}"
+        keywords = {k.arg: k.value for k in node.keywords}
+        flag = keywords.get("weights_only")
+        if isinstance(flag, ast.Constant) and flag.value is False:
+            found.append(f"{where} weights_only=False")
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            name = (func.value.id, func.attr)
+            if name == ("torch", "load") and not (isinstance(flag, ast.Constant) and flag.value is True):
+                found.append(f"{where} torch.load without weights_only=True")
+            elif name in UNSAFE_READERS and name != ("torch", "load"):
+                found.append(f"{where} {'.'.join(name)}")
+    return found
+
+
+def test_every_checkpoint_read_in_the_project_is_weights_only() -> None:
+    root = Path(__file__).resolve().parents[1]
+    files = [p for d in PROJECT_DIRS for p in sorted((root / d).rglob("*.py"))]
+    assert len(files) > 50
+    found = [hit for p in files for hit in _unsafe_calls(p.read_text(encoding="utf-8"), str(p.relative_to(root)))]
+    assert not found, found
+    # the checker itself catches each form
+    assert len(_unsafe_calls("import torch, pickle\ntorch.load(f)\ntorch.load(f, weights_only=False)\n"
+                             "pickle.load(f)\nx(weights_only=False)\n", "probe.py")) == 5
+
+
+def test_mmengine_mmdet_mmcv_loads_use_torchs_safe_default() -> None:
+    """Their torch.load calls pass no weights_only, so torch 2.14's default (True) applies to them."""
+    import inspect
+    import os as _os
+
+    import mmcv
+    import mmdet
+    import mmengine
+
+    assert inspect.signature(torch.load).parameters["weights_only"].default is None  # None: resolved to True
+    assert not _os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"), "this variable turns safe loading off"
+    calls = 0
+    for package in (mmengine, mmdet, mmcv):
+        for path in Path(package.__file__).parent.rglob("*.py"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert "weights_only" not in text, f"{path} chooses weights_only itself"
+            calls += text.count("torch.load(")
+    assert calls > 0
+    # ... and that default refuses a pickle that runs code, in a fresh process with nothing allowlisted.
+    probe = subprocess.run([sys.executable, "-c", "import io, os, pickle, torch\n"
+                            "class X:\n    def __reduce__(self): return (os.getcwd, ())\n"
+                            "buf = io.BytesIO(); torch.save({'x': X()}, buf); buf.seek(0)\n"
+                            "try:\n    torch.load(buf)\nexcept pickle.UnpicklingError as e:\n"
+                            "    print('refused' if 'Weights only load failed' in str(e) else e)\n"],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "refused", probe.stderr[-500:]

@@ -51,7 +51,10 @@ def train(config: Path, work_dir: Path, data_root: Path, iters: int, *extra: str
 
 def pycocotools_stats(gt_file: Path, results_file: Path, iou_type: str) -> dict:
     coco_gt = COCO(str(gt_file))
-    coco_eval = COCOeval(coco_gt, coco_gt.loadRes(str(results_file)), iou_type)
+    results = json.loads(Path(results_file).read_text())
+    if iou_type == 'segm':  # as mmdet's CocoMetric: with 'bbox' present, loadRes sizes instances by box area
+        results = [{k: v for k, v in r.items() if k != 'bbox'} for r in results]
+    coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), iou_type)
     coco_eval.evaluate()
     coco_eval.accumulate()
     coco_eval.summarize()

@@ -98,7 +98,9 @@ def _run_tool(args: Sequence[str], log: Path | None = None) -> None:
     """Run `python tools/...` from the repo root, streaming its output; a failure stops the demo."""
     cmd = [sys.executable, *args]
     print("  $ " + " ".join(args), flush=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    quiet = "ignore:pkg_resources is deprecated"  # mmengine imports pkg_resources; nothing we can act on
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))}
     if log is None:
         result = subprocess.run(cmd, cwd=REPO, env=env)
     else:
@@ -187,7 +189,9 @@ def verify_with_pycocotools(work_dir: Path) -> dict[str, float]:
             if not results:  # COCO.loadRes refuses an empty list; every AP is then 0 by definition
                 recomputed = [0.0] * 6
             else:
-                evaluator = COCOeval(gt, gt.loadRes(str(dets)), iou_type)
+                if iou_type == "segm":  # as mmdet: with a 'bbox' key, loadRes would size instances by box area
+                    results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+                evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
                 evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()
                 recomputed = [max(float(v), 0.0) for v in evaluator.stats[:6]]
             for name, value in zip(names, recomputed):

@@ -7,7 +7,7 @@ SEEDS   ?= 0
 export OMP_NUM_THREADS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test clean-demo help
+.PHONY: setup demo test bench clean-demo help
 
 help:
 	@echo "make demo   - set up .venv, generate the embedded demo data, pretrain baseline vs EfficientTrain,"
@@ -15,6 +15,7 @@ help:
 	@echo "              (PROFILE=quick|full, SEEDS='0 1 2')"
 	@echo "make test   - set up .venv, run the test suite"
 	@echo "make setup  - only create/refresh .venv (cached mmcv build)"
+	@echo "make bench  - measured vs theoretical curriculum speedup on this machine (see BENCHMARKS.md)"
 
 setup:
 	@bash tools/setup_env.sh
@@ -24,6 +25,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) tools/benchmark.py curriculum --model convnext_atto --curriculum efficienttrain
 
 clean-demo:
 	rm -rf work_dirs/demo

@@ -208,11 +208,14 @@ class FakePretrainCli:
         parser = argparse.ArgumentParser()
         for flag in ("--model", "--data", "--curriculum", "--work-dir", "--resume", "--batch-size", "--lr-progress"):
             parser.add_argument(flag)
+        parser.add_argument("--size-multiple", type=int)
         for flag in ("--epochs", "--final-size", "--seed"):
             parser.add_argument(flag, type=int)
         args = parser.parse_args(argv)
         assert args.resume == "auto" and args.batch_size == "8"  # extra arguments after `--` are passed on
-        curriculum = build_curriculum(args.curriculum, args.epochs, final_size=args.final_size)
+        self.size_multiple = args.size_multiple
+        curriculum = build_curriculum(args.curriculum, args.epochs, final_size=args.final_size,
+                                      size_multiple=args.size_multiple)
         sizes = tuple(stage.input_size for stage in curriculum.stages)
         self.runs.append((args.model, sizes))
         self.lr_progress = args.lr_progress
@@ -285,6 +288,24 @@ def test_search_tool_compute_mode_keeps_the_budget(tmp_path, monkeypatch):
     # top-1 only falls below resnet18's thresholds (128, 192), so ties go to the smaller size: stage 1 keeps
     # 224 (192 is not a candidate; 160 loses a point), stage 0 takes 128
     assert json.loads((work / "search_summary.json").read_text())["schedule"] == [128, 224]
+
+
+def test_search_tool_size_multiple_admits_finer_sizes_and_reaches_every_run(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from tool_import import load_tool
+
+    tool = load_tool("search_curriculum")
+    fake = FakePretrainCli()
+    monkeypatch.setitem(sys.modules, "pretrain.cli", types.SimpleNamespace(main=fake.main))
+    (tmp_path / "data").mkdir()
+    argv = ["--models", "resnet18", "--data", str(tmp_path / "data"), "--epochs", "2", "--stages", "2",
+            "--candidates", "48,64", "--work-dir", str(tmp_path / "s"), "--", "--batch-size", "8"]
+    with pytest.raises(Exception, match="size 48 is not a multiple of 32"):
+        tool.main(argv)
+    assert tool.main(argv[:-3] + ["--size-multiple", "16", "--", "--batch-size", "8"]) == 0
+    assert fake.size_multiple == 16 and (48, 48) in [sizes for _, sizes in fake.runs]
 
 
 @pytest.mark.parametrize("change, message", [

@@ -73,6 +73,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
                         help="timm kwargs of one model's runs, e.g. convnext_atto='{\"dims\": [8, 16, 24, 32]}' "
                              "(repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every pretraining run (default 0)")
+    parser.add_argument("--size-multiple", type=int, default=None,
+                        help="sizes must be multiples of this (default: what each model needs, e.g. 32); "
+                             "passed on to every pretraining run")
     parser.add_argument("--work-dir", required=True, help="output folder (re-use it to resume)")
     return parser.parse_args(argv), extra
 
@@ -243,12 +246,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserInputError(f"--tolerance {args.tolerance:g} must be >= 0 (a drop in top-1 points)")
     candidates = _int_list(args.candidates, "--candidates")
     final_size = args.final_size or max(candidates)
+    if args.size_multiple is not None and args.size_multiple < 1:
+        raise UserInputError(f"--size-multiple {args.size_multiple} must be a positive whole number")
     for model in models:
-        multiple = required_size_multiple(model)
+        multiple = args.size_multiple or required_size_multiple(model)
         bad = [c for c in candidates + [final_size] if c % multiple]
         if bad:
-            raise UserInputError(f"--candidates: size {bad[0]} is not a multiple of {multiple}, which {model} needs: "
+            needs = "--size-multiple" if args.size_multiple else f"{model}"
+            raise UserInputError(f"--candidates: size {bad[0]} is not a multiple of {multiple}, which {needs} needs: "
                                  f"use multiples of {multiple}")
+    if args.size_multiple and "--size-multiple" not in extra:
+        extra = [*extra, "--size-multiple", str(args.size_multiple)]
     model_kwargs = _model_kwargs(args.model_kwargs, models)
     magnitudes = _magnitudes(args.randaug_magnitudes, args.stages, "--randaug-magnitudes")
     result_magnitudes = _magnitudes(args.result_magnitudes, args.stages, "--result-magnitudes") \

@@ -175,8 +175,6 @@ def test_smoke_backbone_checks_equal_outputs(bench, tmp_path):
 
 def test_smoke_detector_tiny_config(bench, tmp_path):
     config = "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py"
-    if not (Path(__file__).resolve().parents[1] / config).is_file():
-        pytest.skip(f"{config} has not landed")
     result = _run(bench, ["detector", "--configs", str(Path(__file__).resolve().parents[1] / config),
                           "--batch", "1", "--image-size", "64", "64", "--rounds", "1", "--warmup", "0"], tmp_path, "det")
     assert result["rows"][0]["detector"] == "retinanet"

@@ -15,7 +15,8 @@ mkdir -p "$LOGS" "$CACHE/wheels"
 
 TORCH_VERSION=2.14.1
 MMCV_VERSION=2.1.0
-WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch-$TORCH_VERSION-cpu"
+OPS_KIND=$([[ "${FORCE_CUDA:-0}" == "1" ]] && echo cuda || echo cpu)  # a CPU-ops wheel must never serve a CUDA build
+WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch-$TORCH_VERSION-$OPS_KIND"
 
 say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] FAILED: %s\n[setup] full log: %s\n' "$1" "$2" >&2; tail -n 15 "$2" | sed 's/^/[setup]   | /' >&2; exit 1; }
@@ -48,7 +49,8 @@ run_logged stack "${PIP[@]}" install --no-compile -r "$REQS"
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   wheel="$(ls "$WHEEL_DIR"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$wheel" ]]; then
-    say "building mmcv $MMCV_VERSION with compiled ops from source (CPU ops; 7-12 minutes on 2 cores, once per machine)"
+    duration=$([[ "$OPS_KIND" == cuda ]] && echo "much longer with CUDA kernels" || echo "7-12 minutes on 2 cores")
+    say "building mmcv $MMCV_VERSION with compiled $OPS_KIND ops from source ($duration; once per machine)"
     say "  progress: tail -f $LOGS/setup-mmcv-build.log"
     shim="$ROOT/build/cxx20"; mkdir -p "$shim"
     # torch 2.14 headers need C++20 but mmcv's setup.py passes -std=c++17; the last -std wins.

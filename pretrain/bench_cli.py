@@ -310,4 +310,10 @@ COMMANDS = {"curriculum": run_curriculum, "lowfreq": run_lowfreq, "backbone": ru
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args, argv)
+    import torch
+
+    threads = torch.get_num_threads()  # _setup pins threads for timing; callers in-process keep theirs
+    try:
+        return COMMANDS[args.command](args, argv)
+    finally:
+        torch.set_num_threads(threads)

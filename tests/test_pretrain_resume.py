@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from etcore.checkpoint_io import load_checkpoint_file
 from pretrain.cli import main
@@ -33,7 +34,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def _run_killed(args: list[str], fault: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ETRAIN_FAULT": fault, "OMP_NUM_THREADS": "1",
+    # the killed run must use the in-process reference run's thread count: float sums differ across counts
+    env = {**os.environ, "ETRAIN_FAULT": fault, "OMP_NUM_THREADS": str(torch.get_num_threads()),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, str(REPO / "tools" / "pretrain.py"), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)

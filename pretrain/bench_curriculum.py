@@ -178,9 +178,8 @@ class TrainStep:
         self.updates = 0
 
     def __call__(self) -> None:
-        from timm.utils import dispatch_clip_grad
-
         from pretrain.frequency import low_frequency_crop
+        from pretrain.optim import optimizer_update
 
         x, y = self.x, self.y
         x = low_frequency_crop(x, self.size) if self.crop else x.clone()  # mixup mixes in place
@@ -192,15 +191,8 @@ class TrainStep:
             loss = self.criterion(self.model(x), y)
         loss.item()  # the engine reads the loss every step (divergence check)
         self.scaler.scale(loss).backward()
-        if self.config.clip_grad:
-            self.scaler.unscale_(self.optimizer)
-            dispatch_clip_grad(self.model.parameters(), self.config.clip_grad, mode="norm")
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
         self.updates += 1
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.updates)
+        optimizer_update(self.model, self.optimizer, self.scaler, self.config.clip_grad, self.ema, self.updates)
 
 
 def batch_for_size(config: Any, size: int) -> int:

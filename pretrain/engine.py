@@ -18,7 +18,6 @@ from typing import Any, Callable
 
 import torch
 from timm.data import resolve_data_config
-from timm.utils import dispatch_clip_grad
 from tqdm import tqdm
 
 from etcore.checkpoint_io import write_text_atomic
@@ -34,7 +33,7 @@ from pretrain.faults import FaultInjector
 from pretrain.frequency import low_frequency_crop
 from pretrain.model import build_model, model_at_size, resize_model_input
 from pretrain.optim import (CurriculumLRSchedule, build_criterion, build_ema, build_mixup, build_optimizer,
-                            peak_lr)
+                            optimizer_update, peak_lr)
 
 
 class TrainingDiverged(UserInputError):
@@ -252,15 +251,9 @@ class Pretrainer:
                 "images": images}
 
     def _optimizer_step(self) -> None:
-        if self.cfg.clip_grad:
-            self.scaler.unscale_(self.optimizer)
-            dispatch_clip_grad(self.model.parameters(), self.cfg.clip_grad, mode="norm")
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
         self.progress.updates += 1
-        if self.ema is not None:
-            self.ema.update(self.model, step=self.progress.updates)
+        optimizer_update(self.model, self.optimizer, self.scaler, self.cfg.clip_grad, self.ema,
+                         self.progress.updates)
 
     def _diverged(self, value: float, epoch: int, step: int) -> None:
         last = self.work_dir / ckpt.LAST

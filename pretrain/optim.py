@@ -13,7 +13,7 @@ from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
-from timm.utils import ModelEmaV3
+from timm.utils import ModelEmaV3, dispatch_clip_grad
 
 from pretrain.curriculum import Curriculum
 
@@ -88,3 +88,20 @@ def build_ema(model: torch.nn.Module, config: Any) -> ModelEmaV3 | None:
     if not config.ema:
         return None
     return ModelEmaV3(model, decay=config.ema_decay)
+
+
+def optimizer_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                     clip_grad: float | None, ema: ModelEmaV3 | None, updates: int) -> None:
+    """One optimiser update after the backward pass(es): unscale + clip, step, reset grads, then EMA.
+
+    Shared by the engine and the curriculum benchmark, so the benchmark times exactly the engine's step.
+    `updates` is the count including this one (timm's EMA warm-up reads it).
+    """
+    if clip_grad:
+        scaler.unscale_(optimizer)
+        dispatch_clip_grad(model.parameters(), clip_grad, mode="norm")
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    if ema is not None:
+        ema.update(model, step=updates)

@@ -12,6 +12,7 @@ from its own dumped detections and must agree with the metrics JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -22,11 +23,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # tool_import: the tools are files, not a package
-from tool_import import load_tool  # noqa: E402
 
-from etcore.checkpoint_io import load_checkpoint_file, write_text_atomic  # noqa: E402
+from etcore.checkpoint_io import load_checkpoint_file  # noqa: E402
 from etcore.errors import UserInputError, run_cli  # noqa: E402
+from etcore.scripts import load_tool  # noqa: E402
 
 CURRICULA = ("baseline", "efficienttrain")
 DETECTORS = ("retinanet", "cascade_mask_rcnn")
@@ -181,7 +181,7 @@ def verify_with_pycocotools(work_dir: Path) -> dict[str, float]:
     ann_file = _val_annotations(doc)
     names = ("AP", "AP50", "AP75", "APs", "APm", "APl")
     worst: dict[str, float] = {}
-    with open(os.devnull, "w") as quiet, _redirect_stdout(quiet):
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # pycocotools prints summaries
         gt = COCO(str(ann_file))
         for iou_type, recorded in doc["metrics"].items():
             dets = work_dir / f"detections.{iou_type}.json"
@@ -201,19 +201,6 @@ def verify_with_pycocotools(work_dir: Path) -> dict[str, float]:
                     raise RuntimeError(f"{work_dir}: {iou_type} {name} is {recorded[name]} in coco_metrics.json "
                                        f"but pycocotools gives {value:.4f} from the dumped detections")
     return worst
-
-
-class _redirect_stdout:
-    """pycocotools prints its summaries; keep the demo's own output readable."""
-
-    def __init__(self, target) -> None:
-        self.target, self.saved = target, None
-
-    def __enter__(self):
-        self.saved, sys.stdout = sys.stdout, self.target
-
-    def __exit__(self, *exc) -> None:
-        sys.stdout = self.saved
 
 
 def _val_annotations(metrics_doc: dict) -> Path:

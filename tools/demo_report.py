@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -18,12 +17,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from tool_import import load_tool  # noqa: E402
-
 from etcore.checkpoint_io import write_text_atomic  # noqa: E402
 from etcore.errors import UserInputError, run_cli  # noqa: E402
+from etcore.scripts import load_tool  # noqa: E402
 
 
 def _read_jsonl(path: Path) -> list[dict]:

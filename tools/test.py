@@ -11,7 +11,6 @@ re-evaluate them with pycocotools. Missing inputs are one `error:` line (exit 2)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -38,6 +37,7 @@ from mmengine.dist import is_main_process
 from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError, run_cli
 from etcore.paths import check_writable_dir
+from etcore.scripts import load_tool
 
 METRICS_SCHEMA = 'efficienttrain-det/metrics-v1'
 METRICS_FILE = 'coco_metrics.json'
@@ -48,13 +48,7 @@ RUN_ONLY_KEYS = ('work_dir', 'load_from', 'resume', 'launcher')
 
 def _train_tool():
     """tools/train.py holds the config helpers both tools share (tools are files, not a package)."""
-    name = 'etdet_tools_train'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name('train.py'))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_tool('train')
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -40,6 +40,15 @@ def _low_band(n: int, keep: int) -> torch.Tensor | None:
     return torch.cat([positive, negative])
 
 
+def _resize_plan(x: torch.Tensor, size: SizeArg, op: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """((h, w), (H, W)) for a float `x` of [..., H, W] shrunk to `size`; None when it is already that size."""
+    if not torch.is_floating_point(x):
+        raise TypeError(f"{op} expects a floating-point tensor, got {x.dtype}")
+    h, w = _pair(size)
+    height, width = _check_target(x, h, w)
+    return None if (h, w) == (height, width) else ((h, w), (height, width))
+
+
 def low_frequency_crop(x: torch.Tensor, size: SizeArg) -> torch.Tensor:
     """Keep the lowest h x w frequencies of `x` ([..., H, W], float) and return them as an [..., h, w] image.
 
@@ -50,12 +59,10 @@ def low_frequency_crop(x: torch.Tensor, size: SizeArg) -> torch.Tensor:
     float32 (float64 stays float64) and returned in the input dtype, on the input's device.
     """
     # Hand-written: torch has no spectral-crop op; fft2/ifft2 plus index_select is the whole algorithm.
-    if not torch.is_floating_point(x):
-        raise TypeError(f"low_frequency_crop expects a floating-point tensor, got {x.dtype}")
-    h, w = _pair(size)
-    height, width = _check_target(x, h, w)
-    if (h, w) == (height, width):
+    sizes = _resize_plan(x, size, "low_frequency_crop")
+    if sizes is None:
         return x
+    (h, w), (height, width) = sizes
     compute_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     # norm="forward" divides by H*W in fft2 and not at all in ifft2: the (h*w)/(H*W) mean-keeping scale.
     spectrum = torch.fft.fft2(x.to(compute_dtype), norm="forward")
@@ -73,12 +80,10 @@ def low_frequency_downsample(x: torch.Tensor, size: SizeArg) -> torch.Tensor:
     The antialias filter removes most frequencies the smaller grid cannot hold, as EfficientTrain++'s
     LANCZOS resize does. Computed in float32, returned in the input dtype; size == (H, W) is the identity.
     """
-    if not torch.is_floating_point(x):
-        raise TypeError(f"low_frequency_downsample expects a floating-point tensor, got {x.dtype}")
-    h, w = _pair(size)
-    height, width = _check_target(x, h, w)
-    if (h, w) == (height, width):
+    sizes = _resize_plan(x, size, "low_frequency_downsample")
+    if sizes is None:
         return x
+    (h, w), (height, width) = sizes
     flat = x.reshape(1, -1, height, width).to(torch.float32 if x.dtype != torch.float64 else torch.float64)
     resized = F.interpolate(flat, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
     return resized.reshape(*x.shape[:-2], h, w).to(x.dtype)

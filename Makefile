@@ -7,13 +7,15 @@ SEEDS   ?= 0
 export OMP_NUM_THREADS ?= 2
 export MPLBACKEND := Agg
 
-.PHONY: setup demo test bench clean-demo help
+.PHONY: setup demo test test-fast lint format bench clean-demo help
 
 help:
 	@echo "make demo   - set up .venv, generate the embedded demo data, pretrain baseline vs EfficientTrain,"
 	@echo "              fine-tune RetinaNet + Cascade Mask R-CNN from each, print the COCO mAP table"
 	@echo "              (PROFILE=quick|full, SEEDS='0 1 2')"
-	@echo "make test   - set up .venv, run the test suite"
+	@echo "make test   - set up .venv, lint, run the whole test suite (what CI runs)"
+	@echo "make test-fast - the tests not marked slow or subprocess (a developer's edit loop, < 2 minutes)"
+	@echo "make lint   - ruff: lint and format check; make format rewrites the tree"
 	@echo "make setup  - only create/refresh .venv (cached mmcv build)"
 	@echo "make bench  - measured vs theoretical curriculum speedup on this machine (see BENCHMARKS.md)"
 
@@ -23,8 +25,19 @@ setup:
 demo: setup
 	$(PY) tools/demo.py --profile $(PROFILE) --seeds $(SEEDS)
 
-test: setup
+test: setup lint
 	$(PY) -m pytest tests
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow and not subprocess"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: setup
 	$(PY) tools/benchmark.py curriculum --model convnext_atto --curriculum efficienttrain

@@ -5,8 +5,7 @@ Importing registers `TimmBackbone` (mmdet MODELS), `TimmLayerDecayOptimizerConst
 `custom_imports=dict(imports=['backbones'], allow_failed_imports=False)`.
 """
 import etcore.compat  # noqa: F401  (safe-loading allowlist for mmengine checkpoints)
-
-from backbones.checkpoint_bridge import SourceCheckpoint, load_backbone_checkpoint, read_source_checkpoint
+from backbones.checkpoint_bridge import CheckedWeights, SourceCheckpoint, read_backbone_weights, read_source_checkpoint
 from backbones.layer_decay import TimmLayerDecayOptimizerConstructor
 from backbones.provenance_hook import PretrainProvenanceHook, provenance_record
 from backbones.timm_backbone import TimmBackbone
@@ -14,4 +13,4 @@ from backbones.timm_features import feature_channels, pyramid_spec
 
 __all__ = ["TimmBackbone", "feature_channels", "pyramid_spec", "TimmLayerDecayOptimizerConstructor",
            "PretrainProvenanceHook", "provenance_record", "SourceCheckpoint", "read_source_checkpoint",
-           "load_backbone_checkpoint"]
+           "read_backbone_weights", "CheckedWeights"]

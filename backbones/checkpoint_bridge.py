@@ -17,7 +17,9 @@ Swin relative-position tables for the window in use, patch-embed kernels. Classi
 keys the backbone does not use are dropped and counted. A missing or mis-shaped backbone key is a
 `UserInputError` naming the keys, unless it matches `allow_missing`.
 
-Only the timm network (`TimmBackbone.body`) is read from a checkpoint. The layers TimmBackbone adds for
+The bridge only reads and checks: `read_backbone_weights` returns renamed, checked tensors and the
+provenance record; `TimmBackbone.init_weights` loads them and keeps the record. Only the timm network
+(`TimmBackbone.body`) is read from a checkpoint. The layers TimmBackbone adds for
 detection, the output norms `norm{i}` (`backbones.out_norms`) and ViT's simple pyramid, are new: never
 asked of a checkpoint (also not of a detector checkpoint that has them), kept at their init, and named as
 new in the log.
@@ -38,8 +40,8 @@ from torch import nn
 
 from etcore.checkpoint_io import load_checkpoint_file, read_safetensors_metadata
 from etcore.errors import UserInputError
+from etcore.formats import PRETRAIN_FORMAT
 
-PRETRAIN_FORMAT = "efficienttrain-det/pretrain-v1"
 WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
 STRIP_PREFIXES = ("module.", "_orig_mod.")
 BACKBONE_OWN_LAYERS = re.compile(r"^(?:body|pyramid|norm\d+)\.")  # a TimmBackbone's state-dict keys
@@ -268,34 +270,33 @@ def expected_backbone_shapes(model_name: str, timm_kwargs: dict) -> tuple[nn.Mod
     return reference, {to_full[k]: shape for k, shape in shapes.items()}
 
 
-def load_backbone_checkpoint(backbone: nn.Module, path: str | Path, weights: str = "auto",
-                             allow_missing: Sequence[str] = ()) -> dict:
-    """Load `path` into `backbone.body` (a TimmBackbone), strictly; returns the provenance record."""
-    from backbones.timm_backbone import log
-    from backbones.timm_features import create_reference_model
+@dataclass
+class CheckedWeights:
+    """A checkpoint's backbone tensors in timm layout, every expected key present with its shape."""
 
+    state_dict: dict[str, torch.Tensor]   # timm classifier layout (keys of `expected` and unused extras)
+    report: MatchReport
+    source: SourceCheckpoint
+
+    def summary(self, model_name: str) -> str:
+        """One log line: what was loaded, dropped and kept at init."""
+        report, source = self.report, self.source
+        return (f"TimmBackbone({model_name}): loaded {report.loaded} tensors from {source.path} [{source.weights}], "
+                f"dropped {len(report.dropped)} unused (e.g. {_listed(report.dropped[:3]) or '-'})"
+                + (f", kept init for allowed-missing {_listed(report.allowed_missing)}" if report.allowed_missing
+                   else "")
+                + (f"; {'; '.join(source.notes)}" if source.notes else ""))
+
+
+def read_backbone_weights(path: str | Path, model_name: str, reference: nn.Module,
+                          expected: dict[str, torch.Size], weights: str = "auto",
+                          allow_missing: Sequence[str] = ()) -> CheckedWeights:
+    """Read `path`, rename it to `reference`'s timm layout and check it against the `expected` shapes.
+
+    A pure function of the file and the model description: it loads nothing into a module. Raises
+    `UserInputError` naming the keys when a backbone tensor is missing or mis-shaped.
+    """
     source = read_source_checkpoint(path, weights)
-    reference = create_reference_model(backbone.spec)
-    body_shapes = {k: v.shape for k, v in backbone.body.state_dict().items()}
-    to_full = feature_to_full_keys(list(body_shapes), list(reference.state_dict()))
-    expected = {to_full[k]: shape for k, shape in body_shapes.items()}
-    state_dict = to_timm_layout(source.state_dict, backbone.model_name, reference, source.path)
-    report = match_state_dict(state_dict, expected, allow_missing, source.path, backbone.model_name)
-    to_feature = {full: feat for feat, full in to_full.items()}
-    body_state = {to_feature[k]: v for k, v in state_dict.items() if k in to_feature}
-    result = backbone.body.load_state_dict(body_state, strict=False)
-    unexplained = [k for k in result.missing_keys if to_full[k] not in report.allowed_missing
-                   and not k.endswith("num_batches_tracked")]
-    if unexplained or result.unexpected_keys:  # match_state_dict should have caught it
-        raise RuntimeError(f"bug: load left {unexplained} missing, {result.unexpected_keys} unexpected")
-    backbone.provenance = source.record()
-    log(f"TimmBackbone({backbone.model_name}): loaded {report.loaded} tensors from {source.path} "
-        f"[{source.weights}], dropped {len(report.dropped)} unused (e.g. {_listed(report.dropped[:3]) or '-'})"
-        + (f", kept init for allowed-missing {_listed(report.allowed_missing)}" if report.allowed_missing else "")
-        + (f"; {'; '.join(source.notes)}" if source.notes else ""))
-    if backbone.pyramid is not None:
-        log(f"TimmBackbone({backbone.model_name}): simple-pyramid layers are new (random init)")
-    if backbone.out_norm_names:
-        log(f"TimmBackbone({backbone.model_name}): output norms {', '.join(backbone.out_norm_names)} are new "
-            "(weight 1, bias 0, as in the official Swin/ConvNeXt detectors)")
-    return backbone.provenance
+    state_dict = to_timm_layout(source.state_dict, model_name, reference, source.path)
+    report = match_state_dict(state_dict, expected, allow_missing, source.path, model_name)
+    return CheckedWeights(state_dict, report, source)

@@ -28,10 +28,10 @@ import json
 import re
 from typing import List
 
+from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.dist import get_dist_info
 from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor
-from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
 from etcore.errors import UserInputError

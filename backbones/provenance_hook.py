@@ -12,16 +12,15 @@ import json
 import logging
 import os
 
+from mmdet.registry import HOOKS
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmdet.registry import HOOKS
 
 from backbones.checkpoint_bridge import read_source_checkpoint
 from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError
-
-FILE_NAME = "pretrain_provenance.json"
+from etcore.formats import PROVENANCE_FILE
 
 
 def _configured_checkpoint(backbone) -> tuple[str | None, str]:
@@ -62,6 +61,6 @@ class PretrainProvenanceHook(Hook):
             raise UserInputError("PretrainProvenanceHook: the model has no .backbone; "
                                  "remove the hook from custom_hooks for this model")
         record = provenance_record(backbone)
-        path = os.path.join(runner.work_dir, FILE_NAME)
+        path = os.path.join(runner.work_dir, PROVENANCE_FILE)
         write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", path)
         runner.logger.info(f"pretraining provenance -> {path} (checkpoint: {record['checkpoint']})")

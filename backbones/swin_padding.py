@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from timm.models.swin_transformer import SwinTransformerBlock
+from torch import nn
 
 
 class PadFirstSwinBlock(SwinTransformerBlock):

@@ -15,18 +15,18 @@ import logging
 from typing import Any, Sequence
 
 import torch
+from mmdet.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmdet.registry import MODELS
 from timm.layers import Format
-from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from backbones.checkpoint_bridge import feature_to_full_keys, read_backbone_weights
 from backbones.out_norms import make_out_norm, resolve_out_norms
 from backbones.swin_padding import use_pad_first_attention
-from etcore.errors import UserInputError
-from backbones.timm_features import create_feature_net, pyramid_spec
+from backbones.timm_features import create_feature_net, create_reference_model, pyramid_spec
 from backbones.vit_pyramid import SimpleFeaturePyramid
+from etcore.errors import UserInputError
 
 VIT_STEM_NAMES = ("patch_embed", "cls_token", "reg_token", "pos_embed", "pos_drop", "patch_drop", "norm_pre")
 
@@ -93,15 +93,35 @@ class TimmBackbone(BaseModule):
 
     # ------------------------------------------------------------------------------------------ weights
     def init_weights(self) -> None:
-        """Random init (timm's own, done at construction) or the configured checkpoint, strictly checked."""
+        """Random init (timm's own, done at construction) or the configured checkpoint, strictly checked.
+
+        The checkpoint bridge reads, renames and checks the tensors; this loads them into `self.body` and
+        keeps the provenance record (docs/FORMATS.md) that `PretrainProvenanceHook` writes.
+        """
         if self.checkpoint is None:
             super().init_weights()
             return
-        from backbones.checkpoint_bridge import load_backbone_checkpoint
-
-        self.provenance = load_backbone_checkpoint(self, self.checkpoint, weights=self.weights,
-                                                   allow_missing=self.allow_missing)
+        reference = create_reference_model(self.spec)
+        body_shapes = {k: v.shape for k, v in self.body.state_dict().items()}
+        to_full = feature_to_full_keys(list(body_shapes), list(reference.state_dict()))
+        expected = {to_full[k]: shape for k, shape in body_shapes.items()}
+        checked = read_backbone_weights(self.checkpoint, self.model_name, reference, expected,
+                                        weights=self.weights, allow_missing=self.allow_missing)
+        to_feature = {full: feature for feature, full in to_full.items()}
+        body_state = {to_feature[k]: v for k, v in checked.state_dict.items() if k in to_feature}
+        result = self.body.load_state_dict(body_state, strict=False)
+        unexplained = [k for k in result.missing_keys if to_full[k] not in checked.report.allowed_missing
+                       and not k.endswith("num_batches_tracked")]
+        if unexplained or result.unexpected_keys:  # read_backbone_weights should have refused the file
+            raise RuntimeError(f"bug: load left {unexplained} missing, {result.unexpected_keys} unexpected")
+        self.provenance = checked.source.record()
         self._is_init = True
+        log(checked.summary(self.model_name))
+        if self.pyramid is not None:
+            log(f"TimmBackbone({self.model_name}): simple-pyramid layers are new (random init)")
+        if self.out_norm_names:
+            log(f"TimmBackbone({self.model_name}): output norms {', '.join(self.out_norm_names)} are new "
+                "(weight 1, bias 0, as in the official Swin/ConvNeXt detectors)")
 
     # ------------------------------------------------------------------------------------------ freezing
     def stage_prefixes(self) -> list[list[str]]:

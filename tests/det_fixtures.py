@@ -16,6 +16,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 DEFAULT_CLASSES = ('red_square', 'green_triangle', 'blue_diamond')
+# make_demo_data sizes small enough for a test (the conftest `demo_data` fixture uses them)
+TINY_DEMO_DATA = dict(train_per_class=16, val_per_class=8, coco_train=6, coco_val=3)
 
 
 def _class_colour(index: int) -> tuple[int, int, int]:

@@ -22,11 +22,9 @@ from typing import Callable
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from det_fixtures import write_coco_instances
 from etcore.checkpoint_io import load_checkpoint_file
-from pretrain_fixtures import TINY_MODELS, make_image_folder, tiny_args, write_two_stage_curriculum
+from pretrain_fixtures import tiny_args, write_two_stage_curriculum
 
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / 'det_configs' / 'tiny' / 'retinanet_convnext-atto_fpn_tiny-demo_baseline.py'
@@ -100,13 +98,10 @@ def _resume_target_untouched(case: Case, result: subprocess.CompletedProcess) ->
     assert not (case.work / 'final.pth').exists()
 
 
-def _build_cases(root: Path) -> list[list[Case]]:
-    """Jobs (lists of cases run in order by one thread) over inputs generated under `root`."""
-    data = make_image_folder(root / 'images')
+def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
+    """Jobs (lists of cases run in order by one thread) over the shared data and inputs made under `root`."""
     curriculum = write_two_stage_curriculum(root / 'two.json')
     other_curriculum = write_two_stage_curriculum(root / 'other.json', small=64)
-    classes = Config.fromfile(str(RETINANET)).classes
-    coco = write_coco_instances(root / 'coco', classes, train_images=6, val_images=2)
 
     empty_class = root / 'empty_class'
     shutil.copytree(data, empty_class)
@@ -173,8 +168,8 @@ def _build_cases(root: Path) -> list[list[Case]]:
               'off_stride.json', 'input_size 48 is not a multiple of 32')],
         [case('pretrain_work_dir_under_a_file', _pretrain(data, blocker / 'sub', curriculum),
               str(blocker), work=blocker / 'sub')],
-        [case('pretrain_nan_loss', _pretrain(data, Path(w), curriculum), 'training diverged: the loss became nan',
-              env={'ETRAIN_FAULT': 'nan@iter=8'}, work=nan_work, check=_keeps_epoch_0),
+        [case('pretrain_nan_loss', ['tests/fault_callbacks.py', 'nan@iter=8', '--', *_pretrain(data, Path(w), curriculum)[1:]],
+              'training diverged: the loss became nan', work=nan_work, check=_keeps_epoch_0),
          case('pretrain_resume_with_another_curriculum', _pretrain(data, nan_work, other_curriculum, '--resume'),
               'was trained with other settings (curriculum', work=nan_work, check=_resume_target_untouched)],
         [case('det_train_malformed_coco_json', _det_train(Path(w), malformed),
@@ -222,10 +217,10 @@ def _run_job(job: list[Case]) -> dict[str, tuple[subprocess.CompletedProcess, fl
 
 
 @pytest.fixture(scope='module')
-def catalogue(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path) -> dict:
     """Run every case (2 at a time); {name: (case, result, seconds, trusted files left)} + total seconds."""
     start = time.perf_counter()
-    jobs = _build_cases(tmp_path_factory.mktemp('bad_inputs'))
+    jobs = _build_cases(tmp_path_factory.mktemp('bad_inputs'), image_folder, coco_tiny)
     cases = {c.name: c for job in jobs for c in job}
     results: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:

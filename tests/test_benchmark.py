@@ -11,13 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.curriculum import SpeedupReport, log_speedups, log_times, predict_wall_time, stage_sizes, theoretical_speedup
+from bench.timing import Spread, interleaved_rounds, per_round_ratios
 from etcore.errors import UserInputError
-from pretrain.bench_curriculum import (SpeedupReport, log_speedups, log_times, predict_wall_time, stage_sizes,
-                                       theoretical_speedup)
-from pretrain.bench_timing import Spread, interleaved_rounds, per_round_ratios
-from pretrain.curriculum import build_curriculum
-from tests.pretrain_fixtures import TINY_MODELS, make_image_folder
-from tests.tool_import import load_tool
+from pretrain_fixtures import TINY_MODELS, make_image_folder
+from pretraining.curriculum import build_curriculum
 
 ET = build_curriculum("efficienttrain", 300, final_size=224)
 BASE = build_curriculum("baseline", 300, final_size=224)
@@ -115,7 +113,7 @@ def test_log_speedups_from_fabricated_logs():
 
 
 def test_swin_unfold_order_is_a_permutation_matching_both_layouts():
-    from backbones.mmdet_keymap import unfold_order
+    from bench.mmdet_keymap import unfold_order
 
     channels = 3
     x = torch.arange(2 * 2 * channels, dtype=torch.float32).reshape(1, channels, 2, 2)  # one 2x2 patch, NCHW
@@ -130,7 +128,9 @@ def test_swin_unfold_order_is_a_permutation_matching_both_layouts():
 # --- smoke runs of each sub-command (tiny sizes, one round) ---------------------------------------------
 @pytest.fixture(scope="module")
 def bench():
-    return load_tool("benchmark")
+    import bench.cli
+
+    return bench.cli
 
 
 def _run(bench, argv, tmp_path, name):

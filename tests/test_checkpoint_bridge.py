@@ -10,8 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from backbones import TimmBackbone
-from backbones.checkpoint_bridge import PRETRAIN_FORMAT, choose_weights
+from backbones.checkpoint_bridge import choose_weights
 from etcore.errors import UserInputError
+from etcore.formats import PRETRAIN_FORMAT
 
 CONVNEXT = "convnext_atto"
 SWIN = "swin_tiny_patch4_window7_224"

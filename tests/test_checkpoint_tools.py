@@ -12,13 +12,11 @@ import torch
 from mmdet.registry import HOOKS
 from torch import nn
 
+import backbones.convert as convert
 from backbones import TimmBackbone
 from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import run_cli
-from tests.test_checkpoint_bridge import CONVNEXT, facebook_convnext_layout, pretrain_checkpoint
-from tests.tool_import import load_tool
-
-convert = load_tool("convert_checkpoint")
+from test_checkpoint_bridge import CONVNEXT, facebook_convnext_layout, pretrain_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""etcore.coco_validation in process: the problems mmdet would hide or crash on, and what it tolerates."""
+"""finetune.coco_validation in process: the problems mmdet would hide or crash on, and what it tolerates."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ from typing import Callable
 import pytest
 
 from det_fixtures import DEFAULT_CLASSES, write_coco_instances
-from etcore import coco_validation
-from etcore.coco_validation import validate_coco_file
 from etcore.errors import UserInputError
+from finetune import coco_validation
+from finetune.coco_validation import validate_coco_file
 
 
 @pytest.fixture(scope='module')

@@ -13,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tool_import import load_tool
+from etcore import errors
+from etcore.formats import METRICS_SCHEMA
+from reporting.cli import main as compare_main
+from reporting.paper import backbone_family_size
+from reporting.render import render
+from reporting.runs import load_runs
+from reporting.table import build_table
 
-compare = load_tool("compare")
+ROOT = Path(__file__).resolve().parents[1]
 
 CASCADE, SWIN_T = "cascade_mask_rcnn", "swin_tiny_patch4_window7_224"
 OFFSETS = {"AP": 0.0, "AP50": 0.2, "AP75": 0.05, "APs": -0.2, "APm": 0.03, "APl": 0.1}
@@ -38,7 +44,7 @@ def write_run(root: Path, name: str, *, curriculum: str | None = "baseline", see
               "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "scale": [1333, 800]}],
               "work_dir": f"work_dirs/{name}", "load_from": f"work_dirs/{name}/epoch_12.pth",
               "randomness": {"seed": seed, "deterministic": False}, "train_dataloader": {"sampler": {"seed": seed}}}
-    metrics = {"schema": compare.METRICS_SCHEMA, "config": "det_configs/x.py", "checkpoint": f"{name}/epoch_12.pth",
+    metrics = {"schema": METRICS_SCHEMA, "config": "det_configs/x.py", "checkpoint": f"{name}/epoch_12.pth",
                "detector": detector, "backbone": backbone, "schedule": "1x", "seed": seed,
                "pretrain_checkpoint": checkpoint, "metrics": {"bbox": block(box)}, "resolved_config": config}
     if mask is not None:
@@ -60,7 +66,7 @@ def rows_of(table, kind: str) -> list[dict]:
 def test_single_pair_rows_delta_and_cost(tmp_path):
     write_run(tmp_path, "base", box=0.481, mask=0.415, hours=10.0, top1=81.0)
     write_run(tmp_path, "et", curriculum="efficienttrain", box=0.482, mask=0.418, hours=6.5, top1=81.2)
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     assert [row["row"] for row in table.rows] == ["run", "run", "delta"]
     base, et = rows_of(table, "run")
     assert base["pretraining"] == "baseline 300ep" and et["pretraining"] == "efficienttrain 300ep"
@@ -73,7 +79,7 @@ def test_single_pair_rows_delta_and_cost(tmp_path):
     assert delta["top1"].mean == pytest.approx(0.2) and delta["pretrain_hours"].mean == pytest.approx(-3.5)
     assert "0.65x pretrain time" in delta["pretraining"]
     assert table.notes == []
-    text = compare.render(table, "markdown")
+    text = render(table, "markdown")
     assert "| 48.1 |" in text and "| 48.2 |" in text and "| +0.1 |" in text and "| +0.3 |" in text
 
 
@@ -83,7 +89,7 @@ def test_multi_seed_mean_std_and_paired_delta(tmp_path):
         write_run(tmp_path / "nested" / "deeper", f"base_s{seed}", seed=seed, box=ap, mask=None)
     for seed, ap in enumerate(et_aps):          # seed 3 has no baseline partner
         write_run(tmp_path / "nested", f"et_s{seed}", curriculum="efficienttrain", seed=seed, box=ap, mask=None)
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     base, et = rows_of(table, "run")
     assert base["bbox_AP"].mean == pytest.approx(41.0) and base["bbox_AP"].std == pytest.approx(1.0)
     assert base["bbox_AP"].n == 3 and base["seeds"] == "0,1,2"
@@ -96,7 +102,7 @@ def test_multi_seed_mean_std_and_paired_delta(tmp_path):
     assert delta["bbox_AP"].mean != pytest.approx(et["bbox_AP"].mean - base["bbox_AP"].mean)
     assert any("seed 3" in note and "left out of the paired delta" in note for note in table.notes)
     assert not any(c.key.startswith("segm_") for c in table.columns)  # box-only detector: no mask columns
-    text = compare.render(table, "markdown")
+    text = render(table, "markdown")
     assert "41.0 ± 1.0" in text and "+0.4 ± 0.2" in text
 
 
@@ -105,7 +111,7 @@ def test_refuses_to_pair_runs_whose_configs_differ(tmp_path):
     write_run(tmp_path, "base1", seed=1)
     write_run(tmp_path, "et", curriculum="efficienttrain", seed=0, lr=1e-4)    # a different recipe
     write_run(tmp_path, "et1", curriculum="efficienttrain", seed=1, box=0.490)  # differs only as allowed
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     refused = [note for note in table.notes if note.startswith("not paired")]
     assert len(refused) == 1 and "optim_wrapper.optimizer.lr" in refused[0]
     assert "et" in refused[0] and "seed 0" in refused[0] and "\n" not in refused[0]
@@ -117,7 +123,7 @@ def test_refuses_to_pair_runs_whose_configs_differ(tmp_path):
 def test_notes_seeds_of_one_arm_with_different_recipes(tmp_path):
     write_run(tmp_path, "base0", seed=0)
     write_run(tmp_path, "base1", seed=1, lr=1e-3)
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     assert len(table.notes) == 1 and "averaged as baseline 300ep" in table.notes[0]
     assert "optim_wrapper.optimizer.lr" in table.notes[0]
 
@@ -128,7 +134,7 @@ def test_runs_without_seed_or_schedule_still_pair(tmp_path):
         document = json.loads(path.read_text())
         document.update(seed=None, schedule=None)
         path.write_text(json.dumps(document))
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     assert [row["row"] for row in table.rows] == ["run", "run", "delta"]
     assert table.rows[2]["seeds"] == "n/a" and table.rows[2]["bbox_AP"].mean == pytest.approx(0.0)
 
@@ -137,7 +143,7 @@ def test_delta_uses_the_baseline_with_the_same_epochs(tmp_path):
     write_run(tmp_path, "base100", epochs=100, box=0.300)
     write_run(tmp_path, "base300", epochs=300, box=0.400)
     write_run(tmp_path, "et300", curriculum="efficienttrain", epochs=300, box=0.410)
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     assert [row["pretraining"].split(",")[0] for row in table.rows] == [
         "baseline 100ep", "baseline 300ep", "efficienttrain 300ep", "Δ efficienttrain 300ep − baseline 300ep"]
     assert table.rows[3]["bbox_AP"].mean == pytest.approx(1.0)
@@ -146,7 +152,7 @@ def test_delta_uses_the_baseline_with_the_same_epochs(tmp_path):
 def test_fully_refused_pair_shows_no_numbers(tmp_path):
     write_run(tmp_path, "base")
     write_run(tmp_path, "et", curriculum="efficienttrain", lr=1e-4)
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     delta = rows_of(table, "delta")[0]
     assert "not paired" in delta["pretraining"] and delta["bbox_AP"] is None and delta["segm_AP"] is None
 
@@ -156,7 +162,7 @@ def test_groups_by_detector_backbone_schedule(tmp_path):
     write_run(tmp_path, "r_base", detector="retinanet", mask=None, box=0.417)
     write_run(tmp_path, "r_et", detector="retinanet", mask=None, box=0.418, curriculum="efficienttrain")
     write_run(tmp_path, "c_pp", curriculum="efficienttrain++", backbone="convnext_atto")
-    table = compare.build_table(compare.load_runs([tmp_path]))
+    table = build_table(load_runs([tmp_path]))
     keys = [(row["detector"], row["backbone"], row["row"], row["pretraining"].split()[0]) for row in table.rows]
     assert keys == [(CASCADE, "convnext_atto", "run", "efficienttrain++"),
                     (CASCADE, SWIN_T, "run", "baseline"),
@@ -171,7 +177,7 @@ def test_groups_by_detector_backbone_schedule(tmp_path):
 def test_paper_rows_match_family_and_size(tmp_path):
     write_run(tmp_path, "base", backbone="swin_small_patch4_window7_224")
     write_run(tmp_path, "other", detector="retinanet", backbone="convnext_atto", mask=None)
-    table = compare.build_table(compare.load_runs([tmp_path]), paper=True)
+    table = build_table(load_runs([tmp_path]), paper=True)
     paper = rows_of(table, "paper")
     assert [row["pretraining"] for row in paper] == ["paper: baseline (Swin-S)", "paper: efficienttrain (Swin-S)",
                                                      "paper: Δ efficienttrain − baseline"]
@@ -179,33 +185,33 @@ def test_paper_rows_match_family_and_size(tmp_path):
     assert (paper[1]["bbox_AP"].mean, paper[1]["segm_AP"].mean) == (50.6, 43.6)
     assert (paper[2]["bbox_AP"].mean, paper[2]["segm_AP"].mean) == (0.6, 0.5)
     assert all(row["backbone"] == "swin_small_patch4_window7_224" for row in paper)
-    assert not rows_of(compare.build_table(compare.load_runs([tmp_path])), "paper")
+    assert not rows_of(build_table(load_runs([tmp_path])), "paper")
 
 
 @pytest.mark.parametrize("name, expected", [
     ("swin_tiny_patch4_window7_224", "Swin-T"), ("swin-s", "Swin-S"), ("swin_base_patch4_window12_384", "Swin-B"),
     ("swinv2_tiny_window8_256", None), ("swin_transformer", None), ("resnet18", None)])
 def test_backbone_family_size(name, expected):
-    assert compare.backbone_family_size(name) == expected
+    assert backbone_family_size(name) == expected
 
 
 def test_machine_readable_formats_parse(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path, f"base{seed}", seed=seed, box=0.40 + seed / 100)
         write_run(tmp_path, f"et{seed}", curriculum="efficienttrain", seed=seed, box=0.41 + seed / 50)
-    table = compare.build_table(compare.load_runs([tmp_path]), paper=True)
+    table = build_table(load_runs([tmp_path]), paper=True)
 
-    records = list(csv.DictReader(io.StringIO(compare.render(table, "csv"))))
+    records = list(csv.DictReader(io.StringIO(render(table, "csv"))))
     assert [r["row"] for r in records] == ["run", "run", "delta", "paper", "paper", "paper"]
     assert float(records[0]["bbox_AP"]) == pytest.approx(40.5)
     assert float(records[0]["bbox_AP_std"]) == pytest.approx(statistics.stdev([40.0, 41.0]), abs=1e-4)
     assert float(records[2]["bbox_AP"]) == pytest.approx(1.5) and records[3]["segm_AP"] == "41.5"
 
-    document = json.loads(compare.render(table, "json"))
+    document = json.loads(render(table, "json"))
     assert [c["key"] for c in document["columns"]] == [c.key for c in table.columns]
     assert document["rows"][2]["bbox_AP"]["mean"] == pytest.approx(1.5) and document["rows"][2]["bbox_AP"]["n"] == 2
 
-    latex = compare.render(table, "latex").strip().splitlines()
+    latex = render(table, "latex").strip().splitlines()
     spec = re.fullmatch(r"\\begin\{tabular\}\{([lr]+)\}", latex[0]).group(1)
     assert len(spec) == len(table.columns) and latex[-1] == r"\end{tabular}"
     body = [line for line in latex if line.endswith(r"\\")]
@@ -216,7 +222,7 @@ def test_machine_readable_formats_parse(tmp_path):
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exit_info:
-        compare.run_cli(compare.main, argv)
+        errors.run_cli(compare_main, argv)
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out, captured.err
 
@@ -275,8 +281,8 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make_bad):
 
 
 def test_cli_process_exit_code_and_no_traceback(tmp_path):
-    tool = Path(compare.__file__)
-    env = dict(os.environ, PYTHONPATH=str(tool.parent.parent))
+    tool = ROOT / "tools" / "compare.py"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, str(tool), str(tmp_path / "nowhere")], capture_output=True, text=True,
                             env=env)
     assert result.returncode == 2 and result.stdout == ""

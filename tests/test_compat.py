@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -120,7 +121,8 @@ def test_code_running_pickles_are_refused(tmp_path: Path, pickled: bytes) -> Non
 # ---------------------------------------------------------------------------------------------------------
 # Every checkpoint read in the project is a safe one (docs/RELIABILITY.md, "Safe loading").
 
-PROJECT_DIRS = ("etcore", "pretrain", "backbones", "tools", "det_configs", "tests")
+PROJECT_DIRS = (*tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]
+                ["packages"], "tools", "det_configs", "tests")
 UNSAFE_READERS = {("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("numpy", "load"),
                   ("np", "load"), ("torch", "load")}
 

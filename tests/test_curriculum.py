@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from etcore.errors import UserInputError
-from pretrain.curriculum import (
+from pretraining.curriculum import (
     Curriculum,
     Stage,
     build_curriculum,
@@ -202,9 +202,9 @@ def test_curriculum_value_is_validated_and_hashable():
 def test_shipped_example_file_spells_out_efficienttrain():
     from pathlib import Path
 
-    import pretrain
+    import pretraining
 
-    example = Path(pretrain.__file__).parent / "curricula" / "efficienttrain_300ep.yaml"
+    example = Path(pretraining.__file__).parent / "curricula" / "efficienttrain_300ep.yaml"
     from_file = build_curriculum(str(example), 300)
     named = build_curriculum("efficienttrain", 300)
     assert from_file.stages == named.stages and from_file.final_size == named.final_size

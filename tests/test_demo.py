@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import embedded_demo.pipeline as demo
 from det_fixtures import write_coco_instances
-from tool_import import load_tool
-
-demo = load_tool("demo")
 
 
 def test_plan_covers_every_seed_curriculum_and_detector(tmp_path: Path) -> None:

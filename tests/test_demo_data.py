@@ -18,18 +18,14 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+import embedded_demo.data as demo
+from det_fixtures import TINY_DEMO_DATA as TINY  # the sizes of the shared demo_data fixture
 from etcore.errors import UserInputError
-from tool_import import load_tool
-
-demo = load_tool("make_demo_data")
-TINY = dict(train_per_class=16, val_per_class=8, coco_train=6, coco_val=3)
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    demo.make_demo_data(out, seed=0, verbose=False, **TINY)
-    return out
+def dataset(demo_data: Path) -> Path:
+    return demo_data
 
 
 def _quiet_coco(path: Path) -> COCO:
@@ -187,8 +183,9 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
 
 
 def test_cli_bad_parameter_is_one_line_exit_2(tmp_path):
-    tool = Path(demo.__file__)
-    env = dict(os.environ, PYTHONPATH=str(tool.parent.parent))
+    root = Path(__file__).resolve().parents[1]
+    tool = root / "tools" / "make_demo_data.py"
+    env = dict(os.environ, PYTHONPATH=str(root))
     result = subprocess.run([sys.executable, str(tool), "--out", str(tmp_path / "d"), "--classes", "3"],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 2

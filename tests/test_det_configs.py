@@ -12,7 +12,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import backbones  # noqa: F401  (registers TimmBackbone, the layer-decay constructor and the hook)
-from tool_import import load_tool
+import embedded_demo.data as demo_data
+from finetune.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / 'det_configs'
@@ -155,16 +156,14 @@ def test_tiny_configs_fit_a_cpu(path: Path):
     assert max(resize.scale) <= 192
     assert 'SyncBN' not in cfg.pretty_text  # SyncBN needs CUDA, also under gloo
     # the demo generator's classes, in its category-id order
-    demo = load_tool('make_demo_data')
-    assert list(cfg.classes) == demo.class_names(demo.DemoParams().classes)
+    assert list(cfg.classes) == demo_data.class_names(demo_data.DemoParams().classes)
     heads = cfg.model.roi_head.bbox_head if 'roi_head' in cfg.model else [cfg.model.bbox_head]
     assert {h.num_classes for h in heads} == {len(cfg.classes)}
 
 
 def test_data_root_is_the_one_place_to_point_at_the_data(tmp_path):
-    train_tool = load_tool('train')
     path = CONFIG_DIR / 'cascade_mask_rcnn' / 'cascade-mask-rcnn_swin-t_fpn_4conv1fc-giou_amp-1x_coco_baseline.py'
-    cfg = train_tool.load_config(str(path), {'data_root': f'{tmp_path}/coco/'})
+    cfg = load_config(str(path), {'data_root': f'{tmp_path}/coco/'})
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         assert cfg[key].dataset.data_root == f'{tmp_path}/coco/'
     for key in ('val_evaluator', 'test_evaluator'):

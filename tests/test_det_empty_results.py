@@ -7,14 +7,14 @@ from pathlib import Path
 from mmengine.config import Config
 
 from det_fixtures import write_coco_instances
-from tool_import import load_tool
+from finetune.test import empty_detection_metrics
 
 
 def test_no_detections_score_zero_where_ground_truth_exists(tmp_path: Path) -> None:
     write_coco_instances(tmp_path)
     ann_file = str(tmp_path / "annotations" / "instances_val.json")
     cfg = Config(dict(test_evaluator=dict(type="CocoMetric", ann_file=ann_file, metric=["bbox", "segm"])))
-    metrics = load_tool("test").empty_detection_metrics(cfg)
+    metrics = empty_detection_metrics(cfg)
     areas = [a["area"] for a in json.loads(Path(ann_file).read_text())["annotations"]]
     for iou_type in ("bbox", "segm"):
         assert metrics[iou_type]["AP"] == 0.0 and metrics[iou_type]["AP50"] == 0.0

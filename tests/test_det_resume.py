@@ -23,13 +23,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from det_fixtures import write_coco_instances
 from etcore.checkpoint_io import load_checkpoint_file
-from etcore import det_checkpoints
-from etcore.det_checkpoints import AtomicLocalBackend, resume_checkpoint
 from etcore.errors import UserInputError
+from finetune import checkpoints as det_checkpoints
+from finetune.checkpoints import AtomicLocalBackend, resume_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / 'det_configs' / 'tiny' / 'retinanet_convnext-atto_fpn_tiny-demo_baseline.py'
@@ -121,11 +119,10 @@ def _assert_same_run(reference: Path, resumed: Path) -> None:
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> dict:
     """Data, an uninterrupted reference run (+ its metrics) and two killed runs, 2 subprocesses at a time."""
     root = tmp_path_factory.mktemp('det_resume')
-    classes = Config.fromfile(str(RETINANET)).classes
-    data = write_coco_instances(root / 'coco', classes, train_images=8, val_images=6, object_scale=(0.08, 0.14))
+    data = coco_small_objects
     hooks = root / 'hooks'
     hooks.mkdir()
     jobs = {
@@ -190,7 +187,7 @@ def test_resume_skips_a_truncated_checkpoint_that_last_checkpoint_names(runs: di
 
 
 def test_resume_checkpoint_choices(tmp_path: Path) -> None:
-    """The fallback rules of etcore.det_checkpoints.resume_checkpoint, in process."""
+    """The fallback rules of finetune.checkpoints.resume_checkpoint, in process."""
     assert resume_checkpoint(tmp_path) == (None, None)  # nothing there: mmengine starts afresh
     torch.save({'w': torch.ones(2)}, tmp_path / 'iter_2.pth')
     torch.save({'w': torch.ones(2)}, tmp_path / 'iter_10.pth')

@@ -9,11 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-
-from det_fixtures import write_coco_instances
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / 'det_configs' / 'tiny'
@@ -23,19 +20,15 @@ STAT_NAMES = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')  # COCOeval.stats[:6]
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory) -> Path:
+def data_root(coco_large_objects: Path) -> Path:
     """Large objects: a barely trained Cascade R-CNN's boxes already overlap some of them."""
-    classes = Config.fromfile(str(RETINANET)).classes
-    return write_coco_instances(tmp_path_factory.mktemp('coco'), classes, train_images=8, val_images=6,
-                                object_scale=(0.35, 0.48))
+    return coco_large_objects
 
 
 @pytest.fixture(scope='module')
-def small_objects_root(tmp_path_factory) -> Path:
+def small_objects_root(coco_small_objects: Path) -> Path:
     """Objects of about the size of RetinaNet's smallest anchors (the top boxes of an untrained model)."""
-    classes = Config.fromfile(str(RETINANET)).classes
-    return write_coco_instances(tmp_path_factory.mktemp('coco_small'), classes, train_images=8, val_images=6,
-                                object_scale=(0.08, 0.14))
+    return coco_small_objects
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

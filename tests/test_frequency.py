@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pretrain.frequency import LowFrequencyResize, low_frequency_crop, low_frequency_downsample
+from pretraining.frequency import LowFrequencyResize, low_frequency_crop, low_frequency_downsample
 
 
 def numpy_reference_crop(image: np.ndarray, h: int, w: int) -> np.ndarray:

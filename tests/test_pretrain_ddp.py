@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from etcore.checkpoint_io import load_checkpoint_file
-from pretrain.cli import main
 from pretrain_fixtures import make_image_folder, read_log, tiny_args, write_two_stage_curriculum
+from pretraining.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "swin_tiny_patch4_window7_224"  # DDP must be re-wrapped around the resized window tables
@@ -27,7 +27,7 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path: Path
     double = tmp_path / "double"
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "ETRAIN_FAULT"):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     launched = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

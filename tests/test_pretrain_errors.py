@@ -4,24 +4,24 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import UserInputError
-from pretrain.cli import main
-from pretrain.distributed import init_distributed
+from fault_callbacks import fault_command
 from pretrain_fixtures import make_image_folder, read_log, tiny_args, write_two_stage_curriculum
+from pretraining.cli import main
+from pretraining.distributed import init_distributed
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "convnext_atto"
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_image_folder(tmp_path_factory.mktemp("data"))
+def data(image_folder: Path) -> Path:
+    return image_folder
 
 
 @pytest.fixture()
@@ -73,10 +73,8 @@ def test_bad_curriculum_and_bad_settings(data: Path, tmp_path: Path, curriculum:
 def test_nan_loss_stops_with_exit_2_and_keeps_the_last_good_checkpoint(data: Path, tmp_path: Path,
                                                                        curriculum: Path) -> None:
     work = tmp_path / "w"
-    env = {**os.environ, "ETRAIN_FAULT": "nan@iter=8", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, str(REPO / "tools" / "pretrain.py"),
-                             *tiny_args(MODEL, data, work, curriculum, epochs=2)],
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(fault_command("nan@iter=8", tiny_args(MODEL, data, work, curriculum, epochs=2)),
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from etcore.checkpoint_io import load_checkpoint_file
-from pretrain.cli import main
-from pretrain_fixtures import assert_same_weights, load_weights, make_image_folder, read_log, tiny_args, \
-    write_two_stage_curriculum
+from fault_callbacks import fault_command
+from pretrain_fixtures import (
+    assert_same_weights,
+    load_weights,
+    read_log,
+    tiny_args,
+    write_two_stage_curriculum,
+)
+from pretraining.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "swin_tiny_patch4_window7_224"  # size-bound tables and their AdamW moments are resampled at the switch
@@ -22,9 +27,9 @@ MODEL = "swin_tiny_patch4_window7_224"  # size-bound tables and their AdamW mome
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def setup(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> dict:
     root = tmp_path_factory.mktemp("resume")
-    data = make_image_folder(root / "data")
+    data = image_folder
     curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
     reference = root / "reference"
     args = lambda work: tiny_args(MODEL, data, work, curriculum, epochs=3, ema=True,  # noqa: E731
@@ -35,10 +40,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _run_killed(args: list[str], fault: str) -> subprocess.CompletedProcess:
     # the killed run must use the in-process reference run's thread count: float sums differ across counts
-    env = {**os.environ, "ETRAIN_FAULT": fault, "OMP_NUM_THREADS": str(torch.get_num_threads()),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, str(REPO / "tools" / "pretrain.py"), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    return subprocess.run(fault_command(fault, args), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_second_run_in_the_same_process_is_bit_identical(setup: dict) -> None:

@@ -9,10 +9,10 @@ import timm
 import torch
 
 from etcore.checkpoint_io import load_checkpoint_file
-from pretrain.cli import main, resolve_config
-from pretrain.model import build_model, resize_model_input
-from pretrain.optim import CurriculumLRSchedule, build_optimizer
-from pretrain_fixtures import TINY_MODELS, make_image_folder, read_log, tiny_args, write_two_stage_curriculum
+from pretrain_fixtures import TINY_MODELS, read_log, tiny_args, write_two_stage_curriculum
+from pretraining.cli import main, resolve_config
+from pretraining.model import build_model, resize_model_input
+from pretraining.optim import CurriculumLRSchedule, build_optimizer
 
 PROVENANCE_KEYS = {"model_name", "model_kwargs", "curriculum", "lowfreq", "epochs", "equivalent_epochs",
                    "wall_clock_s", "device_hours", "devices", "images_seen", "seed", "best_top1", "final_top1",
@@ -22,8 +22,8 @@ LOG_KEYS = {"epoch", "stage", "input_size", "randaug_magnitude", "lr", "train_lo
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_image_folder(tmp_path_factory.mktemp("data"))
+def data(image_folder: Path) -> Path:
+    return image_folder
 
 
 @pytest.mark.parametrize("model", ["convnext_atto", "swin_tiny_patch4_window7_224", "deit_tiny_patch16_224"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from etcore.errors import UserInputError
-from pretrain.search import (
+from pretraining.search import (
     compute_constrained_search,
     greedy_curriculum_search,
     schedule_curriculum,
@@ -203,7 +203,7 @@ class FakePretrainCli:
 
         import torch
 
-        from pretrain.curriculum import build_curriculum
+        from pretraining.curriculum import build_curriculum
 
         parser = argparse.ArgumentParser()
         for flag in ("--model", "--data", "--curriculum", "--work-dir", "--resume", "--batch-size", "--lr-progress"):
@@ -219,6 +219,7 @@ class FakePretrainCli:
         sizes = tuple(stage.input_size for stage in curriculum.stages)
         self.runs.append((args.model, sizes))
         self.lr_progress = args.lr_progress
+        self.lr_axis = curriculum.lr_axis
         self.equivalent_epochs = curriculum.equivalent_epochs()
         steps = sum(max(0, t - b) // 32 for t, b in zip(TOOL_THRESHOLDS[args.model], sizes))
         provenance = {"model_name": args.model, "curriculum": curriculum.to_dict(), "final_top1": 50.0 - steps}
@@ -230,15 +231,11 @@ class FakePretrainCli:
 
 
 def test_search_tool_runs_trials_writes_outputs_and_resumes(tmp_path, monkeypatch):
-    import sys
-    import types
 
-    from pretrain.curriculum import build_curriculum
-    from tool_import import load_tool
-
-    tool = load_tool("search_curriculum")
+    import pretraining.search_cli as tool
+    from pretraining.curriculum import build_curriculum
     fake = FakePretrainCli()
-    monkeypatch.setitem(sys.modules, "pretrain.cli", types.SimpleNamespace(main=fake.main))
+    monkeypatch.setattr("pretraining.cli.main", fake.main)
     (tmp_path / "data").mkdir()
     work = tmp_path / "search"
     argv = ["--models", "resnet18,convnext_atto", "--data", str(tmp_path / "data"), "--epochs", "4",
@@ -269,20 +266,17 @@ def test_search_tool_runs_trials_writes_outputs_and_resumes(tmp_path, monkeypatc
 
 
 def test_search_tool_compute_mode_keeps_the_budget(tmp_path, monkeypatch):
-    import sys
-    import types
 
-    from tool_import import load_tool
-
-    tool = load_tool("search_curriculum")
+    import pretraining.search_cli as tool
     fake = FakePretrainCli()
-    monkeypatch.setitem(sys.modules, "pretrain.cli", types.SimpleNamespace(main=fake.main))
+    monkeypatch.setattr("pretraining.cli.main", fake.main)
     (tmp_path / "data").mkdir()
     work = tmp_path / "search"
     assert tool.main(["--models", "resnet18", "--data", str(tmp_path / "data"), "--epochs", "6", "--stages", "2",
                       "--candidates", "128,160,224", "--mode", "compute", "--work-dir", str(work),
                       "--", "--batch-size", "8"]) == 0
-    assert fake.lr_progress == "compute"  # EfficientTrain++: the LR follows compute, not passes
+    # EfficientTrain++: the LR follows compute, not passes; the trial's curriculum file says so itself
+    assert fake.lr_axis == "compute" and fake.lr_progress is None
     records = [json.loads(line) for line in (work / "trials.jsonl").read_text().splitlines()[1:]]
     assert all(abs(r["equivalent_epochs"] - 6) <= 0.5 for r in records)
     # top-1 only falls below resnet18's thresholds (128, 192), so ties go to the smaller size: stage 1 keeps
@@ -291,14 +285,10 @@ def test_search_tool_compute_mode_keeps_the_budget(tmp_path, monkeypatch):
 
 
 def test_search_tool_size_multiple_admits_finer_sizes_and_reaches_every_run(tmp_path, monkeypatch):
-    import sys
-    import types
 
-    from tool_import import load_tool
-
-    tool = load_tool("search_curriculum")
+    import pretraining.search_cli as tool
     fake = FakePretrainCli()
-    monkeypatch.setitem(sys.modules, "pretrain.cli", types.SimpleNamespace(main=fake.main))
+    monkeypatch.setattr("pretraining.cli.main", fake.main)
     (tmp_path / "data").mkdir()
     argv = ["--models", "resnet18", "--data", str(tmp_path / "data"), "--epochs", "2", "--stages", "2",
             "--candidates", "48,64", "--work-dir", str(tmp_path / "s"), "--", "--batch-size", "8"]
@@ -315,10 +305,8 @@ def test_search_tool_size_multiple_admits_finer_sizes_and_reaches_every_run(tmp_
     ({"--randaug-magnitudes": "1,2,3"}, "one per stage"),
 ])
 def test_search_tool_bad_input_is_one_line_exit_2(tmp_path, capsys, change, message):
+    import pretraining.search_cli as tool
     from etcore.errors import run_cli
-    from tool_import import load_tool
-
-    tool = load_tool("search_curriculum")
     options = {"--models": "resnet18", "--data": str(tmp_path), "--epochs": "4", "--stages": "2",
                "--work-dir": str(tmp_path / "w"), **change}
     if change.get("--data") == "missing-folder":
@@ -333,12 +321,9 @@ def test_search_tool_bad_input_is_one_line_exit_2(tmp_path, capsys, change, mess
 
 def test_search_tool_end_to_end_with_the_real_engine(tmp_path):
     """Two real (tiny) pretraining runs: the baseline and one trial; a huge tolerance makes acceptance certain."""
-    from pretrain_fixtures import TINY_MODELS, make_image_folder
-    from tool_import import load_tool
-
+    import pretraining.search_cli as tool
     from etcore.checkpoint_io import load_checkpoint_file
-
-    tool = load_tool("search_curriculum")
+    from pretrain_fixtures import TINY_MODELS, make_image_folder
     data = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=40)
     work = tmp_path / "search"
     argv = ["--models", "convnext_atto", "--data", str(data), "--epochs", "2", "--stages", "2",
@@ -357,3 +342,59 @@ def test_search_tool_end_to_end_with_the_real_engine(tmp_path):
     assert json.loads((work / "search_summary.json").read_text())["schedule"] == [32, 32]
     assert tool.main(argv) == 0  # resumes: nothing new to train
     assert json.loads((work / "search_summary.json").read_text())["trials_run_now"] == 0
+
+
+def test_searched_curriculum_file_keeps_the_lr_axis_it_was_searched_with(tmp_path):
+    """Written to YAML and read back, a compute-mode curriculum gives the same LR at every step."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from pretraining.curriculum import build_curriculum, save_curriculum_file
+    from pretraining.optim import CurriculumLRSchedule
+    from pretraining.search import schedule_curriculum
+
+    searched = schedule_curriculum((96, 160, 224), 30, 224, (2.0, 5.0, 9.0), "equal_compute", name="searched")
+    path = save_curriculum_file(searched, tmp_path / "searched_curriculum.yaml")
+    rerun = build_curriculum(str(path), searched.total_epochs)
+    assert (rerun.lr_axis, rerun.budget_epochs) == ("compute", 30.0) and rerun.stages == searched.stages
+
+    def lrs(curriculum):
+        config = SimpleNamespace(lr_progress="auto", warmup_epochs=None, min_lr=1e-6, warmup_lr=0.0)
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+        schedule = CurriculumLRSchedule(optimizer, curriculum, config)
+        values = []
+        for step in range(curriculum.total_epochs * 4):
+            schedule.step(step / 4)
+            values.append(optimizer.param_groups[0]["lr"])
+        return values
+
+    assert lrs(rerun) == lrs(searched)
+    as_epochs = build_curriculum(str(path), searched.total_epochs)
+    assert lrs(type(as_epochs)(**{**as_epochs.__dict__, "lr_axis": "epochs"})) != lrs(searched)  # the axis matters
+
+
+@pytest.mark.slow
+def test_searched_curriculum_rerun_reproduces_the_trial_lr_schedule(tmp_path, image_folder):
+    """A compute-mode search with the real engine, then its searched_curriculum.yaml rerun by tools/pretrain.py's
+    main with the same settings: the LR of every epoch equals the searched trial's."""
+    import pretraining.search_cli as tool
+    from pretrain_fixtures import TINY_MODELS, read_log
+    from pretraining.cli import main as pretrain_main
+    from pretraining.curriculum import build_curriculum
+
+    work = tmp_path / "search"
+    extra = ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--warmup-epochs", "0.5"]
+    kwargs = json.dumps(TINY_MODELS["convnext_atto"])
+    assert tool.main(["--models", "convnext_atto", "--data", str(image_folder), "--epochs", "3", "--stages", "2",
+                      "--candidates", "32,64", "--mode", "compute", "--tolerance", "100", "--work-dir", str(work),
+                      "--model-kwargs", f"convnext_atto={kwargs}", "--", *extra]) == 0
+    found = build_curriculum(str(work / "searched_curriculum.yaml"), None, final_size=64)
+    assert found.lr_axis == "compute"
+    schedule = json.loads((work / "search_summary.json").read_text())["schedule"]
+    trial = work / "trials" / ("b" + "-".join(map(str, schedule))) / "convnext_atto"
+    rerun = tmp_path / "rerun"
+    assert pretrain_main(["--model", "convnext_atto", "--data", str(image_folder), "--curriculum",
+                          str(work / "searched_curriculum.yaml"), "--epochs", str(found.total_epochs),
+                          "--final-size", "64", "--work-dir", str(rerun), "--model-kwargs", kwargs, *extra]) == 0
+    assert [row["lr"] for row in read_log(rerun)] == [row["lr"] for row in read_log(trial)]

@@ -1,11 +1,7 @@
 #!/usr/bin/env python
 """Curriculum pretraining of a timm model (baseline / EfficientTrain / EfficientTrain++); see `--help`."""
-from etcore.scripts import use_packages_not_tools
-
-use_packages_not_tools(__file__)
-
-from etcore.errors import run_cli  # noqa: E402
-from pretrain.cli import main  # noqa: E402
+from etcore.errors import run_cli
+from pretraining.cli import main
 
 if __name__ == "__main__":
     run_cli(main)

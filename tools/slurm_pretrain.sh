@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pretraining under Slurm: one task per GPU started by srun; tools/pretrain.py maps SLURM_PROCID,
-# SLURM_NTASKS and SLURM_LOCALID to RANK, WORLD_SIZE and LOCAL_RANK (pretrain/distributed.py).
+# SLURM_NTASKS and SLURM_LOCALID to RANK, WORLD_SIZE and LOCAL_RANK (pretraining/distributed.py).
 #
 #   tools/slurm_pretrain.sh PARTITION JOB_NAME GPUS [tools/pretrain.py arguments...]
 #   GPUS_PER_NODE=8 tools/slurm_pretrain.sh gpu et_convnext_t 16 --model convnext_tiny \

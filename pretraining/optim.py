@@ -15,7 +15,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3, dispatch_clip_grad
 
-from pretrain.curriculum import Curriculum
+from pretraining.curriculum import Curriculum
 
 REFERENCE_WARMUP_FRACTION = 20 / 300  # the recipe's 20 warm-up epochs of 300
 
@@ -37,9 +37,7 @@ class CurriculumLRSchedule:
     """Cosine with linear warm-up over the whole curriculum, queried at fractional epochs."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, curriculum: Curriculum, config: Any) -> None:
-        progress = config.lr_progress
-        if progress == "auto":
-            progress = "compute" if curriculum.name == "efficienttrain++" else "epochs"
+        progress = curriculum.lr_axis if config.lr_progress == "auto" else config.lr_progress
         self.by_compute = progress == "compute"
         self.curriculum = curriculum
         self.length = curriculum.equivalent_epochs() if self.by_compute else float(curriculum.total_epochs)

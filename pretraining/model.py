@@ -111,7 +111,7 @@ def resize_model_input(model: torch.nn.Module, size: int,
     resizers = _resizers(model, old_geometry, _geometry(model))
     unknown = [name for name in replaced if name not in resizers]
     if unknown:
-        raise RuntimeError(f"set_input_size replaced parameters {unknown} that pretrain.model cannot resample; "
+        raise RuntimeError(f"set_input_size replaced parameters {unknown} that pretraining.model cannot resample; "
                            "add a resizer for them")
     if optimizer is not None:
         _swap_into_optimizer(optimizer, {id(before[n]): (before[n], after[n], resizers[n]) for n in replaced})

@@ -1,7 +1,7 @@
 """Detection-side timing: TimmBackbone against mmdet's native backbones, and detector training iterations.
 
 `backbone_benchmark`: for each family (resnet50, swin_tiny) a `TimmBackbone` and mmdet's `ResNet` /
-`SwinTransformer` with the same weights (`backbones.mmdet_keymap`), checked to give equal outputs, then
+`SwinTransformer` with the same weights (`bench.mmdet_keymap`), checked to give equal outputs, then
 timed side by side (forward without grad, forward+backward) at one input size; the ratio timm/mmdet per
 round is the result (goal <= 1.03).
 
@@ -18,8 +18,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from bench.timing import Spread, interleaved_rounds, per_round_ratios
 from etcore.errors import UserInputError
-from pretrain.bench_timing import Spread, interleaved_rounds, per_round_ratios
 
 
 # --- backbone: TimmBackbone vs mmdet native ---------------------------------------------------
@@ -29,7 +29,7 @@ class Family:
 
     timm_name: str
     mmdet_cfg: dict
-    mapper: str          # function name in backbones.mmdet_keymap
+    mapper: str          # function name in bench.mmdet_keymap
 
 
 FAMILIES = {
@@ -48,8 +48,8 @@ def build_pair(family: str, device: torch.device, seed: int = 0) -> tuple[torch.
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
-    from backbones import mmdet_keymap
     from backbones.timm_backbone import TimmBackbone
+    from bench import mmdet_keymap
 
     if family not in FAMILIES:
         raise UserInputError(f"unknown backbone family {family!r}: use {', '.join(FAMILIES)}")
@@ -152,19 +152,20 @@ def load_detector(config_path: str, device: torch.device) -> tuple[Any, Any, dic
     SyncBN becomes BN (one process, as mmengine's Runner does without a launcher); on CPU an
     AmpOptimWrapper becomes a plain OptimWrapper (AMP needs a GPU); both are noted in `info`.
     """
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
     from mmengine.optim import build_optim_wrapper
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
 
     path = Path(config_path)
     if not path.is_file():
         raise UserInputError(f"detector config {config_path} does not exist: pass an mmdet config file "
                              "(see det_configs/)")
     register_all_modules()
-    import backbones  # noqa: F401  (registers TimmBackbone and the layer-decay constructor)
     from mmengine.logging import MMLogger
+
+    import backbones  # noqa: F401  (registers TimmBackbone and the layer-decay constructor)
 
     MMLogger.get_instance("benchmark", log_level="WARNING")  # the current logger: no per-parameter init report
 

@@ -16,10 +16,12 @@ import torch
 
 from etcore.checkpoint_io import load_checkpoint_file, save_atomic, write_text_atomic
 from etcore.errors import UserInputError
-from pretrain.config import RESUMABLE_CHANGES
-
-FORMAT = "efficienttrain-det/pretrain-v1"
-LAST, FINAL, LOG, CURRICULUM = "last.pth", "final.pth", "log.jsonl", "curriculum.json"
+from etcore.formats import PRETRAIN_CURRICULUM as CURRICULUM
+from etcore.formats import PRETRAIN_FINAL as FINAL
+from etcore.formats import PRETRAIN_FORMAT as FORMAT
+from etcore.formats import PRETRAIN_LAST as LAST
+from etcore.formats import PRETRAIN_LOG as LOG
+from pretraining.config import RESUMABLE_CHANGES
 
 
 def run_signature(config_dict: Mapping[str, Any], also: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Every switch of a pretraining run in one dataclass, merged from defaults < family recipe < YAML < CLI.
 
-`PretrainConfig` is the single source of truth: the command line (`pretrain.cli`) and the YAML
+`PretrainConfig` is the single source of truth: the command line (`pretraining.cli`) and the YAML
 `--config` file use the same field names (a YAML key `clip_grad` is the flag `--clip-grad`). Each
 resolved value remembers where it came from, and `describe_recipe` prints them for the log.
 """
@@ -88,7 +88,7 @@ class PretrainConfig:
         "help": "warm-up length in schedule epochs (default: 20 per 300 of the schedule)"})
     warmup_lr: float = field(default=0.0, metadata={"help": "learning rate at the start of warm-up"})
     lr_progress: str = field(default="auto", metadata={
-        "help": "LR schedule axis: epochs, compute (EfficientTrain++), auto (compute for efficienttrain++)"})
+        "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: compute for efficienttrain++)"})
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     betas: list = field(default_factory=lambda: [0.9, 0.999], metadata={"help": "AdamW betas, two floats"})
     opt_eps: float = field(default=1e-8, metadata={"help": "optimizer epsilon"})

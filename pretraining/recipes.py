@@ -4,14 +4,14 @@ EfficientTrain trains every model with the ConvNeXt-style timm recipe (DESIGN.md
 batch 4096, cosine with 20 warm-up epochs of 300, wd 0.05, RandAugment (9, 0.5), mixup 0.8, cutmix
 1.0, label smoothing 0.1, random erasing 0.25; per family: layer scale 1e-6 and EMA 0.9999 for
 ConvNeXt (no AMP), grad clipping 5.0 for DeiT/PVT/Swin, and each model's stochastic depth.
-EfficientTrain++ scales stochastic depth by (equivalent-epoch budget) / 200.
+A curriculum may scale stochastic depth (`Curriculum.drop_path_scale`; EfficientTrain++: budget / 200).
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from pretrain.curriculum import model_family
+from pretraining.curriculum import Curriculum, model_family
 
 # Stochastic depth of the original recipes (ConvNeXt, Swin, DeiT, PVTv2 papers), by timm name prefix.
 DROP_PATH_BY_MODEL = (
@@ -23,7 +23,6 @@ DROP_PATH_BY_MODEL = (
 GRAD_CLIP_FAMILIES = {"deit", "vit", "swin", "pvt"}
 EMA_FAMILIES = {"convnext", "cswin"}
 NO_AMP_FAMILIES = {"convnext"}
-ETPP_DROP_PATH_REFERENCE_EPOCHS = 200.0
 
 
 def recipe_family(model_name: str) -> str:
@@ -34,7 +33,7 @@ def recipe_family(model_name: str) -> str:
     return family
 
 
-def family_defaults(model_name: str, curriculum: str, budget_epochs: float, on_gpu: bool) -> dict[str, tuple[Any, str]]:
+def family_defaults(model_name: str, curriculum: Curriculum, on_gpu: bool) -> dict[str, tuple[Any, str]]:
     """Recipe values for this model and curriculum, each with the reason it applies (printed in the recipe).
 
     Returns {config field: (value, reason)}; `model_kwargs` entries are keyed `model_kwargs.<name>`.
@@ -55,8 +54,8 @@ def family_defaults(model_name: str, curriculum: str, budget_epochs: float, on_g
     drop_path = next((rate for pattern, rate in DROP_PATH_BY_MODEL if re.match(pattern, base)), None)
     if drop_path is not None:
         reason = f"{base}: stochastic depth {drop_path} of its paper"
-        if curriculum == "efficienttrain++":
-            drop_path = round(drop_path * budget_epochs / ETPP_DROP_PATH_REFERENCE_EPOCHS, 4)
-            reason += f", x {budget_epochs:g}/200 (EfficientTrain++)"
+        if curriculum.drop_path_scale != 1.0:
+            drop_path = round(drop_path * curriculum.drop_path_scale, 4)
+            reason += f", x {curriculum.drop_path_scale:g} (curriculum {curriculum.name}'s drop_path_scale)"
         chosen["drop_path"] = (drop_path, reason)
     return chosen

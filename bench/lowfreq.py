@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pretrain.bench_curriculum import TrainStep
-from pretrain.bench_timing import Spread, interleaved_rounds, per_round_ratios
-from pretrain.curriculum import Stage
-from pretrain.frequency import LowFrequencyResize, low_frequency_crop, low_frequency_downsample
+from bench.curriculum import TrainStep
+from bench.timing import Spread, interleaved_rounds, per_round_ratios
+from pretraining.curriculum import Stage
+from pretraining.frequency import LowFrequencyResize, low_frequency_crop, low_frequency_downsample
 
 
 def _pil_image(size: int, seed: int = 0) -> Image.Image:
@@ -93,7 +93,7 @@ def make_image_folder(root: Path, images: int, width: int = 500, height: int = 3
 
 
 def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, batches: int) -> float:
-    from pretrain.data import train_loader
+    from pretraining.data import train_loader
 
     loader = train_loader(dataset, batch, epoch, 0, 1, workers, seed=0, pin_memory=False)
     iterator = iter(loader)
@@ -111,7 +111,7 @@ def loader_throughput(config: Any, data: str, sizes: Sequence[int], batch: int, 
     """Loader images/s in `fft` mode (final-size output) and `resize` mode (output at size), alternating per round."""
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-    from pretrain.data import SeededImageDataset, load_image_folders, train_transform
+    from pretraining.data import SeededImageDataset, load_image_folders, train_transform
 
     train_folder, _ = load_image_folders(data)
     needed = batch * (batches + 1)

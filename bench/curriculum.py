@@ -8,7 +8,7 @@ of each curriculum (sum over stages of epochs x images per epoch x seconds per i
 measured speedup = baseline time / curriculum time. The theoretical speedup is
 baseline.equivalent_epochs() / curriculum.equivalent_epochs(); the goal is measured/theoretical >= 0.97.
 
-End-to-end mode (`end_to_end`) really trains both curricula through `pretrain.cli.main` and reads the
+End-to-end mode (`end_to_end`) really trains both curricula through `pretraining.cli.main` and reads the
 same ratios from their `log.jsonl` files.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from pretrain.bench_timing import Spread, interleaved_rounds
-from pretrain.curriculum import Curriculum, build_curriculum
+from bench.timing import Spread, interleaved_rounds
+from pretraining.curriculum import Curriculum, build_curriculum
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
 
@@ -136,8 +136,8 @@ class SpeedupReport:
 # --- the timed step -----------------------------------------------------------------------------
 def resolve_recipe(model: str, curriculum: str, epochs: int, final_size: int, batch_size: int, device: str,
                    lowfreq: str, extra_args: Sequence[str] = ()) -> tuple[Any, Curriculum]:
-    """The engine's fully resolved config and curriculum for these flags (via `pretrain.cli.resolve_config`)."""
-    from pretrain.cli import resolve_config
+    """The engine's fully resolved config and curriculum for these flags (via `pretraining.cli.resolve_config`)."""
+    from pretraining.cli import resolve_config
 
     argv = ["--model", model, "--curriculum", curriculum, "--epochs", str(epochs), "--final-size", str(final_size),
             "--batch-size", str(batch_size), "--device", device, "--lowfreq", lowfreq,
@@ -155,8 +155,8 @@ class TrainStep:
 
     def __init__(self, config: Any, size: int, batch: int, num_classes: int, device: torch.device,
                  seed: int = 0) -> None:
-        from pretrain.model import build_model, resize_model_input
-        from pretrain.optim import build_criterion, build_ema, build_mixup, build_optimizer, peak_lr
+        from pretraining.model import build_model, resize_model_input
+        from pretraining.optim import build_criterion, build_ema, build_mixup, build_optimizer, peak_lr
 
         torch.manual_seed(seed)
         final = config.final_size
@@ -178,8 +178,8 @@ class TrainStep:
         self.updates = 0
 
     def __call__(self) -> None:
-        from pretrain.frequency import low_frequency_crop
-        from pretrain.optim import optimizer_update
+        from pretraining.frequency import low_frequency_crop
+        from pretraining.optim import optimizer_update
 
         x, y = self.x, self.y
         x = low_frequency_crop(x, self.size) if self.crop else x.clone()  # mixup mixes in place
@@ -216,7 +216,7 @@ def step_benchmark(model: str, curriculum: str, epochs: int, final_size: int, ba
                    lowfreq: str, rounds: int, warmup: int, num_classes: int, images_per_epoch: int,
                    baseline_epochs: int | None = None, extra_args: Sequence[str] = ()) -> SpeedupReport:
     """Time the engine's step at every size of `curriculum` and its baseline; return the speedup report."""
-    from pretrain.distributed import resolve_device
+    from pretraining.distributed import resolve_device
 
     config, cur = resolve_recipe(model, curriculum, epochs, final_size, batch_size, device, lowfreq, extra_args)
     baseline = build_curriculum("baseline", baseline_epochs or cur.total_epochs, final_size=final_size)

@@ -10,15 +10,23 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
 from etcore.paths import check_writable_dir
-from pretrain.config import (CHOICES, FIELDS, PretrainConfig, coerce_value, describe_recipe,
-                             load_yaml_config, validate)
-from pretrain.curriculum import Curriculum, build_curriculum, required_size_multiple
-from pretrain.determinism import isolated_global_state
-from pretrain.distributed import init_distributed, resolve_device
-from pretrain.faults import FaultInjector
-from pretrain.recipes import family_defaults
+from pretraining.callbacks import TrainingCallback
+from pretraining.config import (
+    CHOICES,
+    FIELDS,
+    PretrainConfig,
+    coerce_value,
+    describe_recipe,
+    load_yaml_config,
+    validate,
+)
+from pretraining.curriculum import Curriculum, build_curriculum, required_size_multiple
+from pretraining.determinism import isolated_global_state
+from pretraining.distributed import init_distributed, resolve_device
+from pretraining.recipes import family_defaults
 
 USAGE = """Curriculum pretraining of a timm model: baseline, EfficientTrain, EfficientTrain++ or a custom curriculum.
 
@@ -42,16 +50,9 @@ def _json_object(text: str) -> dict:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become the project's one-line UserInputError (exit 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserInputError(f"{message} (see tools/pretrain.py --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """One flag per `PretrainConfig` field (`--clip-grad` for `clip_grad`); every default is resolved later."""
-    parser = _Parser(prog="tools/pretrain.py", argument_default=argparse.SUPPRESS,
+    parser = ArgumentParser(prog="tools/pretrain.py", argument_default=argparse.SUPPRESS,
                      formatter_class=argparse.RawDescriptionHelpFormatter, description=USAGE)
     for name, f in FIELDS.items():
         flags = FLAG_ALIASES.get(name, [f"--{name.replace('_', '-')}"])
@@ -103,7 +104,7 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
     on_gpu = resolve_device(config.device, 0).type == "cuda"
     model_kwargs: dict[str, Any] = {}
     kwargs_sources: list[str] = []
-    for key, (value, reason) in family_defaults(config.model, curriculum.name, config.epochs, on_gpu).items():
+    for key, (value, reason) in family_defaults(config.model, curriculum, on_gpu).items():
         if key.startswith("model_kwargs."):
             model_kwargs[key.split(".", 1)[1]] = value
             kwargs_sources.append(f"recipe: {reason}")
@@ -122,21 +123,25 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
     return config, sources, curriculum, dry_run
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of tools/pretrain.py and of in-process callers; returns the exit code (0)."""
+def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainingCallback] = ()) -> int:
+    """Entry point of tools/pretrain.py and of in-process callers; returns the exit code (0).
+
+    `callbacks` are installed into the training loop (`pretraining.callbacks`); the tool passes none.
+    """
     with isolated_global_state():
         config, sources, curriculum, dry_run = resolve_config(argv)
         dist = init_distributed(config.device)
         try:
-            return _run(config, sources, curriculum, dry_run, dist)
+            return _run(config, sources, curriculum, dry_run, dist, callbacks)
         finally:
             dist.close()
 
 
-def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum, dry_run: bool, dist: Any) -> int:
-    from pretrain import checkpoint as ckpt
-    from pretrain.engine import Pretrainer
-    from pretrain.optim import peak_lr
+def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum, dry_run: bool, dist: Any,
+         callbacks: Sequence[TrainingCallback]) -> int:
+    from pretraining import checkpoint as ckpt
+    from pretraining.engine import Pretrainer
+    from pretraining.optim import peak_lr
 
     def say(message: str) -> None:
         if dist.is_main:
@@ -172,5 +177,5 @@ def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum
     elif last.is_file():
         raise UserInputError(f"{last} exists from an earlier run: pass --resume to continue it, or use a new "
                              "--work-dir (or delete the folder) to start over")
-    Pretrainer(config, curriculum, dist, FaultInjector(), say=say).run(resume)
+    Pretrainer(config, curriculum, dist, callbacks, say=say).run(resume)
     return 0

@@ -10,6 +10,9 @@ Custom curriculum file (YAML or JSON), e.g. ``my_curriculum.yaml``::
     name: short-low-res            # optional; default: the file name without extension
     final_size: 224                # optional; must equal the run's final (evaluation) size
     total_epochs: 100              # optional; checked against the stages
+    lr_axis: epochs                # optional; epochs (default) or compute: the LR schedule's time axis
+    budget_epochs: 65.6            # optional; the equivalent-epoch budget the stages were laid out for
+    drop_path_scale: 1.0           # optional; the recipe's stochastic depth is multiplied by this
     stages:                        # in order, covering epoch 0 to the end without gaps
       - {epochs: 40, input_size: 160, randaug_magnitude: 2}
       - {epochs: 60, input_size: 224, randaug_magnitude: 9}
@@ -18,6 +21,11 @@ A stage gives either `epochs` (its length; stages follow each other) or `start_e
 (0-based, end exclusive), so the `curriculum.json` a pretraining run writes (`Curriculum.to_dict()`)
 is itself a valid curriculum file. Sizes in files must already be multiples of the model's size
 multiple; sizes of the named curricula are rounded to it.
+
+The curriculum owns its schedule: `lr_axis` says whether the cosine LR runs over epochs or over compute
+done (EfficientTrain++), and a budgeted curriculum carries its `budget_epochs` and `drop_path_scale`
+(EfficientTrain++: budget / 200). No code branches on a curriculum's name; a curriculum written to a
+file and read back trains exactly as the original.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from etcore.errors import UserInputError
 
 CURRICULUM_NAMES = ("baseline", "efficienttrain", "efficienttrain++")
+LR_AXES = ("epochs", "compute")
 _ALIASES = {"efficienttrain_pp": "efficienttrain++", "efficienttrainpp": "efficienttrain++",
             "et": "efficienttrain", "et++": "efficienttrain++"}
 _CURRICULUM_SUFFIXES = (".yaml", ".yml", ".json")
@@ -49,6 +58,7 @@ EFFICIENTTRAIN_PP_SIZES_224 = {
     "convnext": (160,) * 6 + (224,) * 4,
 }
 DEFAULT_SIZE_MULTIPLE = 32
+ETPP_DROP_PATH_REFERENCE_EPOCHS = 200.0  # EfficientTrain++ scales stochastic depth by budget / 200
 
 
 @dataclass(frozen=True)
@@ -81,11 +91,15 @@ class Curriculum:
     stages: tuple[Stage, ...]
     total_epochs: int
     final_size: int
+    lr_axis: str = "epochs"              # the LR schedule's time axis: "epochs" or "compute"
+    budget_epochs: float | None = None   # equivalent-epoch budget of a budgeted (EfficientTrain++) layout
+    drop_path_scale: float = 1.0         # factor on the recipe's stochastic depth
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
         _validate(self.name, self.stages, self.total_epochs, self.final_size,
                   source=f"curriculum {self.name!r}", size_multiple=1)
+        _validate_schedule(self.lr_axis, self.budget_epochs, self.drop_path_scale, f"curriculum {self.name!r}")
 
     # --- queries the engine uses -------------------------------------------------------------
     def stage_index(self, epoch: int) -> int:
@@ -132,7 +146,8 @@ class Curriculum:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, as stored in `provenance.curriculum` (docs/FORMATS.md)."""
         return {"name": self.name, "total_epochs": self.total_epochs, "final_size": self.final_size,
-                "stages": [stage.to_dict() for stage in self.stages]}
+                "lr_axis": self.lr_axis, "budget_epochs": self.budget_epochs,
+                "drop_path_scale": self.drop_path_scale, "stages": [stage.to_dict() for stage in self.stages]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "curriculum dict") -> "Curriculum":
@@ -142,8 +157,10 @@ class Curriculum:
 
     def describe(self) -> str:
         """A short human-readable table, for logs and `--dry-run`s."""
+        budget = f", budget {self.budget_epochs:g}" if self.budget_epochs is not None else ""
         lines = [f"curriculum {self.name}: {self.total_epochs} epochs at final size {self.final_size}, "
-                 f"{self.equivalent_epochs():.1f} equivalent epochs (ratio {self.compute_ratio():.3f})"]
+                 f"{self.equivalent_epochs():.1f} equivalent epochs (ratio {self.compute_ratio():.3f}{budget}); "
+                 f"LR over {self.lr_axis}, drop path x{self.drop_path_scale:g}"]
         for stage in self.stages:
             lines.append(f"  epochs {stage.start_epoch:>4}-{stage.end_epoch:<4} size {stage.input_size:>4}"
                          f"  randaug m={stage.randaug_magnitude:g}")
@@ -222,7 +239,8 @@ def build_curriculum(name: str, epochs: int | None, final_size: int = 224, **opt
             family = _pp_family(options.get("family"), model_name)
             sizes = tuple(scale_size(s, final_size, size_multiple) for s in EFFICIENTTRAIN_PP_SIZES_224[family])
             magnitudes = tuple(float(k) for k in range(len(sizes)))
-            curriculum = curriculum_from_budget(sizes, magnitudes, epochs, final_size, name=key)
+            curriculum = curriculum_from_budget(sizes, magnitudes, epochs, final_size, name=key,
+                                                drop_path_scale=epochs / ETPP_DROP_PATH_REFERENCE_EPOCHS)
         return curriculum
 
     path = Path(str(name))
@@ -258,7 +276,7 @@ def curriculum_from_sizes(sizes: Sequence[int], magnitudes: Sequence[float], epo
 
 
 def curriculum_from_budget(sizes: Sequence[int], magnitudes: Sequence[float], budget_epochs: float,
-                           final_size: int, name: str = "custom") -> Curriculum:
+                           final_size: int, name: str = "custom", drop_path_scale: float = 1.0) -> Curriculum:
     """Equal-compute stages within `budget_epochs` equivalent epochs (EfficientTrain++'s layout).
 
     Stage k should run (budget/N) * (final_size/B_k)^2 real epochs. Epochs are whole, so stage k ends at
@@ -285,7 +303,8 @@ def curriculum_from_budget(sizes: Sequence[int], magnitudes: Sequence[float], bu
     if not stages:
         raise UserInputError(f"an equivalent-epoch budget of {budget_epochs} is too small for any whole epoch: "
                              "raise --epochs")
-    return Curriculum(name=name, stages=tuple(stages), total_epochs=start, final_size=final_size)
+    return Curriculum(name=name, stages=tuple(stages), total_epochs=start, final_size=final_size, lr_axis="compute",
+                      budget_epochs=float(budget_epochs), drop_path_scale=float(drop_path_scale))
 
 
 def load_curriculum_file(path: str | Path, epochs: int | None = None, final_size: int | None = None,
@@ -359,7 +378,7 @@ def _curriculum_from_mapping(data: Any, source: str, default_name: str, final_si
     """Parse and validate the file/dict form; every problem names `source`, the field and the fix."""
     if not isinstance(data, Mapping):
         raise UserInputError(f"{source} must be a mapping with a 'stages' list, got {type(data).__name__}")
-    allowed = {"name", "final_size", "total_epochs", "stages"}
+    allowed = {"name", "final_size", "total_epochs", "stages", "lr_axis", "budget_epochs", "drop_path_scale"}
     extra = sorted(set(map(str, data)) - allowed)
     if extra:
         raise UserInputError(f"{source}: unknown field(s) {', '.join(extra)}: allowed are {', '.join(sorted(allowed))}")
@@ -391,7 +410,23 @@ def _curriculum_from_mapping(data: Any, source: str, default_name: str, final_si
         if expected is not None and expected != total:
             raise UserInputError(f"{source}: stages cover {total} epochs but {what} is {expected}: "
                                  "make the stage lengths add up to the run's epochs")
-    return Curriculum(name=name, stages=stages, total_epochs=total, final_size=final)
+    lr_axis = data.get("lr_axis", "epochs")
+    budget = data.get("budget_epochs")
+    drop_path_scale = data.get("drop_path_scale", 1.0)
+    _validate_schedule(lr_axis, budget, drop_path_scale, source)
+    return Curriculum(name=name, stages=stages, total_epochs=total, final_size=final, lr_axis=lr_axis,
+                      budget_epochs=None if budget is None else float(budget), drop_path_scale=float(drop_path_scale))
+
+
+def _validate_schedule(lr_axis: Any, budget_epochs: Any, drop_path_scale: Any, source: str) -> None:
+    """The schedule fields: a known LR axis, a positive budget (or none), a positive drop-path factor."""
+    if lr_axis not in LR_AXES:
+        raise UserInputError(f"{source}: lr_axis {lr_axis!r} is unknown: use one of {', '.join(LR_AXES)}")
+    for value, what, optional in ((budget_epochs, "budget_epochs", True), (drop_path_scale, "drop_path_scale", False)):
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise UserInputError(f"{source}: {what} must be a positive number, got {value!r}")
 
 
 def _parse_stages(raw_stages: Iterable[Any], source: str) -> tuple[Stage, ...]:

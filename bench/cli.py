@@ -28,7 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
+from etcore.formats import PRETRAIN_CURRICULUM, PRETRAIN_LOG
 
 CPU_DETECTOR_CONFIGS = (
     "det_configs/_base_/recipes/retinanet_resnet18_fpn_tiny-demo.py",
@@ -44,13 +46,6 @@ GPU_DETECTOR_CONFIGS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become the project's one-line UserInputError (exit 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserInputError(f"{message} (see tools/benchmark.py --help)")
-
-
 def _common(p: argparse.ArgumentParser, rounds: int, warmup: int) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU, unchanged on GPU)")
@@ -60,9 +55,9 @@ def _common(p: argparse.ArgumentParser, rounds: int, warmup: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tools/benchmark.py", description=__doc__.splitlines()[0],
+    parser = ArgumentParser(prog="tools/benchmark.py", description=__doc__.splitlines()[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     c = sub.add_parser("curriculum", help="measured vs theoretical curriculum speedup")
     c.add_argument("--model", default="convnext_atto")
@@ -118,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup(args: argparse.Namespace) -> Any:
     import torch
 
-    from pretrain.distributed import resolve_device
+    from pretraining.distributed import resolve_device
 
     device = resolve_device(args.device, 0)
     if args.threads is not None:
@@ -171,7 +166,7 @@ def _emit(args: argparse.Namespace, argv: Sequence[str], device: Any, table: str
 
 # --- sub-commands ------------------------------------------------------------------------------
 def run_curriculum(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pretrain import bench_curriculum as bc
+    from bench import curriculum as bc
 
     device = _setup(args)
     extra = shlex.split(args.pretrain_args)
@@ -191,11 +186,11 @@ def run_curriculum(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> tuple[dict[str, Any], str]:
-    """Train baseline and curriculum through `pretrain.cli.main` (`repeats` pairs, order alternating)."""
-    from pretrain import bench_curriculum as bc
-    from pretrain import cli as pretrain_cli
-    from pretrain.bench_timing import Spread
-    from pretrain.curriculum import Curriculum, build_curriculum
+    """Train baseline and curriculum through `pretraining.cli.main` (`repeats` pairs, order alternating)."""
+    from bench import curriculum as bc
+    from bench.timing import Spread
+    from pretraining import cli as pretrain_cli
+    from pretraining.curriculum import Curriculum, build_curriculum
 
     if not args.data:
         raise UserInputError("--end-to-end needs --data: an ImageNet-style folder (python tools/make_demo_data.py "
@@ -220,8 +215,8 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
             print(f"end-to-end: training {name} ({' '.join(runs[name])}) -> {work}", flush=True)
             with open(work / "stdout.txt", "w") as sink, contextlib.redirect_stdout(sink):
                 pretrain_cli.main([*common, *runs[name], "--work-dir", str(work)])
-            logs[name] = bc.read_log(work / "log.jsonl")
-            ran[name] = Curriculum.from_dict(json.loads((work / "curriculum.json").read_text()))
+            logs[name] = bc.read_log(work / PRETRAIN_LOG)
+            ran[name] = Curriculum.from_dict(json.loads((work / PRETRAIN_CURRICULUM).read_text()))
         pairs.append({"order": order, "times": {n: bc.log_times(logs[n]) for n in logs},
                       "speedups": bc.log_speedups(logs["baseline"], logs["curriculum"])})
     baseline, curriculum = ran["baseline"], ran["curriculum"]  # as the engine resolved them (curriculum.json)
@@ -249,8 +244,8 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
 
 
 def run_lowfreq(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from pretrain import bench_lowfreq as bl
-    from pretrain.bench_curriculum import resolve_recipe
+    from bench import lowfreq as bl
+    from bench.curriculum import resolve_recipe
 
     device = _setup(args)
     bad = [s for s in args.sizes if not 0 < s < args.final_size]
@@ -280,7 +275,7 @@ def run_lowfreq(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def run_backbone(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from backbones.benchmarking import backbone_benchmark, backbone_table
+    from bench.detection import backbone_benchmark, backbone_table
 
     device = _setup(args)
     rows = backbone_benchmark(args.families, args.size, args.batch, device, args.rounds, args.warmup)
@@ -291,7 +286,7 @@ def run_backbone(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def run_detector(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from backbones.benchmarking import detector_benchmark, detector_table
+    from bench.detection import detector_benchmark, detector_table
 
     device = _setup(args)
     on_gpu = device.type == "cuda"

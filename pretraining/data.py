@@ -21,9 +21,9 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from etcore.errors import UserInputError
-from pretrain.curriculum import Stage
-from pretrain.determinism import sample_seed, seeded_sample
-from pretrain.frequency import LowFrequencyResize
+from pretraining.curriculum import Stage
+from pretraining.determinism import sample_seed, seeded_sample
+from pretraining.frequency import LowFrequencyResize
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The curriculum training loop: stages switch in-process, LR runs over the whole curriculum, state resumes exactly.
 
-`Pretrainer(config, curriculum, dist, faults).run()` trains, validates, and writes the work dir
+`Pretrainer(config, curriculum, dist, callbacks).run()` trains, validates, and writes the work dir
 (docs/FORMATS.md). The curriculum is read as a value (`stage_at(epoch)`); whenever the stage changes
 the data pipeline is rebuilt (input size, RandAugment magnitude, batch), size-bound model parameters
 and their optimizer moments are resampled, and DDP is re-wrapped around the new parameters.
@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from timm.data import resolve_data_config
@@ -22,18 +22,33 @@ from tqdm import tqdm
 
 from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError
-from pretrain import checkpoint as ckpt
-from pretrain.config import PretrainConfig
-from pretrain.curriculum import Curriculum, Stage
-from pretrain.data import (SeededImageDataset, check_magnitudes, corrupt_error, eval_loader, eval_transform,
-                           load_image_folders, train_loader, train_transform)
-from pretrain.determinism import capture_rng_state, configure_determinism, restore_rng_state, seed_everything
-from pretrain.distributed import DistContext
-from pretrain.faults import FaultInjector
-from pretrain.frequency import low_frequency_crop
-from pretrain.model import build_model, model_at_size, resize_model_input
-from pretrain.optim import (CurriculumLRSchedule, build_criterion, build_ema, build_mixup, build_optimizer,
-                            optimizer_update, peak_lr)
+from pretraining import checkpoint as ckpt
+from pretraining.callbacks import CallbackList, TrainingCallback
+from pretraining.config import PretrainConfig
+from pretraining.curriculum import Curriculum, Stage
+from pretraining.data import (
+    SeededImageDataset,
+    check_magnitudes,
+    corrupt_error,
+    eval_loader,
+    eval_transform,
+    load_image_folders,
+    train_loader,
+    train_transform,
+)
+from pretraining.determinism import capture_rng_state, configure_determinism, restore_rng_state, seed_everything
+from pretraining.distributed import DistContext
+from pretraining.frequency import low_frequency_crop
+from pretraining.model import build_model, model_at_size, resize_model_input
+from pretraining.optim import (
+    CurriculumLRSchedule,
+    build_criterion,
+    build_ema,
+    build_mixup,
+    build_optimizer,
+    optimizer_update,
+    peak_lr,
+)
 
 
 class TrainingDiverged(UserInputError):
@@ -70,12 +85,12 @@ class Pretrainer:
     """One pretraining run on this process (rank `dist.rank` of `dist.world_size`)."""
 
     def __init__(self, config: PretrainConfig, curriculum: Curriculum, dist: DistContext,
-                 faults: FaultInjector | None = None, say: Callable[[str], None] | None = None) -> None:
+                 callbacks: Sequence[TrainingCallback] = (), say: Callable[[str], None] | None = None) -> None:
         self.cfg = config
         self.curriculum = curriculum
         self.dist = dist
         self.device = dist.device
-        self.faults = faults or FaultInjector()
+        self.callbacks = CallbackList(callbacks)
         self._print = say or (lambda msg: print(msg, flush=True))
         self.work_dir = Path(config.work_dir)
         self.config_dict = config.to_dict()
@@ -193,7 +208,7 @@ class Pretrainer:
                  f"randaug m={stage.randaug_magnitude:g}, batch {pipe.batch_size}/device x {world} x accum "
                  f"{pipe.accum_steps} (effective {pipe.batch_size * world * pipe.accum_steps}), "
                  f"lr {self._lr():.3g}{previous}")
-        self.faults.entered_stage(index)
+        self.callbacks.on_stage_start(index)
 
     # --- one epoch -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -216,7 +231,7 @@ class Pretrainer:
             starts_update = i % pipe.accum_steps == 0
             ends_update = (i + 1) % pipe.accum_steps == 0 or i == steps - 1
             if starts_update:
-                self.faults.before_step(self.progress.updates + 1)
+                self.callbacks.before_update(self.progress.updates + 1)
                 self.schedule.step(epoch + i / steps)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
@@ -226,8 +241,7 @@ class Pretrainer:
                 x, y = self.mixup(x, y)
             with self._autocast():
                 loss = self.criterion(self.ddp_model(x), y)
-            if self.faults.poison_loss(self.progress.updates + 1):
-                loss = loss * float("nan")
+            loss = self.callbacks.on_loss(self.progress.updates + 1, loss)
             loss_value = self.dist.all_reduce_sum([loss.item()])[0] / self.dist.world_size
             if not math.isfinite(loss_value):
                 self._diverged(loss_value, epoch, i)
@@ -293,7 +307,7 @@ class Pretrainer:
         return {
             "model_name": self.cfg.model, "model_kwargs": dict(self.model_kwargs),
             "curriculum": self.curriculum.to_dict(), "lowfreq": self.cfg.lowfreq,
-            "epochs": self.curriculum.total_epochs, "budget_epochs": self.cfg.epochs,
+            "epochs": self.curriculum.total_epochs, "budget_epochs": self.curriculum.budget_epochs,
             "equivalent_epochs": round(self.curriculum.equivalent_epochs(), 4),
             "wall_clock_s": round(p.wall_clock_s, 3), "device_hours": p.wall_clock_s * self.dist.world_size / 3600,
             "devices": self.dist.world_size, "device_type": self.device.type, "images_seen": p.images_seen,
@@ -323,7 +337,7 @@ class Pretrainer:
             "world_size": self.dist.world_size, "effective_batch": self.effective_batch,
             "classes": list(self.train_set.classes),
         }
-        ckpt.save_checkpoint(payload, self.work_dir / ckpt.LAST, on_write=self.faults.during_save)
+        ckpt.save_checkpoint(payload, self.work_dir / ckpt.LAST, on_write=self.callbacks.on_checkpoint_written)
 
     def save_final(self) -> dict[str, Any]:
         for module in filter(None, (self.model, self.ema.module if self.ema else None)):
@@ -333,7 +347,7 @@ class Pretrainer:
         if self.dist.is_main:
             payload = self._weights()
             payload["provenance"] = provenance
-            ckpt.save_checkpoint(payload, self.work_dir / ckpt.FINAL, on_write=self.faults.during_save)
+            ckpt.save_checkpoint(payload, self.work_dir / ckpt.FINAL, on_write=self.callbacks.on_checkpoint_written)
         self.dist.barrier()
         return provenance
 

@@ -92,7 +92,9 @@ class Spread:
 
     def scaled(self, factor: float) -> "Spread":
         """Every statistic multiplied by `factor` (e.g. seconds -> ms, speedup -> speedup/theoretical)."""
-        scale = (lambda v: None if v is None else v * factor)
+        def scale(value: float | None) -> float | None:
+            return None if value is None else value * factor
+
         return Spread(self.median * factor, self.low * factor, self.high * factor, self.n, scale(self.q1),
                       scale(self.q3))
 

@@ -27,9 +27,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError
-from pretrain.curriculum import BASELINE_MAGNITUDE, Curriculum, curriculum_from_budget, curriculum_from_sizes
+from etcore.formats import SEARCH_LOG_FORMAT as LOG_FORMAT
+from pretraining.curriculum import BASELINE_MAGNITUDE, Curriculum, curriculum_from_budget, curriculum_from_sizes
 
-LOG_FORMAT = "efficienttrain-det/curriculum-search-v1"
 LAYOUTS = ("equal_epochs", "equal_compute")
 
 Schedule = tuple[int, ...]

@@ -1,0 +1,48 @@
+"""Compare detection runs: one table of pretraining cost and COCO AP, EfficientTrain rows against baseline.
+
+Reads every `coco_metrics.json` (+ `pretrain_provenance.json`) below the given work dirs
+(docs/FORMATS.md), groups runs by detector, backbone and schedule, averages seeds (mean +- std), and adds
+below each non-baseline row its seed-paired delta to the `baseline` curriculum. Runs are paired only when
+their resolved configs differ in nothing but the pretrained checkpoint, the work dir and the seed.
+
+    python tools/compare.py work_dirs/demo [--format markdown|csv|latex|json] [--out FILE] [--paper]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from etcore.checkpoint_io import write_text_atomic
+from etcore.cli import ArgumentParser
+from etcore.errors import UserInputError
+from reporting.render import FORMATS, render
+from reporting.runs import load_runs
+from reporting.table import build_table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load runs, build the table, print it or write it atomically to --out."""
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("work_dirs", nargs="+", help="detection work dirs (searched recursively)")
+    parser.add_argument("--format", default="markdown", choices=FORMATS)
+    parser.add_argument("--out", help="write the table to this file instead of stdout")
+    parser.add_argument("--paper", action="store_true", help="add the paper's reference rows where they match")
+    args = parser.parse_args(argv)
+    table = build_table(load_runs(args.work_dirs), paper=args.paper)
+    text = render(table, args.format)
+    if args.format == "csv":
+        for note in table.notes:
+            print(f"note: {note}", file=sys.stderr)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserInputError(f"--out {out} is a folder: give a file name such as {out / 'compare.md'}")
+    try:
+        write_text_atomic(text, out)
+    except OSError as err:
+        raise UserInputError(f"--out {out}: cannot write ({err.strerror or err}): choose a writable path") from None
+    print(f"wrote {out} ({len(table.rows)} rows)", file=sys.stderr)
+    return 0

@@ -1,0 +1,157 @@
+"""Load fine-tuning runs: every `coco_metrics.json` and its `pretrain_provenance.json` (docs/FORMATS.md).
+
+A `Run` is what one work dir says: what was trained (detector, backbone, schedule, seed), its COCO
+metrics in percent, its resolved config, and the pretraining it started from. Malformed files are a
+`UserInputError` naming the file and the fix.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from etcore.errors import UserInputError
+from etcore.formats import METRICS_FILE, METRICS_SCHEMA, PROVENANCE_FILE
+
+METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+IOU_TYPES = {"bbox": "box", "segm": "mask"}
+BASELINE = "baseline"
+
+
+@dataclass
+class Run:
+    """One detection run: what was trained, its COCO metrics (percent, None = n/a) and its pretraining."""
+
+    work_dir: Path
+    detector: str
+    backbone: str
+    schedule: str
+    seed: int | None                     # None: the run recorded no seed
+    metrics: dict[str, dict[str, float | None]]
+    resolved_config: dict | None
+    curriculum: str
+    pretrain: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        return (self.detector, self.backbone, self.schedule)
+
+    @property
+    def arm(self) -> tuple:
+        """Runs of one arm differ only in their seed: same curriculum, epochs (and checkpoint if foreign)."""
+        return (self.curriculum, self.pretrain.get("epochs"), self.pretrain.get("foreign_checkpoint"))
+
+
+def _read_json(path: Path, fix: str) -> dict:
+    """A JSON object from `path`, or a one-line UserInputError naming the file and the fix."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserInputError(f"{path} is missing: {fix}") from None
+    except json.JSONDecodeError as err:
+        raise UserInputError(f"{path} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}): "
+                             f"{fix}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserInputError(f"{path} cannot be read ({err}): {fix}") from None
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path} holds a JSON {type(data).__name__}, not an object: {fix}")
+    return data
+
+
+def _get(document: dict, dotted: str, kind: type | tuple, path: Path, fix: str) -> Any:
+    """`document[a][b]...` for key 'a.b...', checked against `kind`."""
+    value: Any = document
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise UserInputError(f"{path}: key '{dotted}' is missing: {fix}")
+        value = value[part]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise UserInputError(f"{path}: key '{dotted}' = {value!r} has the wrong type: {fix}")
+    return value
+
+
+def _percent(value: Any, key: str, path: Path) -> float | None:
+    """A pycocotools fraction as percent; -1 (no ground truth in that size range) becomes None."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise UserInputError(f"{path}: {key} = {value!r} is not a number: re-run tools/test.py")
+    if value < 0:
+        return None
+    if value > 1:
+        raise UserInputError(f"{path}: {key} = {value} is not a fraction in [0, 1]: AP values are written "
+                             "as pycocotools reports them (tools/test.py does this)")
+    return 100.0 * value
+
+
+def _pretrain_info(path: Path) -> tuple[str, dict[str, Any]]:
+    """Curriculum name and pretraining facts (epochs, cost, top-1) from a run's provenance file."""
+    fix = "it is written by the backbone's PretrainProvenanceHook when the run starts; re-run tools/test.py"
+    record = _read_json(path, fix)
+    provenance = record.get("provenance")
+    checkpoint = record.get("checkpoint")
+    info: dict[str, Any] = {"checkpoint": checkpoint, "sha256": record.get("sha256")}
+    if provenance is None:
+        info["foreign_checkpoint"] = checkpoint
+        return ("random init" if checkpoint is None else "foreign checkpoint"), info
+    if not isinstance(provenance, dict):
+        raise UserInputError(f"{path}: 'provenance' must be an object or null: {fix}")
+    name = _get(provenance, "curriculum.name", str, path, "the pretraining checkpoint lacks its provenance; "
+                "re-create it with tools/pretrain.py")
+    hours = provenance.get("device_hours")
+    if hours is None and isinstance(provenance.get("wall_clock_s"), (int, float)):
+        hours = provenance["wall_clock_s"] / 3600
+    top1_key = "ema_top1" if record.get("weights") == "model_ema" else "final_top1"
+    info.update(epochs=provenance.get("epochs"), equivalent_epochs=provenance.get("equivalent_epochs"),
+                hours=hours, top1=provenance.get(top1_key))
+    for key in ("epochs", "equivalent_epochs", "hours", "top1"):
+        if info[key] is not None and (not isinstance(info[key], (int, float)) or isinstance(info[key], bool)):
+            raise UserInputError(f"{path}: provenance value for {key} = {info[key]!r} is not a number: {fix}")
+    return name, info
+
+
+def load_run(metrics_path: Path) -> Run:
+    """Parse one work dir's `coco_metrics.json` and `pretrain_provenance.json` into a Run."""
+    fix = f"re-run tools/test.py to rewrite it (schema {METRICS_SCHEMA}, docs/FORMATS.md)"
+    document = _read_json(metrics_path, fix)
+    schema = document.get("schema")
+    if schema != METRICS_SCHEMA:
+        raise UserInputError(f"{metrics_path}: schema {schema!r} is not {METRICS_SCHEMA!r}: {fix}")
+    metrics: dict[str, dict[str, float | None]] = {}
+    for iou_type in IOU_TYPES:
+        if iou_type == "segm" and "segm" not in _get(document, "metrics", dict, metrics_path, fix):
+            continue
+        block = _get(document, f"metrics.{iou_type}", dict, metrics_path, fix)
+        metrics[iou_type] = {key: _percent(_get(block, key, (int, float), metrics_path, fix),
+                                           f"metrics.{iou_type}.{key}", metrics_path) for key in METRIC_KEYS}
+    config = document.get("resolved_config")
+    curriculum, pretrain = _pretrain_info(metrics_path.parent / PROVENANCE_FILE)
+    return Run(work_dir=metrics_path.parent,
+               detector=_get(document, "detector", str, metrics_path, fix),
+               backbone=_get(document, "backbone", str, metrics_path, fix),
+               schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
+               seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
+               metrics=metrics, resolved_config=config if isinstance(config, dict) else None,
+               curriculum=curriculum, pretrain=pretrain)
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Every run below `paths` (work dirs, searched recursively, or `coco_metrics.json` files)."""
+    found: dict[Path, None] = {}
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if path.is_file() and path.name == METRICS_FILE:
+            found[path.resolve()] = None
+        elif path.is_dir():
+            for metrics_path in sorted(path.rglob(METRICS_FILE)):
+                found[metrics_path.resolve()] = None
+        elif path.exists():
+            raise UserInputError(f"{path} is neither a work dir nor a {METRICS_FILE}: pass detection work dirs")
+        else:
+            raise UserInputError(f"{path} does not exist: pass detection work dirs (e.g. work_dirs/demo)")
+    if not found:
+        shown = ", ".join(str(p) for p in paths)
+        raise UserInputError(f"no {METRICS_FILE} found under {shown}: run tools/test.py on the trained "
+                             "detectors first, or pass the folder that holds their work dirs")
+    return [load_run(path) for path in found]
+

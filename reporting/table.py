@@ -1,0 +1,191 @@
+"""The comparison table: one row per curriculum arm (seeds averaged), a seed-paired delta row per non-baseline arm.
+
+Runs are grouped by (detector, backbone, schedule); within a group an arm is a curriculum (plus
+pretraining epochs, or the foreign checkpoint). Runs are paired only when their resolved configs differ
+in nothing but the pretrained checkpoint, the work dir and the seed; refused pairs become notes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from etcore.errors import UserInputError
+from reporting.paper import paper_rows
+from reporting.runs import BASELINE, IOU_TYPES, METRIC_KEYS, Run
+from reporting.stats import Stat, config_differences, summarize
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    numeric: bool = False
+    decimals: int = 1
+
+
+@dataclass
+class Table:
+    """Rows of cells (str, Stat or None) under `columns`; `notes` explain refused pairs and gaps."""
+
+    columns: list[Column]
+    rows: list[dict[str, Any]]
+    notes: list[str]
+
+
+
+def _arm_label(run: Run) -> str:
+    epochs = run.pretrain.get("epochs")
+    if run.pretrain.get("foreign_checkpoint"):
+        return f"{run.curriculum} ({Path(run.pretrain['foreign_checkpoint']).name})"
+    return f"{run.curriculum} {epochs:g}ep" if isinstance(epochs, (int, float)) else run.curriculum
+
+
+def _columns(with_masks: bool) -> list[Column]:
+    columns = [Column("row", "Row"), Column("detector", "Detector"), Column("backbone", "Backbone"),
+               Column("schedule", "Sched."), Column("pretraining", "Pretraining"),
+               Column("epochs", "Ep.", True, 0), Column("equivalent_epochs", "Eq. ep.", True, 1),
+               Column("pretrain_hours", "Pretrain h", True, 3), Column("top1", "Top-1", True, 1),
+               Column("seeds", "Seeds")]
+    for iou_type, label in IOU_TYPES.items():
+        if iou_type == "segm" and not with_masks:
+            continue
+        columns += [Column(f"{iou_type}_{key}", f"{label} {key}", True, 1) for key in METRIC_KEYS]
+    return columns
+
+
+def _unique_pretrainings(runs: Sequence[Run]) -> list[dict]:
+    """One pretraining record per distinct checkpoint, so a checkpoint shared by seeds counts once."""
+    seen: dict[Any, dict] = {}
+    for run in runs:
+        seen.setdefault(run.pretrain.get("sha256") or run.pretrain.get("checkpoint") or id(run), run.pretrain)
+    return list(seen.values())
+
+
+def _seeds_text(seeds: Iterable[int | None]) -> str:
+    return ",".join("n/a" if seed is None else str(seed) for seed in seeds)
+
+
+def _arm_row(runs: list[Run]) -> dict[str, Any]:
+    first = runs[0]
+    pretrainings = _unique_pretrainings(runs)
+    row = {"row": "run", "detector": first.detector, "backbone": first.backbone, "schedule": first.schedule,
+           "pretraining": _arm_label(first), "seeds": _seeds_text(r.seed for r in runs)}
+    for key, source in (("epochs", "epochs"), ("equivalent_epochs", "equivalent_epochs"),
+                        ("pretrain_hours", "hours"), ("top1", "top1")):
+        row[key] = summarize([p.get(source) for p in pretrainings])
+    for iou_type in IOU_TYPES:
+        for key in METRIC_KEYS:
+            row[f"{iou_type}_{key}"] = summarize([r.metrics.get(iou_type, {}).get(key) for r in runs])
+    return row
+
+
+def _pick_baseline(arm_runs: list[Run], baselines: dict[tuple, list[Run]]) -> tuple[list[Run] | None, str | None]:
+    """The baseline arm for `arm_runs`: the only one, or the one with the same pretraining epochs."""
+    if len(baselines) == 1:
+        return next(iter(baselines.values())), None
+    epochs = arm_runs[0].pretrain.get("epochs")
+    same = [runs for runs in baselines.values() if runs[0].pretrain.get("epochs") == epochs]
+    if len(same) == 1:
+        return same[0], None
+    labels = ", ".join(sorted(_arm_label(runs[0]) for runs in baselines.values()))
+    return None, f"several baselines ({labels}) and none with {epochs} epochs"
+
+
+def _shown(keys: list[str], limit: int = 8) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _delta_row(arm_runs: list[Run], base_runs: list[Run], notes: list[str]) -> dict[str, Any]:
+    """Seed-paired delta (arm minus baseline) of every metric; refused pairs are named in `notes`."""
+    first, label, base_label = arm_runs[0], _arm_label(arm_runs[0]), _arm_label(base_runs[0])
+    by_seed = {r.seed: r for r in base_runs}
+    pairs = []
+    for run in arm_runs:
+        base = by_seed.get(run.seed)
+        if base is None:
+            notes.append(f"{first.detector} {first.backbone} {first.schedule}: {label} seed {run.seed} "
+                         f"({run.work_dir}) has no {base_label} run with that seed; left out of the paired delta")
+            continue
+        differing = config_differences(run, base)
+        if differing:
+            notes.append(f"not paired: {run.work_dir} ({label} seed {run.seed}) and {base.work_dir} "
+                         f"({base_label} seed {base.seed}): resolved_config differs in {_shown(differing)}")
+            continue
+        pairs.append((run, base))
+    row: dict[str, Any] = {"row": "delta", "detector": first.detector, "backbone": first.backbone,
+                           "schedule": first.schedule, "seeds": _seeds_text(r.seed for r, _ in pairs)}
+    arm_hours = summarize([p.get("hours") for p in _unique_pretrainings(arm_runs)])
+    base_hours = summarize([p.get("hours") for p in _unique_pretrainings(base_runs)])
+    ratio = (f", {arm_hours.mean / base_hours.mean:.2f}x pretrain time"
+             if arm_hours and base_hours and base_hours.mean > 0 else "")
+    row["pretraining"] = (f"Δ {label} − {base_label}{ratio}" if pairs
+                          else f"Δ {label} − {base_label}: not paired (see notes)")
+    for key, source in (("pretrain_hours", "hours"), ("top1", "top1")):
+        arm_stat = summarize([p.get(source) for p in _unique_pretrainings(arm_runs)])
+        base_stat = summarize([p.get(source) for p in _unique_pretrainings(base_runs)])
+        row[key] = Stat(arm_stat.mean - base_stat.mean, signed=True) if arm_stat and base_stat else None
+    for iou_type in IOU_TYPES:
+        for key in METRIC_KEYS:
+            diffs = []
+            for run, base in pairs:
+                a, b = run.metrics.get(iou_type, {}).get(key), base.metrics.get(iou_type, {}).get(key)
+                diffs.append(None if a is None or b is None else a - b)
+            row[f"{iou_type}_{key}"] = summarize(diffs, signed=True)
+    return row
+
+
+
+def _check_arm(group: tuple[str, str, str], arm_runs: list[Run], notes: list[str]) -> None:
+    """Sort an arm's runs by seed; refuse two runs with one seed, note seeds trained with another recipe."""
+    arm_runs.sort(key=lambda r: (r.seed is not None, r.seed or 0))
+    seeds = [r.seed for r in arm_runs]
+    duplicate = next((s for s in seeds if seeds.count(s) > 1), None)
+    if duplicate is not None or seeds.count(None) > 1:
+        dirs = " and ".join(str(r.work_dir) for r in arm_runs if r.seed == duplicate)
+        raise UserInputError(f"{dirs} are both {' '.join(group)} {_arm_label(arm_runs[0])} seed {duplicate}: "
+                             "give each run its own seed, or compare them separately")
+    for run in arm_runs[1:]:
+        differing = config_differences(run, arm_runs[0])
+        if differing:
+            notes.append(f"{run.work_dir} and {arm_runs[0].work_dir} are averaged as {_arm_label(run)} but "
+                         f"their resolved_config differs in {_shown(differing)}")
+
+
+def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
+    """Group runs (detector, backbone, schedule), one row per curriculum arm, a delta row per non-baseline arm."""
+    groups: dict[tuple, dict[tuple, list[Run]]] = {}
+    for run in runs:
+        groups.setdefault(run.group, {}).setdefault(run.arm, []).append(run)
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    matched_paper = False
+    for group in sorted(groups):
+        arms = groups[group]
+        for arm_runs in arms.values():
+            _check_arm(group, arm_runs, notes)
+        baselines = {arm: r for arm, r in arms.items() if arm[0] == BASELINE}
+        order = sorted(arms, key=lambda a: (a[0] != BASELINE, str(a[0]), a[1] if isinstance(a[1], (int, float)) else -1,
+                                            str(a[2])))
+        for arm in order:
+            rows.append(_arm_row(arms[arm]))
+            if arm[0] == BASELINE:
+                continue
+            if not baselines:
+                notes.append(f"{' '.join(group)}: no {BASELINE} run, so no delta for {_arm_label(arms[arm][0])}")
+                continue
+            base_runs, problem = _pick_baseline(arms[arm], baselines)
+            if base_runs is None:
+                notes.append(f"{' '.join(group)}: {_arm_label(arms[arm][0])} has no delta: {problem}")
+                continue
+            rows.append(_delta_row(arms[arm], base_runs, notes))
+        if paper:
+            reference = paper_rows(group)
+            matched_paper |= bool(reference)
+            rows += reference
+    if paper and not matched_paper:
+        notes.append("--paper: no run matches the paper's settings (RetinaNet 1x Swin-T; Cascade Mask R-CNN 1x "
+                     "Swin-T/S/B), so no reference rows were added")
+    with_masks = any(f"segm_{key}" in row and row[f"segm_{key}"] is not None for row in rows for key in METRIC_KEYS)
+    return Table(_columns(with_masks), rows, notes)
+

@@ -1,0 +1,62 @@
+"""Shared, generated test data: made once per test session, read-only for the tests that use it.
+
+Tests that change a data set copy it first (`shutil.copytree`). Helper modules (`pretrain_fixtures`,
+`det_fixtures`, `fault_callbacks`) sit next to this file and are imported by their plain names.
+Markers (pyproject.toml): `slow` (more than about 10 s on 2 cores) and `subprocess` (starts processes);
+`make test-fast` runs the rest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from det_fixtures import TINY_DEMO_DATA, write_coco_instances
+from pretrain_fixtures import make_image_folder
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RETINANET = REPO / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ImageNet-style train/ and val/ folders: 3 classes x 8 images of 40 px (pretraining tests)."""
+    return make_image_folder(tmp_path_factory.mktemp("image_folder"))
+
+
+@pytest.fixture(scope="session")
+def demo_classes() -> list[str]:
+    """The class names of the tiny detection configs (the demo generator's classes)."""
+    from mmengine.config import Config
+
+    return list(Config.fromfile(str(TINY_RETINANET)).classes)
+
+
+@pytest.fixture(scope="session")
+def coco_tiny(tmp_path_factory: pytest.TempPathFactory, demo_classes: list[str]) -> Path:
+    """COCO instances with the tiny configs' classes: 6 train and 2 val images."""
+    return write_coco_instances(tmp_path_factory.mktemp("coco_tiny"), demo_classes, train_images=6, val_images=2)
+
+
+@pytest.fixture(scope="session")
+def coco_small_objects(tmp_path_factory: pytest.TempPathFactory, demo_classes: list[str]) -> Path:
+    """8 train / 6 val images whose objects are about the size of RetinaNet's smallest anchors."""
+    return write_coco_instances(tmp_path_factory.mktemp("coco_small"), demo_classes, train_images=8, val_images=6,
+                                object_scale=(0.08, 0.14))
+
+
+@pytest.fixture(scope="session")
+def coco_large_objects(tmp_path_factory: pytest.TempPathFactory, demo_classes: list[str]) -> Path:
+    """8 train / 6 val images of large objects: a barely trained detector already overlaps some of them."""
+    return write_coco_instances(tmp_path_factory.mktemp("coco_large"), demo_classes, train_images=8, val_images=6,
+                                object_scale=(0.35, 0.48))
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small embedded-demo data set (tools/make_demo_data.py's generator with test sizes)."""
+    from embedded_demo.data import make_demo_data
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    make_demo_data(out, seed=0, verbose=False, **TINY_DEMO_DATA)
+    return out

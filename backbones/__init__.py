@@ -4,6 +4,7 @@ Importing registers `TimmBackbone` (mmdet MODELS), `TimmLayerDecayOptimizerConst
 (OPTIM_WRAPPER_CONSTRUCTORS) and `PretrainProvenanceHook` (HOOKS); use it from configs with
 `custom_imports=dict(imports=['backbones'], allow_failed_imports=False)`.
 """
+
 import etcore.compat  # noqa: F401  (safe-loading allowlist for mmengine checkpoints)
 from backbones.checkpoint_bridge import CheckedWeights, SourceCheckpoint, read_backbone_weights, read_source_checkpoint
 from backbones.layer_decay import TimmLayerDecayOptimizerConstructor
@@ -11,6 +12,15 @@ from backbones.provenance_hook import PretrainProvenanceHook, provenance_record
 from backbones.timm_backbone import TimmBackbone
 from backbones.timm_features import feature_channels, pyramid_spec
 
-__all__ = ["TimmBackbone", "feature_channels", "pyramid_spec", "TimmLayerDecayOptimizerConstructor",
-           "PretrainProvenanceHook", "provenance_record", "SourceCheckpoint", "read_source_checkpoint",
-           "read_backbone_weights", "CheckedWeights"]
+__all__ = [
+    "TimmBackbone",
+    "feature_channels",
+    "pyramid_spec",
+    "TimmLayerDecayOptimizerConstructor",
+    "PretrainProvenanceHook",
+    "provenance_record",
+    "SourceCheckpoint",
+    "read_source_checkpoint",
+    "read_backbone_weights",
+    "CheckedWeights",
+]

@@ -24,6 +24,7 @@ detection, the output norms `norm{i}` (`backbones.out_norms`) and ViT's simple p
 asked of a checkpoint (also not of a detector checkpoint that has them), kept at their init, and named as
 new in the log.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,15 +56,14 @@ class SourceCheckpoint:
 
     path: str
     sha256: str
-    weights: str                        # 'model' | 'model_ema'
+    weights: str  # 'model' | 'model_ema'
     state_dict: dict[str, torch.Tensor]
-    provenance: dict | None             # pretraining provenance (docs/FORMATS.md) or None
+    provenance: dict | None  # pretraining provenance (docs/FORMATS.md) or None
     notes: list[str] = field(default_factory=list)
 
     def record(self) -> dict:
         """The `pretrain_provenance.json` dict of docs/FORMATS.md."""
-        return {"checkpoint": self.path, "sha256": self.sha256, "weights": self.weights,
-                "provenance": self.provenance}
+        return {"checkpoint": self.path, "sha256": self.sha256, "weights": self.weights, "provenance": self.provenance}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -85,8 +85,10 @@ def choose_weights(container: dict, weights: str, provenance: dict | None, path:
     has = {k for k in ("model", "model_ema") if isinstance(container.get(k), dict) and container[k]}
     if weights != "auto":
         if weights not in has:
-            raise UserInputError(f"checkpoint {path} has no {weights!r} weights (it has {sorted(has) or 'none'}): "
-                                 "set weights='auto' or pick one it has")
+            raise UserInputError(
+                f"checkpoint {path} has no {weights!r} weights (it has {sorted(has) or 'none'}): "
+                "set weights='auto' or pick one it has"
+            )
         return weights
     if has == {"model"} or not has:
         return "model"
@@ -103,14 +105,14 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor], notes: list[str]) -> di
     out = dict(state_dict)
     for prefix in STRIP_PREFIXES:
         if out and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
+            out = {k[len(prefix) :]: v for k, v in out.items()}
     if any(k.startswith("backbone.") for k in out):  # mmdet detector: keep the backbone only
         others = [k for k in out if not k.startswith("backbone.")]
         if others:
             notes.append(f"kept the backbone of a detector checkpoint, dropped {len(others)} neck/head tensors")
-        out = {k[len("backbone."):]: v for k, v in out.items() if k.startswith("backbone.")}
+        out = {k[len("backbone.") :]: v for k, v in out.items() if k.startswith("backbone.")}
         if all(BACKBONE_OWN_LAYERS.match(k) for k in out):  # saved from a TimmBackbone
-            out = {k[len("body."):]: v for k, v in out.items() if k.startswith("body.")}
+            out = {k[len("body.") :]: v for k, v in out.items() if k.startswith("body.")}
     return out
 
 
@@ -129,8 +131,10 @@ def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceChe
     path = str(path)
     obj = load_checkpoint_file(path)
     if not isinstance(obj, dict):
-        raise UserInputError(f"checkpoint {path} holds a {type(obj).__name__}, not a state dict: "
-                             "save model.state_dict() (or convert it with tools/convert_checkpoint.py)")
+        raise UserInputError(
+            f"checkpoint {path} holds a {type(obj).__name__}, not a state dict: "
+            "save model.state_dict() (or convert it with tools/convert_checkpoint.py)"
+        )
     notes: list[str] = []
     provenance = obj.get("provenance") if isinstance(obj.get("provenance"), dict) else None
     if provenance is None:
@@ -149,8 +153,10 @@ def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceChe
             raise UserInputError(f"checkpoint {path} has no 'model_ema' weights: set weights='auto' or 'model'")
     tensors = {k: v for k, v in (state_dict or {}).items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise UserInputError(f"checkpoint {path} holds no tensors (top-level keys: {sorted(obj)[:8]}): "
-                             "point checkpoint= at a model state dict or a pretraining final.pth")
+        raise UserInputError(
+            f"checkpoint {path} holds no tensors (top-level keys: {sorted(obj)[:8]}): "
+            "point checkpoint= at a model state dict or a pretraining final.pth"
+        )
     return SourceCheckpoint(path, file_sha256(path), chosen, _strip_prefixes(tensors, notes), provenance, notes)
 
 
@@ -167,8 +173,8 @@ def feature_to_full_keys(feature_keys: Sequence[str], full_keys: Sequence[str]) 
     for key in feature_keys:
         if key in full:
             mapping[key] = key
-        elif key.startswith("model.") and key[len("model."):] in full:
-            mapping[key] = key[len("model."):]
+        elif key.startswith("model.") and key[len("model.") :] in full:
+            mapping[key] = key[len("model.") :]
         elif key in flattened:
             mapping[key] = flattened[key]
         else:
@@ -192,14 +198,15 @@ def _from_feature_layout(state_dict: dict[str, torch.Tensor], full_keys: list[st
     for key, value in state_dict.items():
         if key not in full and key in flattened:
             key = flattened[key]
-        elif key not in full and key.startswith("model.") and key[len("model."):] in full:
-            key = key[len("model."):]
+        elif key not in full and key.startswith("model.") and key[len("model.") :] in full:
+            key = key[len("model.") :]
         renamed[key] = value
     return renamed
 
 
-def to_timm_layout(state_dict: dict[str, torch.Tensor], model_name: str, reference: nn.Module,
-                   source: str) -> dict[str, torch.Tensor]:
+def to_timm_layout(
+    state_dict: dict[str, torch.Tensor], model_name: str, reference: nn.Module, source: str
+) -> dict[str, torch.Tensor]:
     """Bring a state dict into the key layout and shapes of `reference` (a full timm model, may be on meta)."""
     state_dict = _from_feature_layout(dict(state_dict), list(reference.state_dict()))
     filter_fn = _family_filter(model_name)
@@ -208,9 +215,10 @@ def to_timm_layout(state_dict: dict[str, torch.Tensor], model_name: str, referen
     try:
         return filter_fn(state_dict, reference)
     except (KeyError, AttributeError, RuntimeError, ValueError, IndexError, TypeError) as err:
-        raise UserInputError(f"checkpoint {source} does not fit timm model {model_name!r} (timm's filter "
-                             f"failed: {type(err).__name__}: {err}): check model_name against the checkpoint"
-                             ) from None
+        raise UserInputError(
+            f"checkpoint {source} does not fit timm model {model_name!r} (timm's filter "
+            f"failed: {type(err).__name__}: {err}): check model_name against the checkpoint"
+        ) from None
 
 
 def _listed(keys: Sequence[str]) -> str:
@@ -226,8 +234,13 @@ class MatchReport:
     dropped: list[str]
 
 
-def match_state_dict(state_dict: dict[str, torch.Tensor], expected: dict[str, torch.Size],
-                     allow_missing: Sequence[str], source: str, model_name: str) -> MatchReport:
+def match_state_dict(
+    state_dict: dict[str, torch.Tensor],
+    expected: dict[str, torch.Size],
+    allow_missing: Sequence[str],
+    source: str,
+    model_name: str,
+) -> MatchReport:
     """Check `state_dict` (timm layout) against the `expected` backbone shapes; raise on any gap.
 
     Every expected key must be present with its shape, except keys matching `allow_missing` regexes (and
@@ -239,21 +252,28 @@ def match_state_dict(state_dict: dict[str, torch.Tensor], expected: dict[str, to
     found = len(expected) - len(missing)
     if found < len(expected) / 2:
         sample = _listed(sorted(state_dict)[:3])
-        raise UserInputError(f"checkpoint {source} is not a {model_name} checkpoint: only {found} of "
-                             f"{len(expected)} backbone tensors found (its keys look like {sample}): "
-                             "set model_name (and its kwargs) to the architecture that was trained")
+        raise UserInputError(
+            f"checkpoint {source} is not a {model_name} checkpoint: only {found} of "
+            f"{len(expected)} backbone tensors found (its keys look like {sample}): "
+            "set model_name (and its kwargs) to the architecture that was trained"
+        )
     allowed = [k for k in missing if any(p.search(k) for p in optional)]
     missing = [k for k in missing if k not in allowed]
-    wrong = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(shape)}"
-             for k, shape in expected.items() if k in state_dict and state_dict[k].shape != shape]
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} vs model {tuple(shape)}"
+        for k, shape in expected.items()
+        if k in state_dict and state_dict[k].shape != shape
+    ]
     if missing or wrong:
         parts = []
         if missing:
             parts.append(f"missing backbone keys: {_listed(missing)}")
         if wrong:
             parts.append(f"wrong shapes: {_listed(wrong)}")
-        raise UserInputError(f"checkpoint {source} does not match {model_name}: {'; '.join(parts)}: fix "
-                             "model_name/kwargs, or list keys that may be absent in allow_missing=(regex, ...)")
+        raise UserInputError(
+            f"checkpoint {source} does not match {model_name}: {'; '.join(parts)}: fix "
+            "model_name/kwargs, or list keys that may be absent in allow_missing=(regex, ...)"
+        )
     dropped = sorted(k for k in state_dict if k not in expected)
     return MatchReport(found, [k for k in allowed if "num_batches_tracked" not in k], dropped)
 
@@ -263,8 +283,9 @@ def expected_backbone_shapes(model_name: str, timm_kwargs: dict) -> tuple[nn.Mod
     import timm
 
     reference = timm.create_model(model_name, pretrained=False, device="meta", **timm_kwargs)
-    net = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=1, device="meta",
-                            **timm_kwargs)
+    net = timm.create_model(
+        model_name, pretrained=False, features_only=True, out_indices=1, device="meta", **timm_kwargs
+    )
     shapes = {k: v.shape for k, v in net.state_dict().items()}
     to_full = feature_to_full_keys(list(shapes), list(reference.state_dict()))
     return reference, {to_full[k]: shape for k, shape in shapes.items()}
@@ -274,23 +295,29 @@ def expected_backbone_shapes(model_name: str, timm_kwargs: dict) -> tuple[nn.Mod
 class CheckedWeights:
     """A checkpoint's backbone tensors in timm layout, every expected key present with its shape."""
 
-    state_dict: dict[str, torch.Tensor]   # timm classifier layout (keys of `expected` and unused extras)
+    state_dict: dict[str, torch.Tensor]  # timm classifier layout (keys of `expected` and unused extras)
     report: MatchReport
     source: SourceCheckpoint
 
     def summary(self, model_name: str) -> str:
         """One log line: what was loaded, dropped and kept at init."""
         report, source = self.report, self.source
-        return (f"TimmBackbone({model_name}): loaded {report.loaded} tensors from {source.path} [{source.weights}], "
-                f"dropped {len(report.dropped)} unused (e.g. {_listed(report.dropped[:3]) or '-'})"
-                + (f", kept init for allowed-missing {_listed(report.allowed_missing)}" if report.allowed_missing
-                   else "")
-                + (f"; {'; '.join(source.notes)}" if source.notes else ""))
+        return (
+            f"TimmBackbone({model_name}): loaded {report.loaded} tensors from {source.path} [{source.weights}], "
+            f"dropped {len(report.dropped)} unused (e.g. {_listed(report.dropped[:3]) or '-'})"
+            + (f", kept init for allowed-missing {_listed(report.allowed_missing)}" if report.allowed_missing else "")
+            + (f"; {'; '.join(source.notes)}" if source.notes else "")
+        )
 
 
-def read_backbone_weights(path: str | Path, model_name: str, reference: nn.Module,
-                          expected: dict[str, torch.Size], weights: str = "auto",
-                          allow_missing: Sequence[str] = ()) -> CheckedWeights:
+def read_backbone_weights(
+    path: str | Path,
+    model_name: str,
+    reference: nn.Module,
+    expected: dict[str, torch.Size],
+    weights: str = "auto",
+    allow_missing: Sequence[str] = (),
+) -> CheckedWeights:
     """Read `path`, rename it to `reference`'s timm layout and check it against the `expected` shapes.
 
     A pure function of the file and the model description: it loads nothing into a module. Raises

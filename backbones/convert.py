@@ -10,6 +10,7 @@ ConvNeXt), every backbone tensor is checked, tensors the timm model does not hav
 that depend on the input size are left at the size that the timm model built from NAME + kwargs expects.
 The model defaults to the provenance's `model_name`/`model_kwargs`. Bad input: one line, exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("src", help="checkpoint to convert (.pth/.pt/.bin/.safetensors)")
     parser.add_argument("dst", help="output file: .pth or .safetensors")
     parser.add_argument("--model", help="timm model name (default: the provenance's model_name)")
-    parser.add_argument("--model-kwargs", default="{}", help="JSON kwargs for timm.create_model, e.g. "
-                        "'{\"img_size\": 160, \"window_size\": 5}' (added to the provenance's model_kwargs)")
+    parser.add_argument(
+        "--model-kwargs",
+        default="{}",
+        help="JSON kwargs for timm.create_model, e.g. "
+        '\'{"img_size": 160, "window_size": 5}\' (added to the provenance\'s model_kwargs)',
+    )
     ema = parser.add_mutually_exclusive_group()
-    ema.add_argument("--ema", dest="weights", action="store_const", const="model_ema",
-                     help="take the EMA weights (error if the checkpoint has none)")
-    ema.add_argument("--no-ema", dest="weights", action="store_const", const="model",
-                     help="take the trained (non-EMA) weights")
-    parser.add_argument("--allow-missing", nargs="*", default=[], metavar="REGEX",
-                        help="backbone keys that may be absent from SRC")
+    ema.add_argument(
+        "--ema",
+        dest="weights",
+        action="store_const",
+        const="model_ema",
+        help="take the EMA weights (error if the checkpoint has none)",
+    )
+    ema.add_argument(
+        "--no-ema", dest="weights", action="store_const", const="model", help="take the trained (non-EMA) weights"
+    )
+    parser.add_argument(
+        "--allow-missing", nargs="*", default=[], metavar="REGEX", help="backbone keys that may be absent from SRC"
+    )
     parser.set_defaults(weights="auto")
     return parser.parse_args(argv)
 
@@ -53,8 +65,9 @@ def _model_kwargs(args: argparse.Namespace, provenance: dict | None) -> dict:
     try:
         extra = json.loads(args.model_kwargs)
     except json.JSONDecodeError as err:
-        raise UserInputError(f"--model-kwargs {args.model_kwargs!r} is not JSON ({err}): "
-                             "pass e.g. '{\"img_size\": 160}'") from None
+        raise UserInputError(
+            f"--model-kwargs {args.model_kwargs!r} is not JSON ({err}): pass e.g. '{{\"img_size\": 160}}'"
+        ) from None
     if not isinstance(extra, dict):
         raise UserInputError(f"--model-kwargs {args.model_kwargs!r} must be a JSON object")
     kwargs = dict((provenance or {}).get("model_kwargs") or {})
@@ -66,12 +79,22 @@ def _write(dst: Path, state_dict: dict, provenance: dict | None, converted_from:
     if dst.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        metadata = {"format": TIMM_STATE_DICT_FORMAT,
-                    "provenance": json.dumps(provenance), "converted_from": json.dumps(converted_from)}
+        metadata = {
+            "format": TIMM_STATE_DICT_FORMAT,
+            "provenance": json.dumps(provenance),
+            "converted_from": json.dumps(converted_from),
+        }
         save_atomic(state_dict, dst, writer=lambda obj, tmp: save_file(obj, tmp, metadata=metadata))
     else:
-        save_atomic({"format": PRETRAIN_FORMAT, "model": state_dict, "provenance": provenance,
-                     "converted_from": converted_from}, dst)
+        save_atomic(
+            {
+                "format": PRETRAIN_FORMAT,
+                "model": state_dict,
+                "provenance": provenance,
+                "converted_from": converted_from,
+            },
+            dst,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reference, expected = expected_backbone_shapes(model_name, kwargs)
     except TypeError as err:
-        raise UserInputError(f"timm rejected the model kwargs {kwargs} for {model_name} ({err}): "
-                             "fix --model-kwargs") from None
+        raise UserInputError(
+            f"timm rejected the model kwargs {kwargs} for {model_name} ({err}): fix --model-kwargs"
+        ) from None
     state_dict = to_timm_layout(source.state_dict, model_name, reference, source.path)
     report = match_state_dict(state_dict, expected, args.allow_missing, source.path, model_name)
     known = reference.state_dict()
@@ -101,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dropped = sorted(k for k in state_dict if k not in known)
     converted_from = {"checkpoint": source.path, "sha256": source.sha256, "weights": source.weights}
     _write(dst, clean, source.provenance, converted_from)
-    print(f"wrote {dst}: {len(clean)} tensors for {model_name} ({report.loaded} backbone tensors checked, "
-          f"{len(clean) - report.loaded} head/other kept, {len(dropped)} unknown dropped"
-          f"{': ' + ', '.join(dropped[:5]) if dropped else ''}) from {source.path} [{source.weights}]")
+    print(
+        f"wrote {dst}: {len(clean)} tensors for {model_name} ({report.loaded} backbone tensors checked, "
+        f"{len(clean) - report.loaded} head/other kept, {len(dropped)} unknown dropped"
+        f"{': ' + ', '.join(dropped[:5]) if dropped else ''}) from {source.path} [{source.weights}]"
+    )
     return 0

@@ -22,6 +22,7 @@ lr scale = decay_rate ** (num_layers + 1 - layer_id): the heads train at the bas
 No weight decay on 1-d tensors (norms, biases, layer scales), position embeddings, class/register tokens
 and relative-position tables. Frozen parameters are skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,15 +37,23 @@ from torch import nn
 
 from etcore.errors import UserInputError
 
-STEM = re.compile(r"^(?:model\.)?(?:stem(?:_\d+)?|conv1|bn1|patch_embed|cls_token|reg_token|pos_embed|"
-                  r"absolute_pos_embed|norm_pre)(?:\.|$)")
+STEM = re.compile(
+    r"^(?:model\.)?(?:stem(?:_\d+)?|conv1|bn1|patch_embed|cls_token|reg_token|pos_embed|"
+    r"absolute_pos_embed|norm_pre)(?:\.|$)"
+)
 STAGE = re.compile(r"^(?:stages|layers)[._](\d+)\.(.*)$")
 RESNET_STAGE = re.compile(r"^layer([1-9])\.(.*)$")
 VIT_BLOCK = re.compile(r"^(?:model\.)?blocks\.(\d+)\.")
 BLOCK_INDEX = re.compile(r"(?:^|\.)blocks\.(\d+)\.|^(\d+)\.")
 OUT_NORM = re.compile(r"^norm\d+\.")
-NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "mask_token", "relative_position_bias_table",
-                  "absolute_pos_embed")
+NO_DECAY_NAMES = (
+    "pos_embed",
+    "cls_token",
+    "reg_token",
+    "mask_token",
+    "relative_position_bias_table",
+    "absolute_pos_embed",
+)
 
 
 def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None:
@@ -57,8 +66,10 @@ def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None
     vit = VIT_BLOCK.match(name)
     if vit:
         if decay_type == "stage_wise":
-            raise UserInputError("paramwise_cfg decay_type='stage_wise' is undefined for a plain ViT (one stage): "
-                                 "use decay_type='layer_wise' with num_layers=<depth>")
+            raise UserInputError(
+                "paramwise_cfg decay_type='stage_wise' is undefined for a plain ViT (one stage): "
+                "use decay_type='layer_wise' with num_layers=<depth>"
+            )
         return int(vit.group(1)) + 1
     stage = STAGE.match(name)
     if stage:
@@ -73,7 +84,7 @@ def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None
     block = BLOCK_INDEX.search(rest)
     block_id = int(block.group(1) or block.group(2)) if block else 0  # downsample: the stage's first block
     if rest.startswith("norm"):  # a stage-level norm after the blocks (PVTv2)
-        block_id = 10 ** 6
+        block_id = 10**6
     if stage_id <= 1:
         return stage_id + 1
     if stage_id == 2:
@@ -85,16 +96,20 @@ def param_layer_id(name: str, num_layers: int, decay_type: str) -> int:
     """Layer id of any detector parameter (`backbone.body.stages_2.blocks.4.mlp.fc1.weight`, `neck...`)."""
     if not name.startswith("backbone."):
         return num_layers + 1
-    inner = name[len("backbone."):]
-    inner = inner[len("body."):] if inner.startswith("body.") else inner
+    inner = name[len("backbone.") :]
+    inner = inner[len("body.") :] if inner.startswith("body.") else inner
     layer_id = backbone_layer_id(inner, num_layers, decay_type)
     if layer_id is None:
-        raise UserInputError(f"TimmLayerDecayOptimizerConstructor: cannot place backbone parameter {name} in a "
-                             "layer (known: timm ConvNeXt, Swin, PVTv2, ResNet, ViT names): use the default "
-                             "optimizer constructor for this backbone")
+        raise UserInputError(
+            f"TimmLayerDecayOptimizerConstructor: cannot place backbone parameter {name} in a "
+            "layer (known: timm ConvNeXt, Swin, PVTv2, ResNet, ViT names): use the default "
+            "optimizer constructor for this backbone"
+        )
     if layer_id > num_layers + 1:
-        raise UserInputError(f"paramwise_cfg num_layers={num_layers} is too small for {name} (layer id "
-                             f"{layer_id}): set num_layers to the model's depth")
+        raise UserInputError(
+            f"paramwise_cfg num_layers={num_layers} is too small for {name} (layer id "
+            f"{layer_id}): set num_layers to the model's depth"
+        )
     return layer_id
 
 
@@ -112,8 +127,10 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         if decay_type not in ("layer_wise", "stage_wise"):
             raise UserInputError(f"paramwise_cfg decay_type={decay_type!r}: use 'layer_wise' or 'stage_wise'")
         if "num_layers" not in cfg or "decay_rate" not in cfg:
-            raise UserInputError("paramwise_cfg needs decay_rate and num_layers, e.g. "
-                                 "dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6)")
+            raise UserInputError(
+                "paramwise_cfg needs decay_rate and num_layers, e.g. "
+                "dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6)"
+            )
         num_layers, decay_rate = int(cfg["num_layers"]), float(cfg["decay_rate"])
         groups: dict[str, dict] = {}
         for name, param in module.named_parameters():
@@ -124,13 +141,22 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             key = f"layer_{layer_id}_{'decay' if decay else 'no_decay'}"
             if key not in groups:
                 scale = decay_rate ** (num_layers + 1 - layer_id)
-                groups[key] = {"params": [], "param_names": [], "lr_scale": scale, "group_name": key,
-                               "lr": scale * self.base_lr, "weight_decay": self.base_wd if decay else 0.0}
+                groups[key] = {
+                    "params": [],
+                    "param_names": [],
+                    "lr_scale": scale,
+                    "group_name": key,
+                    "lr": scale * self.base_lr,
+                    "weight_decay": self.base_wd if decay else 0.0,
+                }
             groups[key]["params"].append(param)
             groups[key]["param_names"].append(name)
         if get_dist_info()[0] == 0:
-            summary = {k: {"lr_scale": g["lr_scale"], "weight_decay": g["weight_decay"], "params": len(g["params"])}
-                       for k, g in sorted(groups.items())}
-            MMLogger.get_current_instance().info(f"layer-wise lr decay ({decay_type}, rate {decay_rate}, "
-                                                 f"{num_layers} layers): {json.dumps(summary)}")
+            summary = {
+                k: {"lr_scale": g["lr_scale"], "weight_decay": g["weight_decay"], "params": len(g["params"])}
+                for k, g in sorted(groups.items())
+            }
+            MMLogger.get_current_instance().info(
+                f"layer-wise lr decay ({decay_type}, rate {decay_rate}, {num_layers} layers): {json.dumps(summary)}"
+            )
         params.extend(groups.values())

@@ -17,6 +17,7 @@ ConvNeXt configs differ: mmpretrain's converter renames that final norm to `norm
 level starts from it. We follow the official code.) The norms are new layers: the checkpoint bridge
 never asks a checkpoint for them.
 """
+
 from __future__ import annotations
 
 from timm.layers import LayerNorm2d
@@ -26,7 +27,7 @@ from torch import nn
 from etcore.errors import UserInputError
 
 AUTO_FAMILIES = {"timm.models.swin_transformer": "swin", "timm.models.convnext": "convnext"}
-CHANNELS_LAST_EPS = 1e-5   # nn.LayerNorm default: mmdet's and the official Swin's `norm{i}`
+CHANNELS_LAST_EPS = 1e-5  # nn.LayerNorm default: mmdet's and the official Swin's `norm{i}`
 CHANNELS_FIRST_EPS = 1e-6  # ConvNeXt's LayerNorm (official detector, mmpretrain LN2d)
 
 
@@ -42,8 +43,10 @@ def resolve_out_norms(value: bool | str, model_name: str, plain_vit: bool) -> bo
     if not isinstance(value, bool):
         raise UserInputError(f"TimmBackbone: out_norms={value!r}: use 'auto', True or False")
     if value and plain_vit:
-        raise UserInputError(f"TimmBackbone({model_name!r}, out_norms=True): a plain ViT's levels come from the "
-                             "simple pyramid, which has no per-level norms: set out_norms='auto' or False")
+        raise UserInputError(
+            f"TimmBackbone({model_name!r}, out_norms=True): a plain ViT's levels come from the "
+            "simple pyramid, which has no per-level norms: set out_norms='auto' or False"
+        )
     return value
 
 

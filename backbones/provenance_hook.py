@@ -6,6 +6,7 @@ testing, so the record is built from the backbone's configured `checkpoint` file
 the same `weights` choice as the backbone's loader) unless the backbone already holds `.provenance`.
 A test run whose pretraining file is gone still writes the record (sha256 and provenance null) and warns.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,11 @@ def provenance_record(backbone) -> dict:
     if path is None:
         return {"checkpoint": None, "sha256": None, "weights": None, "provenance": None}
     if not os.path.isfile(path):
-        print_log(f"PretrainProvenanceHook: pretraining checkpoint {path} not found; provenance recorded as null",
-                  logger="current", level=logging.WARNING)
+        print_log(
+            f"PretrainProvenanceHook: pretraining checkpoint {path} not found; provenance recorded as null",
+            logger="current",
+            level=logging.WARNING,
+        )
         return {"checkpoint": str(path), "sha256": None, "weights": None, "provenance": None}
     return read_source_checkpoint(path, weights).record()
 
@@ -58,8 +62,9 @@ class PretrainProvenanceHook(Hook):
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         backbone = getattr(model, "backbone", None)
         if backbone is None:
-            raise UserInputError("PretrainProvenanceHook: the model has no .backbone; "
-                                 "remove the hook from custom_hooks for this model")
+            raise UserInputError(
+                "PretrainProvenanceHook: the model has no .backbone; remove the hook from custom_hooks for this model"
+            )
         record = provenance_record(backbone)
         path = os.path.join(runner.work_dir, PROVENANCE_FILE)
         write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n", path)

@@ -9,6 +9,7 @@ The official Swin detector and mmdet's `SwinTransformer` pad first and roll the 
 separates the wrapped tokens. `PadFirstSwinBlock` restores that order; at sizes that are multiples of the
 window it is exactly timm's block (the padding is empty). Hand-written: timm has no option for it.
 """
+
 from __future__ import annotations
 
 import torch

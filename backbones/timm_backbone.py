@@ -9,6 +9,7 @@ reading and key checking in `backbones.checkpoint_bridge`; the per-output LayerN
 and ConvNeXt detection recipes in `backbones.out_norms`. Outputs are a tuple of NCHW maps, one per out
 index, for any input whose sides are multiples of 32.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,13 +51,24 @@ class TimmBackbone(BaseModule):
         **timm_kwargs: passed to `timm.create_model` (drop_path_rate, img_size, window_size, ...).
     """
 
-    def __init__(self, model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3),
-                 checkpoint: str | None = None, weights: str = "auto", allow_missing: Sequence[str] = (),
-                 frozen_stages: int = -1, norm_eval: bool = False, out_norms: bool | str = "auto",
-                 init_cfg: dict | None = None, **timm_kwargs: Any) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+        checkpoint: str | None = None,
+        weights: str = "auto",
+        allow_missing: Sequence[str] = (),
+        frozen_stages: int = -1,
+        norm_eval: bool = False,
+        out_norms: bool | str = "auto",
+        init_cfg: dict | None = None,
+        **timm_kwargs: Any,
+    ) -> None:
         if isinstance(init_cfg, dict) and init_cfg.get("type") == "Pretrained":
-            raise UserInputError("TimmBackbone: init_cfg=dict(type='Pretrained') would skip the key checks; "
-                                 "set checkpoint=<file> instead")
+            raise UserInputError(
+                "TimmBackbone: init_cfg=dict(type='Pretrained') would skip the key checks; "
+                "set checkpoint=<file> instead"
+            )
         super().__init__(init_cfg=init_cfg)
         self.spec = pyramid_spec(model_name, out_indices, **timm_kwargs)
         self.out_norms = resolve_out_norms(out_norms, model_name, self.spec.plain_vit)
@@ -105,13 +117,22 @@ class TimmBackbone(BaseModule):
         body_shapes = {k: v.shape for k, v in self.body.state_dict().items()}
         to_full = feature_to_full_keys(list(body_shapes), list(reference.state_dict()))
         expected = {to_full[k]: shape for k, shape in body_shapes.items()}
-        checked = read_backbone_weights(self.checkpoint, self.model_name, reference, expected,
-                                        weights=self.weights, allow_missing=self.allow_missing)
+        checked = read_backbone_weights(
+            self.checkpoint,
+            self.model_name,
+            reference,
+            expected,
+            weights=self.weights,
+            allow_missing=self.allow_missing,
+        )
         to_feature = {full: feature for feature, full in to_full.items()}
         body_state = {to_feature[k]: v for k, v in checked.state_dict.items() if k in to_feature}
         result = self.body.load_state_dict(body_state, strict=False)
-        unexplained = [k for k in result.missing_keys if to_full[k] not in checked.report.allowed_missing
-                       and not k.endswith("num_batches_tracked")]
+        unexplained = [
+            k
+            for k in result.missing_keys
+            if to_full[k] not in checked.report.allowed_missing and not k.endswith("num_batches_tracked")
+        ]
         if unexplained or result.unexpected_keys:  # read_backbone_weights should have refused the file
             raise RuntimeError(f"bug: load left {unexplained} missing, {result.unexpected_keys} unexpected")
         self.provenance = checked.source.record()
@@ -120,8 +141,10 @@ class TimmBackbone(BaseModule):
         if self.pyramid is not None:
             log(f"TimmBackbone({self.model_name}): simple-pyramid layers are new (random init)")
         if self.out_norm_names:
-            log(f"TimmBackbone({self.model_name}): output norms {', '.join(self.out_norm_names)} are new "
-                "(weight 1, bias 0, as in the official Swin/ConvNeXt detectors)")
+            log(
+                f"TimmBackbone({self.model_name}): output norms {', '.join(self.out_norm_names)} are new "
+                "(weight 1, bias 0, as in the official Swin/ConvNeXt detectors)"
+            )
 
     # ------------------------------------------------------------------------------------------ freezing
     def stage_prefixes(self) -> list[list[str]]:
@@ -149,7 +172,7 @@ class TimmBackbone(BaseModule):
         stages, previous = [children[:first]], first - 1
         for name in level_modules:
             idx = children.index(name)
-            stages.append(children[previous + 1: idx + 1])
+            stages.append(children[previous + 1 : idx + 1])
             previous = idx
         return stages
 
@@ -181,9 +204,11 @@ class TimmBackbone(BaseModule):
         return self
 
     def extra_repr(self) -> str:
-        return (f"model_name={self.model_name!r}, out_indices={self.out_indices}, out_channels={self.out_channels}, "
-                f"strides={self.strides}, frozen_stages={self.frozen_stages}, norm_eval={self.norm_eval}, "
-                f"out_norms={self.out_norms}")
+        return (
+            f"model_name={self.model_name!r}, out_indices={self.out_indices}, out_channels={self.out_channels}, "
+            f"strides={self.strides}, frozen_stages={self.frozen_stages}, norm_eval={self.norm_eval}, "
+            f"out_norms={self.out_norms}"
+        )
 
 
 def log(message: str, level: int = logging.INFO) -> None:

@@ -12,6 +12,7 @@ Conventions shared by every family (so detection configs are interchangeable):
   as in the official and mmdet Swin detectors; timm would skip the shift where a stage is no larger
   than the window at the construction size).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -33,21 +34,20 @@ class PyramidSpec:
     """What a backbone built from `model_name` + kwargs outputs (no weights needed to know it)."""
 
     model_name: str
-    timm_kwargs: dict              # kwargs passed to timm.create_model (detection defaults resolved)
-    timm_out_indices: tuple        # indices into timm's feature_info
-    out_indices: tuple             # pyramid levels (stride 4 * 2**i)
+    timm_kwargs: dict  # kwargs passed to timm.create_model (detection defaults resolved)
+    timm_out_indices: tuple  # indices into timm's feature_info
+    out_indices: tuple  # pyramid levels (stride 4 * 2**i)
     out_channels: tuple
     strides: tuple
-    plain_vit: bool                # single stride-16 map -> simple pyramid
-    vit_dim: int                   # embed dim of a plain ViT (0 otherwise)
+    plain_vit: bool  # single stride-16 map -> simple pyramid
+    vit_dim: int  # embed dim of a plain ViT (0 otherwise)
 
 
 def _check_model_name(model_name: str) -> None:
     if not timm.is_model(model_name):
         close = timm.list_models(f"*{model_name.split('_')[0]}*")[:6]
         hint = f" (similar: {', '.join(close)})" if close else ""
-        raise UserInputError(f"model_name={model_name!r} is not a timm model{hint}: "
-                             "use a name from timm.list_models()")
+        raise UserInputError(f"model_name={model_name!r} is not a timm model{hint}: use a name from timm.list_models()")
 
 
 def _class_accepts(model_name: str, kwargs: dict) -> set[str]:
@@ -61,17 +61,22 @@ def detection_kwargs(model_name: str, timm_kwargs: dict) -> dict:
     _check_model_name(model_name)
     kwargs = dict(timm_kwargs)
     if kwargs.pop("pretrained", False):
-        raise UserInputError(f"TimmBackbone({model_name!r}, pretrained=True) would download from the hub: "
-                             "set checkpoint=<file> instead (convert it with tools/convert_checkpoint.py)")
+        raise UserInputError(
+            f"TimmBackbone({model_name!r}, pretrained=True) would download from the hub: "
+            "set checkpoint=<file> instead (convert it with tools/convert_checkpoint.py)"
+        )
     for key in ("features_only", "out_indices", "num_classes"):
         if key in kwargs:
-            raise UserInputError(f"TimmBackbone: do not pass {key}= in the timm kwargs; the backbone sets it "
-                                 "(use out_indices= of TimmBackbone for pyramid levels)")
+            raise UserInputError(
+                f"TimmBackbone: do not pass {key}= in the timm kwargs; the backbone sets it "
+                "(use out_indices= of TimmBackbone for pyramid levels)"
+            )
     try:
         accepted = _class_accepts(model_name, kwargs)
     except TypeError as err:
-        raise UserInputError(f"TimmBackbone({model_name!r}): timm rejected the kwargs {sorted(kwargs)} "
-                             f"({err}): remove or fix them") from None
+        raise UserInputError(
+            f"TimmBackbone({model_name!r}): timm rejected the kwargs {sorted(kwargs)} ({err}): remove or fix them"
+        ) from None
     if "dynamic_img_size" in accepted:
         kwargs.setdefault("dynamic_img_size", True)
     if "always_partition" in accepted:
@@ -81,8 +86,7 @@ def detection_kwargs(model_name: str, timm_kwargs: dict) -> dict:
 
 def _all_feature_info(model_name: str, kwargs: dict) -> list[dict]:
     # out_indices=1 (the last level) works for every family; the info list still holds all levels
-    model = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=1, device="meta",
-                              **kwargs)
+    model = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=1, device="meta", **kwargs)
     return [dict(info) for info in model.feature_info.info]
 
 
@@ -91,30 +95,39 @@ def pyramid_spec(model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3), **t
     kwargs = detection_kwargs(model_name, timm_kwargs)
     out_indices = tuple(int(i) for i in out_indices)
     if not out_indices or sorted(set(out_indices)) != list(out_indices) or min(out_indices) < 0:
-        raise UserInputError(f"out_indices={out_indices!r}: give increasing pyramid levels from 0..3, "
-                             "level i has stride 4*2**i")
+        raise UserInputError(
+            f"out_indices={out_indices!r}: give increasing pyramid levels from 0..3, level i has stride 4*2**i"
+        )
     try:
         infos = _all_feature_info(model_name, kwargs)
     except (RuntimeError, AssertionError, TypeError) as err:
-        raise UserInputError(f"timm model {model_name!r} has no feature pyramid (features_only failed: {err}): "
-                             "choose a model that supports features_only") from None
+        raise UserInputError(
+            f"timm model {model_name!r} has no feature pyramid (features_only failed: {err}): "
+            "choose a model that supports features_only"
+        ) from None
     reductions = [info["reduction"] for info in infos]
-    strides = tuple(4 * 2 ** i for i in out_indices)
+    strides = tuple(4 * 2**i for i in out_indices)
     if len(set(reductions)) == 1:  # plain ViT: every block at one stride
         if reductions[0] != PLAIN_VIT_STRIDE:
-            raise UserInputError(f"{model_name}: plain ViT with stride {reductions[0]}; the simple pyramid "
-                                 f"needs patch size {PLAIN_VIT_STRIDE}: pick a /16 model")
+            raise UserInputError(
+                f"{model_name}: plain ViT with stride {reductions[0]}; the simple pyramid "
+                f"needs patch size {PLAIN_VIT_STRIDE}: pick a /16 model"
+            )
         if max(out_indices) >= len(PYRAMID_STRIDES):
-            raise UserInputError(f"out_indices={out_indices!r} for plain ViT {model_name}: levels are 0..3 "
-                                 f"(strides {PYRAMID_STRIDES})")
+            raise UserInputError(
+                f"out_indices={out_indices!r} for plain ViT {model_name}: levels are 0..3 (strides {PYRAMID_STRIDES})"
+            )
         dim = infos[-1]["num_chs"]
         channels = {4: dim // 4, 8: dim // 2, 16: dim, 32: dim}
-        return PyramidSpec(model_name, kwargs, (len(infos) - 1,), out_indices,
-                           tuple(channels[s] for s in strides), strides, True, dim)
+        return PyramidSpec(
+            model_name, kwargs, (len(infos) - 1,), out_indices, tuple(channels[s] for s in strides), strides, True, dim
+        )
     missing = [s for s in strides if s not in reductions]
     if missing:
-        raise UserInputError(f"out_indices={out_indices!r} ask {model_name} for strides {missing}, but it "
-                             f"gives strides {sorted(set(reductions))}: use levels whose stride 4*2**i exists")
+        raise UserInputError(
+            f"out_indices={out_indices!r} ask {model_name} for strides {missing}, but it "
+            f"gives strides {sorted(set(reductions))}: use levels whose stride 4*2**i exists"
+        )
     timm_indices = tuple(reductions.index(s) for s in strides)
     channels = tuple(infos[i]["num_chs"] for i in timm_indices)
     return PyramidSpec(model_name, kwargs, timm_indices, out_indices, channels, strides, False, 0)
@@ -131,8 +144,9 @@ def feature_channels(model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3),
 
 def create_feature_net(spec: PyramidSpec) -> nn.Module:
     """The timm features_only network for `spec` (random init; weights come from the checkpoint bridge)."""
-    return timm.create_model(spec.model_name, pretrained=False, features_only=True,
-                             out_indices=spec.timm_out_indices, **spec.timm_kwargs)
+    return timm.create_model(
+        spec.model_name, pretrained=False, features_only=True, out_indices=spec.timm_out_indices, **spec.timm_kwargs
+    )
 
 
 def create_reference_model(spec: PyramidSpec, device: str | torch.device = "meta") -> nn.Module:

@@ -6,6 +6,7 @@ stride 8 = one transposed conv (dim -> dim/2), stride 16 = identity (dim), strid
 ViTDet's per-level 1x1/3x3 projection to 256 channels is left to the detector's FPN neck, which does the
 same job. These layers are new (random init): a pretraining checkpoint only covers the ViT itself.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

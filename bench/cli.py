@@ -13,6 +13,7 @@ Every "a [b-c]" in a table is the median over the timing rounds and, in brackets
 range (min and max are in the JSON). On a CPU the default is one thread (--threads): on a shared machine a multi-threaded step waits for its
 slowest core, which turns other processes' load into noise that does not cancel between rounds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,15 +56,23 @@ def _common(p: argparse.ArgumentParser, rounds: int, warmup: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="tools/benchmark.py", description=__doc__.splitlines()[0],
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    parser = ArgumentParser(
+        prog="tools/benchmark.py",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 2)[2],
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     c = sub.add_parser("curriculum", help="measured vs theoretical curriculum speedup")
     c.add_argument("--model", default="convnext_atto")
     c.add_argument("--curriculum", default="efficienttrain", help="efficienttrain | efficienttrain++ | file")
-    c.add_argument("--epochs", type=int, default=None,
-                   help="curriculum epochs (efficienttrain++: equivalent-epoch budget); default 300, 5 end-to-end")
+    c.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="curriculum epochs (efficienttrain++: equivalent-epoch budget); default 300, 5 end-to-end",
+    )
     c.add_argument("--baseline-epochs", type=int, default=None, help="baseline epochs (default: the curriculum's)")
     c.add_argument("--final-size", type=int, default=224)
     c.add_argument("--batch-size", type=int, default=8, help="per-step batch at the final size (default 8: CPU)")
@@ -100,11 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b, rounds=20, warmup=2)
 
     d = sub.add_parser("detector", help="detector training-iteration time per backbone")
-    d.add_argument("--configs", nargs="+", default=None,
-                   help="mmdet configs (default: the tiny CPU recipes on CPU, Swin-T/ConvNeXt-T 1x on CUDA)")
+    d.add_argument(
+        "--configs",
+        nargs="+",
+        default=None,
+        help="mmdet configs (default: the tiny CPU recipes on CPU, Swin-T/ConvNeXt-T 1x on CUDA)",
+    )
     d.add_argument("--batch", type=int, default=2)
-    d.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="default 160 192 on CPU, 800 1333 on CUDA")
+    d.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="default 160 192 on CPU, 800 1333 on CUDA",
+    )
     _common(d, rounds=6, warmup=2)
     return parser
 
@@ -141,11 +160,17 @@ def machine_info(device: Any) -> dict[str, Any]:
     import timm
     import torch
 
-    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "device": str(device),
-            "versions": {"torch": torch.__version__, "timm": timm.__version__, "mmdet": mmdet.__version__}}
+    info = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "versions": {"torch": torch.__version__, "timm": timm.__version__, "mmdet": mmdet.__version__},
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     with contextlib.suppress(OSError):
@@ -158,8 +183,12 @@ def _emit(args: argparse.Namespace, argv: Sequence[str], device: Any, table: str
     if args.out:
         from etcore.checkpoint_io import write_text_atomic
 
-        payload = {"command": "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv),
-                   "subcommand": args.command, "machine": machine_info(device), "result": result}
+        payload = {
+            "command": "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv),
+            "subcommand": args.command,
+            "machine": machine_info(device),
+            "result": result,
+        }
         write_text_atomic(json.dumps(payload, indent=2) + "\n", Path(args.out))
         print(f"wrote {args.out}")
 
@@ -175,12 +204,26 @@ def run_curriculum(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _emit(args, argv, device, table, result)
         return 0
     epochs = args.epochs or 300
-    report = bc.step_benchmark(args.model, args.curriculum, epochs, args.final_size, args.batch_size, str(device.type),
-                               args.lowfreq, args.rounds, args.warmup, args.num_classes, args.images_per_epoch,
-                               args.baseline_epochs, extra)
-    header = (f"curriculum {report.curriculum.name} vs baseline, {args.model}, final size {args.final_size}, "
-              f"batch {args.batch_size}, lowfreq {args.lowfreq}, {device}, {args.rounds} rounds after {args.warmup} "
-              f"warm-up")
+    report = bc.step_benchmark(
+        args.model,
+        args.curriculum,
+        epochs,
+        args.final_size,
+        args.batch_size,
+        str(device.type),
+        args.lowfreq,
+        args.rounds,
+        args.warmup,
+        args.num_classes,
+        args.images_per_epoch,
+        args.baseline_epochs,
+        extra,
+    )
+    header = (
+        f"curriculum {report.curriculum.name} vs baseline, {args.model}, final size {args.final_size}, "
+        f"batch {args.batch_size}, lowfreq {args.lowfreq}, {device}, {args.rounds} rounds after {args.warmup} "
+        f"warm-up"
+    )
     _emit(args, argv, device, header + "\n" + report.table(), report.to_dict())
     return 0
 
@@ -193,17 +236,37 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
     from pretraining.curriculum import Curriculum, build_curriculum
 
     if not args.data:
-        raise UserInputError("--end-to-end needs --data: an ImageNet-style folder (python tools/make_demo_data.py "
-                             "writes data/demo/imagenet)")
+        raise UserInputError(
+            "--end-to-end needs --data: an ImageNet-style folder (python tools/make_demo_data.py "
+            "writes data/demo/imagenet)"
+        )
     epochs = args.epochs or 5
     planned = build_curriculum(args.curriculum, epochs, final_size=args.final_size, model_name=args.model)
     baseline_epochs = args.baseline_epochs or planned.total_epochs
     root = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_e2e_"))
-    common = ["--model", args.model, "--final-size", str(args.final_size), "--batch-size", str(args.batch_size),
-              "--data", args.data, "--workers", str(args.workers), "--device", device.type, "--lowfreq", args.lowfreq,
-              "--eval-every", str(max(epochs, baseline_epochs, planned.total_epochs) + 1), *extra]
-    runs = {"baseline": ["--curriculum", "baseline", "--epochs", str(baseline_epochs)],
-            "curriculum": ["--curriculum", args.curriculum, "--epochs", str(epochs)]}
+    common = [
+        "--model",
+        args.model,
+        "--final-size",
+        str(args.final_size),
+        "--batch-size",
+        str(args.batch_size),
+        "--data",
+        args.data,
+        "--workers",
+        str(args.workers),
+        "--device",
+        device.type,
+        "--lowfreq",
+        args.lowfreq,
+        "--eval-every",
+        str(max(epochs, baseline_epochs, planned.total_epochs) + 1),
+        *extra,
+    ]
+    runs = {
+        "baseline": ["--curriculum", "baseline", "--epochs", str(baseline_epochs)],
+        "curriculum": ["--curriculum", args.curriculum, "--epochs", str(epochs)],
+    }
     pairs, ran = [], {}
     for rep in range(args.repeats):
         order = ["baseline", "curriculum"] if rep % 2 == 0 else ["curriculum", "baseline"]
@@ -217,29 +280,42 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
                 pretrain_cli.main([*common, *runs[name], "--work-dir", str(work)])
             logs[name] = bc.read_log(work / PRETRAIN_LOG)
             ran[name] = Curriculum.from_dict(json.loads((work / PRETRAIN_CURRICULUM).read_text()))
-        pairs.append({"order": order, "times": {n: bc.log_times(logs[n]) for n in logs},
-                      "speedups": bc.log_speedups(logs["baseline"], logs["curriculum"])})
+        pairs.append(
+            {
+                "order": order,
+                "times": {n: bc.log_times(logs[n]) for n in logs},
+                "speedups": bc.log_speedups(logs["baseline"], logs["curriculum"]),
+            }
+        )
     baseline, curriculum = ran["baseline"], ran["curriculum"]  # as the engine resolved them (curriculum.json)
     theoretical = bc.theoretical_speedup(baseline, curriculum)
     measures = list(pairs[0]["speedups"])
     summary = {m: Spread.of([p["speedups"][m] for p in pairs]) for m in measures}
-    lines = [f"end-to-end {curriculum.name} ({curriculum.total_epochs} epochs, sizes "
-             f"{[s.input_size for s in curriculum.stages]}) vs baseline ({baseline_epochs} epochs at {args.final_size}), "
-             f"{args.model}, batch {args.batch_size} at the final size, {args.workers} workers, {device}, data {args.data}",
-             f"theoretical speedup: {theoretical:.3f}x",
-             f"{'measure':>14} {'baseline s':>11} {'curriculum s':>13} {'speedup':>22} {'measured/theoretical':>22}"]
+    lines = [
+        f"end-to-end {curriculum.name} ({curriculum.total_epochs} epochs, sizes "
+        f"{[s.input_size for s in curriculum.stages]}) vs baseline ({baseline_epochs} epochs at {args.final_size}), "
+        f"{args.model}, batch {args.batch_size} at the final size, {args.workers} workers, {device}, data {args.data}",
+        f"theoretical speedup: {theoretical:.3f}x",
+        f"{'measure':>14} {'baseline s':>11} {'curriculum s':>13} {'speedup':>22} {'measured/theoretical':>22}",
+    ]
     for m in measures:
         s = summary[m]
         b = Spread.of([p["times"]["baseline"][m] for p in pairs]).median
         c = Spread.of([p["times"]["curriculum"][m] for p in pairs]).median
-        lines.append(f"{m:>14} {b:>11.1f} {c:>13.1f} {s.fmt():>22} "
-                     f"{s.scaled(1 / theoretical).fmt():>22}")
-    lines.append("epoch_time_s includes the final evaluation and stage switches; train_time_s is the training "
-                 "loop only (images / images_per_s); goal measured/theoretical >= 0.97")
-    result = {"curriculum": curriculum.to_dict(), "baseline": baseline.to_dict(), "theoretical_speedup": theoretical,
-              "pairs": pairs, "work_dir": str(root),
-              "measured_speedup": {m: summary[m].to_dict() for m in measures},
-              "measured_over_theoretical": {m: summary[m].scaled(1 / theoretical).to_dict() for m in measures}}
+        lines.append(f"{m:>14} {b:>11.1f} {c:>13.1f} {s.fmt():>22} {s.scaled(1 / theoretical).fmt():>22}")
+    lines.append(
+        "epoch_time_s includes the final evaluation and stage switches; train_time_s is the training "
+        "loop only (images / images_per_s); goal measured/theoretical >= 0.97"
+    )
+    result = {
+        "curriculum": curriculum.to_dict(),
+        "baseline": baseline.to_dict(),
+        "theoretical_speedup": theoretical,
+        "pairs": pairs,
+        "work_dir": str(root),
+        "measured_speedup": {m: summary[m].to_dict() for m in measures},
+        "measured_over_theoretical": {m: summary[m].scaled(1 / theoretical).to_dict() for m in measures},
+    }
     return result, "\n".join(lines)
 
 
@@ -253,23 +329,38 @@ def run_lowfreq(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UserInputError(f"--sizes {bad} must lie below --final-size {args.final_size}")
     config, _ = resolve_recipe(args.model, "baseline", 300, args.final_size, max(args.batch_sizes), device.type, "fft")
     rows = bl.op_costs(config, args.sizes, args.batch_sizes, args.num_classes, device, args.rounds, args.warmup)
-    table = (f"low-frequency ops vs one training step ({args.model}, final size {args.final_size}, {device}, "
-             f"{args.rounds} rounds)\n" + bl.op_table(rows))
+    table = (
+        f"low-frequency ops vs one training step ({args.model}, final size {args.final_size}, {device}, "
+        f"{args.rounds} rounds)\n" + bl.op_table(rows)
+    )
     result: dict[str, Any] = {"ops": rows}
     if not args.no_loader:
         with tempfile.TemporaryDirectory(prefix="bench_loader_") as tmp:
             data = args.data or str(bl.make_image_folder(Path(tmp), args.loader_batch * (args.loader_batches + 1)))
-            loader_rows = bl.loader_throughput(config, data, args.sizes, args.loader_batch, args.workers,
-                                               args.loader_rounds, args.loader_batches, args.magnitude)
+            loader_rows = bl.loader_throughput(
+                config,
+                data,
+                args.sizes,
+                args.loader_batch,
+                args.workers,
+                args.loader_rounds,
+                args.loader_batches,
+                args.magnitude,
+            )
         # the step's images/s at each size, from the op rows at the largest batch (the step plus its FFT crop)
         largest = max(args.batch_sizes)
-        step_rate = {r["input_size"]: r["batch"] / (r["step_s"]["median"] + r["fft_s"]["median"])
-                     for r in rows if r["batch"] == largest}
+        step_rate = {
+            r["input_size"]: r["batch"] / (r["step_s"]["median"] + r["fft_s"]["median"])
+            for r in rows
+            if r["batch"] == largest
+        }
         result["loader"] = loader_rows
         result["loader_data"] = args.data or "generated 500x375 JPEGs"
-        table += (f"\n\nloader images/s (batch {args.loader_batch}, {args.workers} workers, RandAugment m="
-                  f"{args.magnitude:g}, data {result['loader_data']}) vs the step at batch {largest}\n"
-                  + bl.loader_table(loader_rows, step_rate))
+        table += (
+            f"\n\nloader images/s (batch {args.loader_batch}, {args.workers} workers, RandAugment m="
+            f"{args.magnitude:g}, data {result['loader_data']}) vs the step at batch {largest}\n"
+            + bl.loader_table(loader_rows, step_rate)
+        )
     _emit(args, argv, device, table, result)
     return 0
 
@@ -279,8 +370,10 @@ def run_backbone(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     device = _setup(args)
     rows = backbone_benchmark(args.families, args.size, args.batch, device, args.rounds, args.warmup)
-    table = (f"TimmBackbone vs mmdet native (same weights), {args.size}x{args.size}, batch {args.batch}, {device}, "
-             f"{args.rounds} rounds\n" + backbone_table(rows))
+    table = (
+        f"TimmBackbone vs mmdet native (same weights), {args.size}x{args.size}, batch {args.batch}, {device}, "
+        f"{args.rounds} rounds\n" + backbone_table(rows)
+    )
     _emit(args, argv, device, table, rows)
     return 0
 
@@ -293,8 +386,10 @@ def run_detector(args: argparse.Namespace, argv: Sequence[str]) -> int:
     configs = args.configs or list(GPU_DETECTOR_CONFIGS if on_gpu else CPU_DETECTOR_CONFIGS)
     height, width = args.image_size or ((800, 1333) if on_gpu else (160, 192))
     result = detector_benchmark(configs, args.batch, height, width, device, args.rounds, args.warmup)
-    table = (f"detector training iteration (train_step: preprocess, losses, backward, optimizer), batch {args.batch} "
-             f"at {height}x{width}, {device}, {args.rounds} rounds\n" + detector_table(result))
+    table = (
+        f"detector training iteration (train_step: preprocess, losses, backward, optimizer), batch {args.batch} "
+        f"at {height}x{width}, {device}, {args.rounds} rounds\n" + detector_table(result)
+    )
     _emit(args, argv, device, table, result)
     return 0
 

@@ -11,6 +11,7 @@ baseline.equivalent_epochs() / curriculum.equivalent_epochs(); the goal is measu
 End-to-end mode (`end_to_end`) really trains both curricula through `pretraining.cli.main` and reads the
 same ratios from their `log.jsonl` files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,14 +34,12 @@ def theoretical_speedup(baseline: Curriculum, curriculum: Curriculum) -> float:
     return baseline.equivalent_epochs() / curriculum.equivalent_epochs()
 
 
-def predict_wall_time(curriculum: Curriculum, seconds_per_image: Mapping[int, float],
-                      images_per_epoch: int) -> float:
+def predict_wall_time(curriculum: Curriculum, seconds_per_image: Mapping[int, float], images_per_epoch: int) -> float:
     """Seconds to train the whole curriculum if every image at size B costs `seconds_per_image[B]`."""
     missing = sorted({s.input_size for s in curriculum.stages} - set(seconds_per_image))
     if missing:
         raise KeyError(f"no timing for input size(s) {missing}")
-    return sum(stage.epochs * images_per_epoch * seconds_per_image[stage.input_size]
-               for stage in curriculum.stages)
+    return sum(stage.epochs * images_per_epoch * seconds_per_image[stage.input_size] for stage in curriculum.stages)
 
 
 def stage_sizes(*curricula: Curriculum) -> list[int]:
@@ -55,7 +54,7 @@ class SpeedupReport:
     curriculum: Curriculum
     baseline: Curriculum
     batches: dict[int, int]
-    step_seconds: dict[int, list[float]]      # per size, one value per round
+    step_seconds: dict[int, list[float]]  # per size, one value per round
     images_per_epoch: int
 
     @property
@@ -70,8 +69,10 @@ class SpeedupReport:
         out = []
         for r in range(self.rounds):
             per_image = self.seconds_per_image(r)
-            out.append(predict_wall_time(self.baseline, per_image, self.images_per_epoch)
-                       / predict_wall_time(self.curriculum, per_image, self.images_per_epoch))
+            out.append(
+                predict_wall_time(self.baseline, per_image, self.images_per_epoch)
+                / predict_wall_time(self.curriculum, per_image, self.images_per_epoch)
+            )
         return out
 
     @property
@@ -89,59 +90,105 @@ class SpeedupReport:
         final = self.curriculum.final_size
         rows = []
         for size in sorted(self.step_seconds):
-            relative = [self.step_seconds[size][r] / self.batches[size]
-                        / (self.step_seconds[final][r] / self.batches[final]) for r in range(self.rounds)]
+            relative = [
+                self.step_seconds[size][r] / self.batches[size] / (self.step_seconds[final][r] / self.batches[final])
+                for r in range(self.rounds)
+            ]
             step = Spread.of(self.step_seconds[size])
-            rows.append({"input_size": size, "batch": self.batches[size], "step_s": step.to_dict(),
-                         "images_per_s": self.batches[size] / step.median,
-                         "cost_vs_final_measured": Spread.of(relative).to_dict(),
-                         "cost_vs_final_theoretical": (size / final) ** 2})
+            rows.append(
+                {
+                    "input_size": size,
+                    "batch": self.batches[size],
+                    "step_s": step.to_dict(),
+                    "images_per_s": self.batches[size] / step.median,
+                    "cost_vs_final_measured": Spread.of(relative).to_dict(),
+                    "cost_vs_final_theoretical": (size / final) ** 2,
+                }
+            )
         return rows
 
     def predicted_hours(self) -> dict[str, float]:
         """Median predicted wall time of each curriculum on this machine, in hours."""
         hours = {}
         for key, cur in (("baseline", self.baseline), ("curriculum", self.curriculum)):
-            values = [predict_wall_time(cur, self.seconds_per_image(r), self.images_per_epoch) / 3600
-                      for r in range(self.rounds)]
+            values = [
+                predict_wall_time(cur, self.seconds_per_image(r), self.images_per_epoch) / 3600
+                for r in range(self.rounds)
+            ]
             hours[key] = Spread.of(values).median
         return hours
 
     def to_dict(self) -> dict[str, Any]:
-        return {"curriculum": self.curriculum.to_dict(), "baseline": self.baseline.to_dict(),
-                "images_per_epoch": self.images_per_epoch, "rounds": self.rounds,
-                "theoretical_speedup": self.theoretical, "measured_speedup": self.measured().to_dict(),
-                "measured_over_theoretical": self.measured_over_theoretical().to_dict(),
-                "predicted_hours": self.predicted_hours(), "sizes": self.size_rows(),
-                "step_seconds_per_round": {str(k): v for k, v in self.step_seconds.items()}}
+        return {
+            "curriculum": self.curriculum.to_dict(),
+            "baseline": self.baseline.to_dict(),
+            "images_per_epoch": self.images_per_epoch,
+            "rounds": self.rounds,
+            "theoretical_speedup": self.theoretical,
+            "measured_speedup": self.measured().to_dict(),
+            "measured_over_theoretical": self.measured_over_theoretical().to_dict(),
+            "predicted_hours": self.predicted_hours(),
+            "sizes": self.size_rows(),
+            "step_seconds_per_round": {str(k): v for k, v in self.step_seconds.items()},
+        }
 
     def table(self) -> str:
         lines = [f"{'size':>5} {'batch':>5} {'step ms':>22} {'img/s':>8} {'cost/img vs final':>26} {'(B/final)^2':>11}"]
         for row in self.size_rows():
             step = Spread.from_dict(row["step_s"]).scaled(1e3)
             cost = row["cost_vs_final_measured"]
-            lines.append(f"{row['input_size']:>5} {row['batch']:>5} {step.fmt(1):>22} {row['images_per_s']:>8.1f} "
-                         f"{Spread.from_dict(cost).fmt():>26} "
-                         f"{row['cost_vs_final_theoretical']:>11.3f}")
+            lines.append(
+                f"{row['input_size']:>5} {row['batch']:>5} {step.fmt(1):>22} {row['images_per_s']:>8.1f} "
+                f"{Spread.from_dict(cost).fmt():>26} "
+                f"{row['cost_vs_final_theoretical']:>11.3f}"
+            )
         hours = self.predicted_hours()
-        lines += [f"predicted wall time ({self.images_per_epoch} images/epoch): baseline {hours['baseline']:.1f} h, "
-                  f"{self.curriculum.name} {hours['curriculum']:.1f} h",
-                  f"theoretical speedup (equivalent epochs {self.baseline.equivalent_epochs():.1f} / "
-                  f"{self.curriculum.equivalent_epochs():.1f}): {self.theoretical:.3f}x",
-                  f"measured speedup, median [interquartile range] of {self.rounds} rounds: {self.measured().fmt()}x",
-                  f"measured/theoretical: {self.measured_over_theoretical().fmt()}  (goal >= 0.97)"]
+        lines += [
+            f"predicted wall time ({self.images_per_epoch} images/epoch): baseline {hours['baseline']:.1f} h, "
+            f"{self.curriculum.name} {hours['curriculum']:.1f} h",
+            f"theoretical speedup (equivalent epochs {self.baseline.equivalent_epochs():.1f} / "
+            f"{self.curriculum.equivalent_epochs():.1f}): {self.theoretical:.3f}x",
+            f"measured speedup, median [interquartile range] of {self.rounds} rounds: {self.measured().fmt()}x",
+            f"measured/theoretical: {self.measured_over_theoretical().fmt()}  (goal >= 0.97)",
+        ]
         return "\n".join(lines)
 
 
 # --- the timed step -----------------------------------------------------------------------------
-def resolve_recipe(model: str, curriculum: str, epochs: int, final_size: int, batch_size: int, device: str,
-                   lowfreq: str, extra_args: Sequence[str] = ()) -> tuple[Any, Curriculum]:
+def resolve_recipe(
+    model: str,
+    curriculum: str,
+    epochs: int,
+    final_size: int,
+    batch_size: int,
+    device: str,
+    lowfreq: str,
+    extra_args: Sequence[str] = (),
+) -> tuple[Any, Curriculum]:
     """The engine's fully resolved config and curriculum for these flags (via `pretraining.cli.resolve_config`)."""
     from pretraining.cli import resolve_config
 
-    argv = ["--model", model, "--curriculum", curriculum, "--epochs", str(epochs), "--final-size", str(final_size),
-            "--batch-size", str(batch_size), "--device", device, "--lowfreq", lowfreq,
-            "--data", "unused-by-benchmark", "--work-dir", "unused-by-benchmark", *extra_args]
+    argv = [
+        "--model",
+        model,
+        "--curriculum",
+        curriculum,
+        "--epochs",
+        str(epochs),
+        "--final-size",
+        str(final_size),
+        "--batch-size",
+        str(batch_size),
+        "--device",
+        device,
+        "--lowfreq",
+        lowfreq,
+        "--data",
+        "unused-by-benchmark",
+        "--work-dir",
+        "unused-by-benchmark",
+        *extra_args,
+    ]
     config, _, resolved, _ = resolve_config(argv)
     return config, resolved
 
@@ -153,8 +200,9 @@ class TrainStep:
     and is cropped to `size` in the frequency domain; with `lowfreq='resize'` it arrives at `size`.
     """
 
-    def __init__(self, config: Any, size: int, batch: int, num_classes: int, device: torch.device,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, config: Any, size: int, batch: int, num_classes: int, device: torch.device, seed: int = 0
+    ) -> None:
         from pretraining.model import build_model, resize_model_input
         from pretraining.optim import build_criterion, build_ema, build_mixup, build_optimizer, peak_lr
 
@@ -185,8 +233,11 @@ class TrainStep:
         x = low_frequency_crop(x, self.size) if self.crop else x.clone()  # mixup mixes in place
         if self.mixup is not None:
             x, y = self.mixup(x, y)
-        autocast = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype) if self.config.amp
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+            if self.config.amp
+            else contextlib.nullcontext()
+        )
         with autocast:
             loss = self.criterion(self.model(x), y)
         loss.item()  # the engine reads the loss every step (divergence check)
@@ -201,8 +252,9 @@ def batch_for_size(config: Any, size: int) -> int:
     return config.batch_size * factor
 
 
-def measure_steps(config: Any, sizes: Sequence[int], num_classes: int, device: torch.device, rounds: int,
-                  warmup: int) -> tuple[dict[int, int], dict[int, list[float]]]:
+def measure_steps(
+    config: Any, sizes: Sequence[int], num_classes: int, device: torch.device, rounds: int, warmup: int
+) -> tuple[dict[int, int], dict[int, list[float]]]:
     """Per-size batches and step seconds (one value per interleaved round) for a resolved recipe."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # what the engine sets unless --deterministic
@@ -212,9 +264,21 @@ def measure_steps(config: Any, sizes: Sequence[int], num_classes: int, device: t
     return batches, {int(k): v for k, v in times.items()}
 
 
-def step_benchmark(model: str, curriculum: str, epochs: int, final_size: int, batch_size: int, device: str,
-                   lowfreq: str, rounds: int, warmup: int, num_classes: int, images_per_epoch: int,
-                   baseline_epochs: int | None = None, extra_args: Sequence[str] = ()) -> SpeedupReport:
+def step_benchmark(
+    model: str,
+    curriculum: str,
+    epochs: int,
+    final_size: int,
+    batch_size: int,
+    device: str,
+    lowfreq: str,
+    rounds: int,
+    warmup: int,
+    num_classes: int,
+    images_per_epoch: int,
+    baseline_epochs: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> SpeedupReport:
     """Time the engine's step at every size of `curriculum` and its baseline; return the speedup report."""
     from pretraining.distributed import resolve_device
 
@@ -238,8 +302,11 @@ def log_times(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         images = record["images_seen"] - previous
         previous = record["images_seen"]
         train += images / record["images_per_s"]
-    return {"epoch_time_s": sum(r["epoch_time_s"] for r in records), "train_time_s": train,
-            "wall_clock_s": records[-1]["wall_clock_s"]}
+    return {
+        "epoch_time_s": sum(r["epoch_time_s"] for r in records),
+        "train_time_s": train,
+        "wall_clock_s": records[-1]["wall_clock_s"],
+    }
 
 
 def log_speedups(baseline: Sequence[Mapping[str, Any]], curriculum: Sequence[Mapping[str, Any]]) -> dict[str, float]:

@@ -9,6 +9,7 @@ round is the result (goal <= 1.03).
 optimizer step: an mmengine training iteration without the data loader) per detection config, on a
 synthetic batch from `mmdet.testing.demo_mm_inputs`, all configs in the same interleaved rounds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,17 +30,29 @@ class Family:
 
     timm_name: str
     mmdet_cfg: dict
-    mapper: str          # function name in bench.mmdet_keymap
+    mapper: str  # function name in bench.mmdet_keymap
 
 
 FAMILIES = {
-    "resnet50": Family("resnet50", dict(type="ResNet", depth=50, out_indices=(0, 1, 2, 3), norm_eval=False),
-                       "resnet_timm_to_mmdet"),
-    "swin_tiny": Family("swin_tiny_patch4_window7_224",
-                        dict(type="SwinTransformer", embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
-                             window_size=7, mlp_ratio=4, qkv_bias=True, drop_path_rate=0.0,
-                             out_indices=(0, 1, 2, 3), convert_weights=False),
-                        "swin_timm_to_mmdet"),
+    "resnet50": Family(
+        "resnet50", dict(type="ResNet", depth=50, out_indices=(0, 1, 2, 3), norm_eval=False), "resnet_timm_to_mmdet"
+    ),
+    "swin_tiny": Family(
+        "swin_tiny_patch4_window7_224",
+        dict(
+            type="SwinTransformer",
+            embed_dims=96,
+            depths=(2, 2, 6, 2),
+            num_heads=(3, 6, 12, 24),
+            window_size=7,
+            mlp_ratio=4,
+            qkv_bias=True,
+            drop_path_rate=0.0,
+            out_indices=(0, 1, 2, 3),
+            convert_weights=False,
+        ),
+        "swin_timm_to_mmdet",
+    ),
 }
 
 
@@ -72,8 +85,9 @@ def max_output_difference(timm_bb: torch.nn.Module, mmdet_bb: torch.nn.Module, x
     ours = timm_bb(x)
     theirs = mmdet_bb(x)
     if len(ours) != len(theirs) or any(a.shape != b.shape for a, b in zip(ours, theirs)):
-        raise AssertionError(f"level shapes differ: {[tuple(a.shape) for a in ours]} vs "
-                             f"{[tuple(b.shape) for b in theirs]}")
+        raise AssertionError(
+            f"level shapes differ: {[tuple(a.shape) for a in ours]} vs {[tuple(b.shape) for b in theirs]}"
+        )
     return max((a - b).abs().max().item() for a, b in zip(ours, theirs))
 
 
@@ -81,6 +95,7 @@ def _forward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         with torch.no_grad():
             model(x)
+
     return run
 
 
@@ -89,11 +104,19 @@ def _forward_backward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], N
         loss = sum(f.float().mean() for f in model(x))
         loss.backward()
         model.zero_grad(set_to_none=True)
+
     return run
 
 
-def backbone_benchmark(families: Sequence[str], size: int, batch: int, device: torch.device, rounds: int,
-                       warmup: int, tolerance: float = 1e-3) -> list[dict[str, Any]]:
+def backbone_benchmark(
+    families: Sequence[str],
+    size: int,
+    batch: int,
+    device: torch.device,
+    rounds: int,
+    warmup: int,
+    tolerance: float = 1e-3,
+) -> list[dict[str, Any]]:
     """Per family and mode: timm ms, mmdet ms, ratio timm/mmdet per round (median, range), output difference."""
     rows = []
     for family in families:
@@ -102,22 +125,37 @@ def backbone_benchmark(families: Sequence[str], size: int, batch: int, device: t
         diff = max_output_difference(timm_bb, mmdet_bb, x)
         scale = max(f.abs().max().item() for f in mmdet_bb(x)) if diff > tolerance else 1.0
         if diff > tolerance * max(scale, 1.0):
-            raise AssertionError(f"{family}: TimmBackbone and mmdet outputs differ by {diff:.3g}: the weight "
-                                 "mapping is wrong, timing them would compare different functions")
+            raise AssertionError(
+                f"{family}: TimmBackbone and mmdet outputs differ by {diff:.3g}: the weight "
+                "mapping is wrong, timing them would compare different functions"
+            )
         timm_bb.eval()
         mmdet_bb.eval()
-        forward = interleaved_rounds({"timm": _forward(timm_bb, x), "mmdet": _forward(mmdet_bb, x)},
-                                     rounds=rounds, warmup=warmup)
+        forward = interleaved_rounds(
+            {"timm": _forward(timm_bb, x), "mmdet": _forward(mmdet_bb, x)}, rounds=rounds, warmup=warmup
+        )
         timm_bb.train()
         mmdet_bb.train()
-        both = interleaved_rounds({"timm": _forward_backward(timm_bb, x), "mmdet": _forward_backward(mmdet_bb, x)},
-                                  rounds=rounds, warmup=warmup)
+        both = interleaved_rounds(
+            {"timm": _forward_backward(timm_bb, x), "mmdet": _forward_backward(mmdet_bb, x)},
+            rounds=rounds,
+            warmup=warmup,
+        )
         for mode, times in (("forward", forward), ("forward+backward", both)):
-            rows.append({"family": family, "timm_model": FAMILIES[family].timm_name,
-                         "mmdet_type": FAMILIES[family].mmdet_cfg["type"], "mode": mode, "input_size": size,
-                         "batch": batch, "max_abs_output_diff": diff,
-                         "timm_s": Spread.of(times["timm"]).to_dict(), "mmdet_s": Spread.of(times["mmdet"]).to_dict(),
-                         "ratio_timm_over_mmdet": Spread.of(per_round_ratios(times["timm"], times["mmdet"])).to_dict()})
+            rows.append(
+                {
+                    "family": family,
+                    "timm_model": FAMILIES[family].timm_name,
+                    "mmdet_type": FAMILIES[family].mmdet_cfg["type"],
+                    "mode": mode,
+                    "input_size": size,
+                    "batch": batch,
+                    "max_abs_output_diff": diff,
+                    "timm_s": Spread.of(times["timm"]).to_dict(),
+                    "mmdet_s": Spread.of(times["mmdet"]).to_dict(),
+                    "ratio_timm_over_mmdet": Spread.of(per_round_ratios(times["timm"], times["mmdet"])).to_dict(),
+                }
+            )
         del timm_bb, mmdet_bb
     return rows
 
@@ -126,9 +164,11 @@ def backbone_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [f"{'family':>10} {'mode':>17} {'timm ms':>9} {'mmdet ms':>9} {'timm/mmdet':>22} {'max |diff|':>10}"]
     for r in rows:
         q = r["ratio_timm_over_mmdet"]
-        lines.append(f"{r['family']:>10} {r['mode']:>17} {r['timm_s']['median'] * 1e3:>9.1f} "
-                     f"{r['mmdet_s']['median'] * 1e3:>9.1f} {Spread.from_dict(q).fmt():>22} "
-                     f"{r['max_abs_output_diff']:>10.2e}")
+        lines.append(
+            f"{r['family']:>10} {r['mode']:>17} {r['timm_s']['median'] * 1e3:>9.1f} "
+            f"{r['mmdet_s']['median'] * 1e3:>9.1f} {Spread.from_dict(q).fmt():>22} "
+            f"{r['max_abs_output_diff']:>10.2e}"
+        )
     lines.append("goal: timm/mmdet <= 1.03")
     return "\n".join(lines)
 
@@ -160,8 +200,9 @@ def load_detector(config_path: str, device: torch.device) -> tuple[Any, Any, dic
 
     path = Path(config_path)
     if not path.is_file():
-        raise UserInputError(f"detector config {config_path} does not exist: pass an mmdet config file "
-                             "(see det_configs/)")
+        raise UserInputError(
+            f"detector config {config_path} does not exist: pass an mmdet config file (see det_configs/)"
+        )
     register_all_modules()
     from mmengine.logging import MMLogger
 
@@ -185,15 +226,21 @@ def load_detector(config_path: str, device: torch.device) -> tuple[Any, Any, dic
         notes.append("fp32 (AMP needs a GPU)")
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     meta = dict(cfg.get("benchmark", {}))
-    info = {"config": str(path), "detector": meta.get("detector", type(model).__name__),
-            "backbone": meta.get("backbone", cfg.model.get("backbone", {}).get("model_name", "?")),
-            "num_classes": _num_classes(cfg.model), "with_mask": _with_mask(cfg.model),
-            "optim_wrapper": optim_cfg.get("type", "OptimWrapper"), "notes": notes}
+    info = {
+        "config": str(path),
+        "detector": meta.get("detector", type(model).__name__),
+        "backbone": meta.get("backbone", cfg.model.get("backbone", {}).get("model_name", "?")),
+        "num_classes": _num_classes(cfg.model),
+        "with_mask": _with_mask(cfg.model),
+        "optim_wrapper": optim_cfg.get("type", "OptimWrapper"),
+        "notes": notes,
+    }
     return model, optim_wrapper, info
 
 
-def synthetic_batch(batch: int, height: int, width: int, num_classes: int, with_mask: bool,
-                    objects: int = 5, seed: int = 0) -> dict[str, Any]:
+def synthetic_batch(
+    batch: int, height: int, width: int, num_classes: int, with_mask: bool, objects: int = 5, seed: int = 0
+) -> dict[str, Any]:
     """A loader-style batch (uint8 images on the CPU, boxes/labels/masks) from mmdet's test helper."""
     from mmdet.testing import demo_mm_inputs
 
@@ -201,12 +248,18 @@ def synthetic_batch(batch: int, height: int, width: int, num_classes: int, with_
     import numpy as np
 
     np.random.seed(seed)
-    return demo_mm_inputs(batch_size=batch, image_shapes=[(3, height, width)] * batch,
-                          num_items=[objects] * batch, num_classes=num_classes, with_mask=with_mask)
+    return demo_mm_inputs(
+        batch_size=batch,
+        image_shapes=[(3, height, width)] * batch,
+        num_items=[objects] * batch,
+        num_classes=num_classes,
+        with_mask=with_mask,
+    )
 
 
-def detector_benchmark(config_paths: Sequence[str], batch: int, height: int, width: int, device: torch.device,
-                       rounds: int, warmup: int) -> dict[str, Any]:
+def detector_benchmark(
+    config_paths: Sequence[str], batch: int, height: int, width: int, device: torch.device, rounds: int, warmup: int
+) -> dict[str, Any]:
     """Train-iteration seconds per config (interleaved), and ratios between backbones and between detectors."""
     cases, infos = {}, {}
     for path in config_paths:
@@ -218,8 +271,10 @@ def detector_benchmark(config_paths: Sequence[str], batch: int, height: int, wid
         cases[key] = lambda m=model, o=optim_wrapper, d=data: m.train_step(d, o)
         infos[key] = info
     times = interleaved_rounds(cases, rounds=rounds, warmup=warmup)
-    rows = [{**infos[k], "key": k, "batch": batch, "image_hw": [height, width],
-             "iter_s": Spread.of(times[k]).to_dict()} for k in cases]
+    rows = [
+        {**infos[k], "key": k, "batch": batch, "image_hw": [height, width], "iter_s": Spread.of(times[k]).to_dict()}
+        for k in cases
+    ]
     ratios = []
     by_detector: dict[str, list[str]] = {}
     by_backbone: dict[str, list[str]] = {}
@@ -229,8 +284,14 @@ def detector_benchmark(config_paths: Sequence[str], batch: int, height: int, wid
     for group, kind in ((by_detector, "backbone vs first backbone"), (by_backbone, "detector vs first detector")):
         for keys in group.values():
             for k in keys[1:]:
-                ratios.append({"kind": kind, "numerator": k, "denominator": keys[0],
-                               "ratio": Spread.of(per_round_ratios(times[k], times[keys[0]])).to_dict()})
+                ratios.append(
+                    {
+                        "kind": kind,
+                        "numerator": k,
+                        "denominator": keys[0],
+                        "ratio": Spread.of(per_round_ratios(times[k], times[keys[0]])).to_dict(),
+                    }
+                )
     return {"rows": rows, "ratios": ratios}
 
 
@@ -238,9 +299,11 @@ def detector_table(result: dict[str, Any]) -> str:
     lines = [f"{'detector':>18} {'backbone':>30} {'iter ms':>24} {'img/s':>7}  notes"]
     for r in result["rows"]:
         s = r["iter_s"]
-        lines.append(f"{r['detector']:>18} {r['backbone']:>30} "
-                     f"{Spread.from_dict(s).scaled(1e3).fmt(1):>24} "
-                     f"{r['batch'] / s['median']:>7.2f}  {'; '.join(r['notes'])}")
+        lines.append(
+            f"{r['detector']:>18} {r['backbone']:>30} "
+            f"{Spread.from_dict(s).scaled(1e3).fmt(1):>24} "
+            f"{r['batch'] / s['median']:>7.2f}  {'; '.join(r['notes'])}"
+        )
     for q in result["ratios"]:
         v = q["ratio"]
         lines.append(f"ratio {q['numerator']} / {q['denominator']}: {Spread.from_dict(v).fmt()}")

@@ -11,6 +11,7 @@ OUT_DIR/<step>.log, in its own process with its own time limit):
   backbone      TimmBackbone vs mmdet ResNet-50 / Swin-T at 800x800, batch 2
 OUT_DIR/summary.json lists every step's command, exit code and seconds. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,30 +26,183 @@ BENCH = [sys.executable, str(ROOT / "tools" / "benchmark.py")]
 
 # (step, benchmark arguments on the GPU, arguments for --smoke on the CPU, time limit in seconds on the GPU)
 STEPS = (
-    ("detector", ["detector", "--batch", "2", "--image-size", "800", "1333", "--rounds", "10", "--warmup", "3"],
-     ["detector", "--configs", "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py",
-      "det_configs/_base_/recipes/cascade-mask-rcnn_convnext-atto_fpn_4conv1fc-giou_tiny-demo.py",
-      "--batch", "1", "--image-size", "64", "64", "--rounds", "1", "--warmup", "1"], 150),
-    ("curriculum_convnext_tiny", ["curriculum", "--model", "convnext_tiny", "--curriculum", "efficienttrain",
-                                  "--batch-size", "128", "--rounds", "15", "--warmup", "3"],
-     ["curriculum", "--model", "convnext_atto", "--final-size", "64", "--batch-size", "2", "--rounds", "1",
-      "--warmup", "1"], 90),
-    ("curriculum_swin_tiny", ["curriculum", "--model", "swin_tiny_patch4_window7_224", "--curriculum",
-                              "efficienttrain", "--batch-size", "128", "--rounds", "15", "--warmup", "3"],
-     ["curriculum", "--model", "swin_tiny_patch4_window7_224", "--final-size", "64", "--batch-size", "2",
-      "--rounds", "1", "--warmup", "1", "--num-classes", "10"], 90),
-    ("curriculum_convnext_tiny_pp", ["curriculum", "--model", "convnext_tiny", "--curriculum", "efficienttrain++",
-                                     "--epochs", "200", "--baseline-epochs", "300", "--batch-size", "128",
-                                     "--rounds", "15", "--warmup", "3"],
-     ["curriculum", "--model", "convnext_atto", "--curriculum", "efficienttrain++", "--epochs", "200",
-      "--baseline-epochs", "300", "--final-size", "64", "--batch-size", "2", "--rounds", "1", "--warmup", "1"], 60),
-    ("lowfreq", ["lowfreq", "--model", "convnext_tiny", "--final-size", "224", "--sizes", "96", "128", "160", "192",
-                 "--batch-sizes", "128", "--rounds", "10", "--warmup", "2", "--loader-batch", "128",
-                 "--loader-batches", "4", "--loader-rounds", "2", "--workers", "8"],
-     ["lowfreq", "--final-size", "64", "--sizes", "32", "--batch-sizes", "2", "--rounds", "1", "--loader-batch", "2",
-      "--loader-batches", "1", "--loader-rounds", "1", "--workers", "0"], 120),
-    ("backbone", ["backbone", "--size", "800", "--batch", "2", "--rounds", "10", "--warmup", "2"],
-     ["backbone", "--size", "64", "--rounds", "1"], 90),
+    (
+        "detector",
+        ["detector", "--batch", "2", "--image-size", "800", "1333", "--rounds", "10", "--warmup", "3"],
+        [
+            "detector",
+            "--configs",
+            "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py",
+            "det_configs/_base_/recipes/cascade-mask-rcnn_convnext-atto_fpn_4conv1fc-giou_tiny-demo.py",
+            "--batch",
+            "1",
+            "--image-size",
+            "64",
+            "64",
+            "--rounds",
+            "1",
+            "--warmup",
+            "1",
+        ],
+        150,
+    ),
+    (
+        "curriculum_convnext_tiny",
+        [
+            "curriculum",
+            "--model",
+            "convnext_tiny",
+            "--curriculum",
+            "efficienttrain",
+            "--batch-size",
+            "128",
+            "--rounds",
+            "15",
+            "--warmup",
+            "3",
+        ],
+        [
+            "curriculum",
+            "--model",
+            "convnext_atto",
+            "--final-size",
+            "64",
+            "--batch-size",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "1",
+        ],
+        90,
+    ),
+    (
+        "curriculum_swin_tiny",
+        [
+            "curriculum",
+            "--model",
+            "swin_tiny_patch4_window7_224",
+            "--curriculum",
+            "efficienttrain",
+            "--batch-size",
+            "128",
+            "--rounds",
+            "15",
+            "--warmup",
+            "3",
+        ],
+        [
+            "curriculum",
+            "--model",
+            "swin_tiny_patch4_window7_224",
+            "--final-size",
+            "64",
+            "--batch-size",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "1",
+            "--num-classes",
+            "10",
+        ],
+        90,
+    ),
+    (
+        "curriculum_convnext_tiny_pp",
+        [
+            "curriculum",
+            "--model",
+            "convnext_tiny",
+            "--curriculum",
+            "efficienttrain++",
+            "--epochs",
+            "200",
+            "--baseline-epochs",
+            "300",
+            "--batch-size",
+            "128",
+            "--rounds",
+            "15",
+            "--warmup",
+            "3",
+        ],
+        [
+            "curriculum",
+            "--model",
+            "convnext_atto",
+            "--curriculum",
+            "efficienttrain++",
+            "--epochs",
+            "200",
+            "--baseline-epochs",
+            "300",
+            "--final-size",
+            "64",
+            "--batch-size",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "1",
+        ],
+        60,
+    ),
+    (
+        "lowfreq",
+        [
+            "lowfreq",
+            "--model",
+            "convnext_tiny",
+            "--final-size",
+            "224",
+            "--sizes",
+            "96",
+            "128",
+            "160",
+            "192",
+            "--batch-sizes",
+            "128",
+            "--rounds",
+            "10",
+            "--warmup",
+            "2",
+            "--loader-batch",
+            "128",
+            "--loader-batches",
+            "4",
+            "--loader-rounds",
+            "2",
+            "--workers",
+            "8",
+        ],
+        [
+            "lowfreq",
+            "--final-size",
+            "64",
+            "--sizes",
+            "32",
+            "--batch-sizes",
+            "2",
+            "--rounds",
+            "1",
+            "--loader-batch",
+            "2",
+            "--loader-batches",
+            "1",
+            "--loader-rounds",
+            "1",
+            "--workers",
+            "0",
+        ],
+        120,
+    ),
+    (
+        "backbone",
+        ["backbone", "--size", "800", "--batch", "2", "--rounds", "10", "--warmup", "2"],
+        ["backbone", "--size", "64", "--rounds", "1"],
+        90,
+    ),
 )
 
 
@@ -69,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            print("error: no CUDA device is visible: run on a GPU machine, or pass --smoke for the CPU dry run",
-                  file=sys.stderr)
+            print(
+                "error: no CUDA device is visible: run on a GPU machine, or pass --smoke for the CPU dry run",
+                file=sys.stderr,
+            )
             return 2
     device = ["--device", "cpu"] if args.smoke else ["--device", "cuda"]
     started = time.perf_counter()
@@ -87,14 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         with open(out / f"{name}.log", "w") as log:
             try:
-                rc = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    timeout=None if args.smoke else limit).returncode
+                rc = subprocess.run(
+                    command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=None if args.smoke else limit
+                ).returncode
             except subprocess.TimeoutExpired:
                 rc = 124
         seconds = time.perf_counter() - t0
         summary.append({"step": name, "command": command[1:], "rc": rc, "seconds": round(seconds, 1)})
-        print(f"         rc={rc} in {seconds:.1f}s" + ("" if rc == 0 else f" (see {out / (name + '.log')})"),
-              flush=True)
+        print(
+            f"         rc={rc} in {seconds:.1f}s" + ("" if rc == 0 else f" (see {out / (name + '.log')})"), flush=True
+        )
     (out / "summary.json").write_text(json.dumps({"smoke": args.smoke, "steps": summary}, indent=2) + "\n")
     failed = [s["step"] for s in summary if s.get("rc", 0) != 0]
     print(f"done in {time.perf_counter() - started:.0f}s; " + (f"failed: {failed}" if failed else "all steps ok"))

@@ -10,6 +10,7 @@ Two questions, both answered side by side in one process:
   (workers emit final-size images) and `resize` mode (workers also resize), next to the step's images/s
   at that size: where the loader is slower than the step, data loading is the bottleneck.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,15 @@ def _pil_image(size: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
 
 
-def op_costs(config: Any, sizes: Sequence[int], batch_sizes: Sequence[int], num_classes: int,
-             device: torch.device, rounds: int, warmup: int) -> list[dict[str, Any]]:
+def op_costs(
+    config: Any,
+    sizes: Sequence[int],
+    batch_sizes: Sequence[int],
+    num_classes: int,
+    device: torch.device,
+    rounds: int,
+    warmup: int,
+) -> list[dict[str, Any]]:
     """Per (batch, size): step time and the three low-frequency ops, with per-round fractions of the step."""
     final = config.final_size
     plain = dataclasses.replace(config, lowfreq="resize")  # step input already at `size`: the pure step
@@ -54,8 +62,12 @@ def op_costs(config: Any, sizes: Sequence[int], batch_sizes: Sequence[int], num_
         times = interleaved_rounds(cases, rounds=rounds, warmup=warmup)
         for size in sizes:
             step = times[f"step{size}"]
-            row: dict[str, Any] = {"batch": batch, "input_size": size, "final_size": final,
-                                   "step_s": Spread.of(step).to_dict()}
+            row: dict[str, Any] = {
+                "batch": batch,
+                "input_size": size,
+                "final_size": final,
+                "step_s": Spread.of(step).to_dict(),
+            }
             for op in ("fft", "down", "pil"):
                 row[f"{op}_s"] = Spread.of(times[f"{op}{size}"]).to_dict()
                 row[f"{op}_fraction"] = Spread.of(per_round_ratios(times[f"{op}{size}"], step)).to_dict()
@@ -64,14 +76,18 @@ def op_costs(config: Any, sizes: Sequence[int], batch_sizes: Sequence[int], num_
 
 
 def op_table(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [f"{'batch':>5} {'size':>5} {'step ms':>9} {'fft ms':>8} {'fft/step':>22} {'resize(batch) ms':>16} "
-             f"{'/step':>7} {'PIL LANCZOS x batch ms':>22} {'/step':>7}"]
+    lines = [
+        f"{'batch':>5} {'size':>5} {'step ms':>9} {'fft ms':>8} {'fft/step':>22} {'resize(batch) ms':>16} "
+        f"{'/step':>7} {'PIL LANCZOS x batch ms':>22} {'/step':>7}"
+    ]
     for r in rows:
         f = r["fft_fraction"]
-        lines.append(f"{r['batch']:>5} {r['input_size']:>5} {r['step_s']['median'] * 1e3:>9.1f} "
-                     f"{r['fft_s']['median'] * 1e3:>8.2f} {Spread.from_dict(f).fmt(4):>22} "
-                     f"{r['down_s']['median'] * 1e3:>16.2f} {r['down_fraction']['median']:>7.4f} "
-                     f"{r['pil_s']['median'] * 1e3:>22.2f} {r['pil_fraction']['median']:>7.4f}")
+        lines.append(
+            f"{r['batch']:>5} {r['input_size']:>5} {r['step_s']['median'] * 1e3:>9.1f} "
+            f"{r['fft_s']['median'] * 1e3:>8.2f} {Spread.from_dict(f).fmt(4):>22} "
+            f"{r['down_s']['median'] * 1e3:>16.2f} {r['down_fraction']['median']:>7.4f} "
+            f"{r['pil_s']['median'] * 1e3:>22.2f} {r['pil_fraction']['median']:>7.4f}"
+        )
     worst = max(r["fft_fraction"]["median"] for r in rows)
     lines.append(f"largest FFT-crop fraction of a step (median): {worst:.4f}  (goal <= 0.03)")
     return "\n".join(lines)
@@ -106,8 +122,9 @@ def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, bat
     return batches * batch / elapsed
 
 
-def loader_throughput(config: Any, data: str, sizes: Sequence[int], batch: int, workers: int, rounds: int,
-                      batches: int, magnitude: float) -> list[dict[str, Any]]:
+def loader_throughput(
+    config: Any, data: str, sizes: Sequence[int], batch: int, workers: int, rounds: int, batches: int, magnitude: float
+) -> list[dict[str, Any]]:
     """Loader images/s in `fft` mode (final-size output) and `resize` mode (output at size), alternating per round."""
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
@@ -118,14 +135,17 @@ def loader_throughput(config: Any, data: str, sizes: Sequence[int], batch: int, 
     if len(train_folder.samples) < needed:
         from etcore.errors import UserInputError
 
-        raise UserInputError(f"--data {data}: {len(train_folder.samples)} train images, the loader benchmark needs "
-                             f"{needed} (batch x (batches + 1)): lower --loader-batch/--loader-batches or add images")
+        raise UserInputError(
+            f"--data {data}: {len(train_folder.samples)} train images, the loader benchmark needs "
+            f"{needed} (batch x (batches + 1)): lower --loader-batch/--loader-batches or add images"
+        )
     datasets = {}
     for size in sizes:
         stage = Stage(0, 1, size, magnitude)
         for mode in ("fft", "resize"):
-            transform = train_transform(stage, config.final_size, mode, config, IMAGENET_DEFAULT_MEAN,
-                                        IMAGENET_DEFAULT_STD)
+            transform = train_transform(
+                stage, config.final_size, mode, config, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+            )
             datasets[(size, mode)] = SeededImageDataset(train_folder, seed=0, transform=transform)
     results: dict[tuple[int, str], list[float]] = {key: [] for key in datasets}
     keys = list(datasets)
@@ -136,22 +156,32 @@ def loader_throughput(config: Any, data: str, sizes: Sequence[int], batch: int, 
     rows = []
     for size in sizes:
         fft, resize = results[(size, "fft")], results[(size, "resize")]
-        rows.append({"input_size": size, "batch": batch, "workers": workers,
-                     "fft_mode_images_per_s": Spread.of(fft).to_dict(),
-                     "resize_mode_images_per_s": Spread.of(resize).to_dict(),
-                     "resize_over_fft": Spread.of(per_round_ratios(resize, fft)).to_dict()})
+        rows.append(
+            {
+                "input_size": size,
+                "batch": batch,
+                "workers": workers,
+                "fft_mode_images_per_s": Spread.of(fft).to_dict(),
+                "resize_mode_images_per_s": Spread.of(resize).to_dict(),
+                "resize_over_fft": Spread.of(per_round_ratios(resize, fft)).to_dict(),
+            }
+        )
     return rows
 
 
 def loader_table(rows: Sequence[dict[str, Any]], step_images_per_s: dict[int, float]) -> str:
-    lines = [f"{'size':>5} {'loader fft-mode img/s':>22} {'loader resize-mode img/s':>25} {'step img/s':>10} "
-             f"{'bottleneck':>12}"]
+    lines = [
+        f"{'size':>5} {'loader fft-mode img/s':>22} {'loader resize-mode img/s':>25} {'step img/s':>10} "
+        f"{'bottleneck':>12}"
+    ]
     for r in rows:
         fft, resize = r["fft_mode_images_per_s"], r["resize_mode_images_per_s"]
         step = step_images_per_s.get(r["input_size"])
         slowest = min(fft["median"], resize["median"])
         verdict = "-" if step is None else ("loader" if slowest < step else "step")
-        lines.append(f"{r['input_size']:>5} {Spread.from_dict(fft).fmt(1):>22} "
-                     f"{Spread.from_dict(resize).fmt(1):>25} "
-                     f"{(step or float('nan')):>10.1f} {verdict:>12}")
+        lines.append(
+            f"{r['input_size']:>5} {Spread.from_dict(fft).fmt(1):>22} "
+            f"{Spread.from_dict(resize).fmt(1):>25} "
+            f"{(step or float('nan')):>10.1f} {verdict:>12}"
+        )
     return "\n".join(lines)

@@ -15,6 +15,7 @@ TimmBackbone's own `norm0..3` (`backbones.out_norms`, same names and shapes), co
 The mappers take a TimmBackbone state dict with the `body.` prefix removed (timm feature-net keys plus
 `norm{i}.*`).
 """
+
 from __future__ import annotations
 
 import re
@@ -79,8 +80,9 @@ def swin_timm_to_mmdet(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
-def copy_into(target: torch.nn.Module, mapped: Mapping[str, torch.Tensor],
-              allowed_missing: str = r"relative_position_index$") -> list[str]:
+def copy_into(
+    target: torch.nn.Module, mapped: Mapping[str, torch.Tensor], allowed_missing: str = r"relative_position_index$"
+) -> list[str]:
     """Load `mapped` into `target` strictly except keys matching `allowed_missing`; returns those kept at init."""
     result = target.load_state_dict(dict(mapped), strict=False)
     if result.unexpected_keys:
@@ -89,4 +91,3 @@ def copy_into(target: torch.nn.Module, mapped: Mapping[str, torch.Tensor],
     if bad:
         raise KeyError(f"mmdet keys the mapping did not fill: {bad[:5]}")
     return list(result.missing_keys)
-

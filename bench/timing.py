@@ -10,6 +10,7 @@ synchronised before both. (`torch.utils.benchmark.Timer.timeit` would add at lea
 its own to every measurement, tripling the cost of second-long training steps, and it knows nothing of
 interleaving; the warm-up here is explicit and done once.)
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ def time_calls(fn: Case, number: int = 1) -> float:
     return (time.perf_counter() - start) / number
 
 
-def interleaved_rounds(cases: Mapping[str, Case], rounds: int, warmup: int = 1,
-                       number: int = 1) -> dict[str, list[float]]:
+def interleaved_rounds(
+    cases: Mapping[str, Case], rounds: int, warmup: int = 1, number: int = 1
+) -> dict[str, list[float]]:
     """Seconds per call of every case, one value per round; warm-up calls are excluded.
 
     Each case is first called `warmup` times (in turn, so every case sees a warm machine). Then for
@@ -92,11 +94,13 @@ class Spread:
 
     def scaled(self, factor: float) -> "Spread":
         """Every statistic multiplied by `factor` (e.g. seconds -> ms, speedup -> speedup/theoretical)."""
+
         def scale(value: float | None) -> float | None:
             return None if value is None else value * factor
 
-        return Spread(self.median * factor, self.low * factor, self.high * factor, self.n, scale(self.q1),
-                      scale(self.q3))
+        return Spread(
+            self.median * factor, self.low * factor, self.high * factor, self.n, scale(self.q1), scale(self.q3)
+        )
 
     @property
     def relative_range(self) -> float:
@@ -118,4 +122,3 @@ def per_round_ratios(numerator: Sequence[float], denominator: Sequence[float]) -
     if len(numerator) != len(denominator):
         raise ValueError(f"{len(numerator)} vs {len(denominator)} rounds")
     return [n / d for n, d in zip(numerator, denominator)]
-

@@ -10,6 +10,7 @@ complete and was made with the same parameters (stamp file with a content hash).
 
     python tools/make_demo_data.py --out data/demo [--seed 0] [--classes 10] [--image-size 64] ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ STAMP_NAME = DEMO_DATA_STAMP
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross")
 TEXTURES = ("hstripes", "vstripes", "dstripes", "astripes", "checker")
-MIN_CLASSES = 2 * len(SHAPES)      # every shape and every texture must occur in at least two classes
+MIN_CLASSES = 2 * len(SHAPES)  # every shape and every texture must occur in at least two classes
 MAX_CLASSES = len(SHAPES) * len(TEXTURES)
 # Texture period in pixels, the same in both parts and at every image size: 0.34-0.45 cycles/px, above what
 # EfficientTrain's first stages keep (a 64 px image cropped to 32: < 0.25; 96 cropped to 64: < 0.33).
@@ -59,12 +60,13 @@ class DemoParams:
     coco_max_size: int = 192
     min_objects: int = 2
     max_objects: int = 6
-    min_visible_area: int = 48      # pixels; smaller (occluded or clipped) objects are left out of the scene
+    min_visible_area: int = 48  # pixels; smaller (occluded or clipped) objects are left out of the scene
     min_visible_fraction: float = 0.3
     version: int = GENERATOR_VERSION
 
 
 # --------------------------------------------------------------------------------------------- classes
+
 
 def class_pairs(num_classes: int) -> list[tuple[str, str]]:
     """The (shape, texture) pair of each class, in class-id order.
@@ -74,11 +76,12 @@ def class_pairs(num_classes: int) -> list[tuple[str, str]]:
     two or more classes and only the combination identifies the class.
     """
     if not MIN_CLASSES <= num_classes <= MAX_CLASSES:
-        raise UserInputError(f"--classes {num_classes} is out of range: use {MIN_CLASSES}..{MAX_CLASSES} "
-                          "(each shape and each texture must occur in two classes)")
+        raise UserInputError(
+            f"--classes {num_classes} is out of range: use {MIN_CLASSES}..{MAX_CLASSES} "
+            "(each shape and each texture must occur in two classes)"
+        )
     n_shapes, n_textures = len(SHAPES), len(TEXTURES)
-    return [(SHAPES[k % n_shapes], TEXTURES[(k % n_shapes + k // n_shapes) % n_textures])
-            for k in range(num_classes)]
+    return [(SHAPES[k % n_shapes], TEXTURES[(k % n_shapes + k // n_shapes) % n_textures]) for k in range(num_classes)]
 
 
 def class_names(num_classes: int) -> list[str]:
@@ -88,10 +91,13 @@ def class_names(num_classes: int) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- drawing
 
+
 def _unit_outline(shape: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Outer polygon (and hole polygon) of a shape of radius about 1, centred at the origin."""
-    circle = np.stack([np.cos(np.linspace(0, 2 * np.pi, 64, endpoint=False)),
-                       np.sin(np.linspace(0, 2 * np.pi, 64, endpoint=False))], axis=1)
+    circle = np.stack(
+        [np.cos(np.linspace(0, 2 * np.pi, 64, endpoint=False)), np.sin(np.linspace(0, 2 * np.pi, 64, endpoint=False))],
+        axis=1,
+    )
     if shape == "circle":
         return circle, None
     if shape == "ring":
@@ -103,13 +109,29 @@ def _unit_outline(shape: str) -> tuple[np.ndarray, np.ndarray | None]:
         return 1.35 * np.stack([np.cos(angles), np.sin(angles)], axis=1), None
     if shape == "cross":
         a, b = 0.35, 1.1
-        return np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b],
-                         [-a, a], [-b, a], [-b, -a], [-a, -a]], float), None
+        return np.array(
+            [
+                [-a, -b],
+                [a, -b],
+                [a, -a],
+                [b, -a],
+                [b, a],
+                [a, a],
+                [a, b],
+                [-a, b],
+                [-a, a],
+                [-b, a],
+                [-b, -a],
+                [-a, -a],
+            ],
+            float,
+        ), None
     raise ValueError(f"unknown shape {shape}")
 
 
-def shape_mask(shape: str, height: int, width: int, center: tuple[float, float], radius: float,
-               angle: float, aspect: float) -> np.ndarray:
+def shape_mask(
+    shape: str, height: int, width: int, center: tuple[float, float], radius: float, angle: float, aspect: float
+) -> np.ndarray:
     """Boolean silhouette of `shape` on a height x width canvas (sub-pixel vertices, hard edges)."""
     outer, hole = _unit_outline(shape)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
@@ -158,8 +180,10 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     sigma = max(height, width) / 40
     for _ in range(int(rng.integers(3, 7))):  # soft-edged translucent blobs
         center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        axes = (int(rng.integers(width // 12 + 1, width // 3 + 2)),
-                int(rng.integers(height // 12 + 1, height // 3 + 2)))
+        axes = (
+            int(rng.integers(width // 12 + 1, width // 3 + 2)),
+            int(rng.integers(height // 12 + 1, height // 3 + 2)),
+        )
         layer = np.zeros((height, width), np.float32)
         cv2.ellipse(layer, center, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
         alpha = rng.uniform(0.3, 0.6) * cv2.GaussianBlur(layer, (0, 0), sigma)[..., None]
@@ -171,8 +195,7 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return np.clip(image, 0, 1)
 
 
-def paint_object(image: np.ndarray, mask: np.ndarray, texture: str, period: float,
-                 rng: np.random.Generator) -> None:
+def paint_object(image: np.ndarray, mask: np.ndarray, texture: str, period: float, rng: np.random.Generator) -> None:
     """Fill `mask` in place with a textured object whose colour stands out from what lies under it."""
     height, width = mask.shape
     under = image[mask].mean(axis=0) if mask.any() else image.reshape(-1, 3).mean(axis=0)
@@ -210,6 +233,7 @@ def render_class_image(rng: np.random.Generator, shape: str, texture: str, size:
 
 # --------------------------------------------------------------------------------------------- COCO
 
+
 def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
     """COCO polygons whose pycocotools rasterisation equals `mask` exactly, holes included.
 
@@ -232,8 +256,8 @@ def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
             hole = contours[child].reshape(-1, 2)
             distances = ((points[:, None, :] - hole[None, :, :]) ** 2).sum(-1)
             i, j = np.unravel_index(int(distances.argmin()), distances.shape)
-            loop = np.concatenate([hole[j:], hole[:j + 1]])
-            points = np.concatenate([points[:i + 1], loop, points[i:]])
+            loop = np.concatenate([hole[j:], hole[: j + 1]])
+            points = np.concatenate([points[: i + 1], loop, points[i:]])
             child = hierarchy[child][0]
         coords = (points.astype(np.float64) + 0.5) / 2
         polygons.append([round(float(v), 2) for v in coords.ravel()])
@@ -260,8 +284,9 @@ class SceneObject:
     visible: np.ndarray
 
 
-def render_scene(rng: np.random.Generator, pairs: Sequence[tuple[str, str]], params: DemoParams
-                 ) -> tuple[np.ndarray, list[SceneObject]]:
+def render_scene(
+    rng: np.random.Generator, pairs: Sequence[tuple[str, str]], params: DemoParams
+) -> tuple[np.ndarray, list[SceneObject]]:
     """One COCO image: 2-6 objects drawn in order (later ones occlude earlier ones).
 
     Returns the BGR image and its objects, bottom to top. Objects left too
@@ -277,8 +302,15 @@ def render_scene(rng: np.random.Generator, pairs: Sequence[tuple[str, str]], par
             radius = min(height, width) * math.exp(rng.uniform(math.log(0.06), math.log(0.3)))
             center = (rng.uniform(0.5 * radius, width - 0.5 * radius), rng.uniform(0.5 * radius, height - 0.5 * radius))
             label = int(rng.integers(len(pairs)))
-            mask = shape_mask(pairs[label][0], height, width, center, radius, rng.uniform(0, 2 * np.pi),
-                              math.exp(rng.uniform(-0.15, 0.15)))
+            mask = shape_mask(
+                pairs[label][0],
+                height,
+                width,
+                center,
+                radius,
+                rng.uniform(0, 2 * np.pi),
+                math.exp(rng.uniform(-0.15, 0.15)),
+            )
             objects.append((label, mask))
         kept, occluder = [], np.zeros((height, width), bool)
         for label, mask in reversed(objects):  # top-down: what lies above an object is final
@@ -307,17 +339,30 @@ def coco_split(root: Path, split: str, split_id: int, params: DemoParams, pairs:
         file_name = f"{index + 1:06d}.png"
         cv2.imwrite(str(root / split / file_name), image)
         image_id = index + 1
-        images.append({"id": image_id, "file_name": file_name, "width": image.shape[1],
-                       "height": image.shape[0], "license": 1})
+        images.append(
+            {"id": image_id, "file_name": file_name, "width": image.shape[1], "height": image.shape[0], "license": 1}
+        )
         for obj in objects:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": obj.label + 1,
-                                "iscrowd": 0, **coco_annotation(obj.visible)})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": obj.label + 1,
+                    "iscrowd": 0,
+                    **coco_annotation(obj.visible),
+                }
+            )
     document = {
-        "info": {"description": "EfficientTrain-det demo set: (shape, texture) objects with occlusion",
-                 "version": str(GENERATOR_VERSION), "contributor": "tools/make_demo_data.py",
-                 "url": "", "seed": params.seed},
-        "licenses": [{"id": 1, "name": "CC0-1.0 (synthetic)",
-                      "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
+        "info": {
+            "description": "EfficientTrain-det demo set: (shape, texture) objects with occlusion",
+            "version": str(GENERATOR_VERSION),
+            "contributor": "tools/make_demo_data.py",
+            "url": "",
+            "seed": params.seed,
+        },
+        "licenses": [
+            {"id": 1, "name": "CC0-1.0 (synthetic)", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}
+        ],
         "images": images,
         "annotations": annotations,
         "categories": [{"id": k + 1, "name": names[k], "supercategory": pairs[k][0]} for k in range(len(names))],
@@ -342,6 +387,7 @@ def imagenet_split(root: Path, split: str, split_id: int, params: DemoParams, pa
 
 # --------------------------------------------------------------------------------------------- output
 
+
 def content_hash(root: Path) -> str:
     """sha256 over every file below `root` (relative path and bytes), the stamp file excluded."""
     digest = hashlib.sha256()
@@ -362,8 +408,9 @@ def read_stamp(out: Path) -> dict | None:
 def is_complete(out: Path, params: DemoParams) -> bool:
     """True when `out` holds exactly what `params` generate (same parameters, unchanged content)."""
     stamp = read_stamp(out)
-    return (stamp is not None and stamp.get("params") == asdict(params)
-            and stamp.get("content_sha256") == content_hash(out))
+    return (
+        stamp is not None and stamp.get("params") == asdict(params) and stamp.get("content_sha256") == content_hash(out)
+    )
 
 
 def validate(params: DemoParams) -> None:
@@ -373,19 +420,22 @@ def validate(params: DemoParams) -> None:
         (16 <= params.image_size <= 512, f"--image-size {params.image_size}: use 16..512 (64 or 96 for the demo)"),
         (params.train_per_class >= 1 and params.val_per_class >= 1, "--train-per-class/--val-per-class must be >= 1"),
         (params.coco_train >= 1 and params.coco_val >= 1, "--coco-train/--coco-val must be >= 1"),
-        (64 <= params.coco_min_size <= params.coco_max_size <= 1024,
-         f"--coco-min-size {params.coco_min_size} / --coco-max-size {params.coco_max_size}: "
-         "need 64 <= min <= max <= 1024"),
-        (1 <= params.min_objects <= params.max_objects <= 12,
-         f"--min-objects {params.min_objects} / --max-objects {params.max_objects}: need 1 <= min <= max <= 12"),
+        (
+            64 <= params.coco_min_size <= params.coco_max_size <= 1024,
+            f"--coco-min-size {params.coco_min_size} / --coco-max-size {params.coco_max_size}: "
+            "need 64 <= min <= max <= 1024",
+        ),
+        (
+            1 <= params.min_objects <= params.max_objects <= 12,
+            f"--min-objects {params.min_objects} / --max-objects {params.max_objects}: need 1 <= min <= max <= 12",
+        ),
     ]
     for ok, message in checks:
         if not ok:
             raise UserInputError(message)
 
 
-def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, verbose: bool = True,
-                   **sizes) -> dict:
+def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, verbose: bool = True, **sizes) -> dict:
     """Generate (or keep, when complete) the demo dataset under `out`; return the stamp dict.
 
     `sizes` are the other `DemoParams` fields (classes, image_size, train_per_class, val_per_class,
@@ -406,8 +456,9 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, v
             print(f"{out}: up to date ({stamp['summary']}), nothing to do")
         return stamp
     if out.is_dir() and any(out.iterdir()) and read_stamp(out) is None:
-        raise UserInputError(f"--out {out} is a non-empty folder that this tool did not make: "
-                          "choose another --out or delete it")
+        raise UserInputError(
+            f"--out {out} is a non-empty folder that this tool did not make: choose another --out or delete it"
+        )
 
     started = time.perf_counter()
     pairs = class_pairs(params.classes)
@@ -419,14 +470,25 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, v
         inst_train = coco_split(staging / "coco", "train", 0, params, pairs)
         inst_val = coco_split(staging / "coco", "val", 1, params, pairs)
         (staging / "coco" / "classes.json").write_text(json.dumps(class_names(params.classes), indent=1) + "\n")
-        summary = (f"imagenet {params.classes} classes x {params.train_per_class}+{params.val_per_class} images "
-                   f"at {params.image_size} px; coco {params.coco_train} train / {params.coco_val} val images, "
-                   f"{inst_train} / {inst_val} instances")
-        stamp = {"params": asdict(params), "content_sha256": content_hash(staging), "summary": summary,
-                 "classes": [{"name": f"{s}_{t}", "shape": s, "texture": t} for s, t in pairs],
-                 "counts": {"imagenet_train": n_train, "imagenet_val": n_val, "coco_train_images": params.coco_train,
-                            "coco_val_images": params.coco_val, "coco_train_instances": inst_train,
-                            "coco_val_instances": inst_val}}
+        summary = (
+            f"imagenet {params.classes} classes x {params.train_per_class}+{params.val_per_class} images "
+            f"at {params.image_size} px; coco {params.coco_train} train / {params.coco_val} val images, "
+            f"{inst_train} / {inst_val} instances"
+        )
+        stamp = {
+            "params": asdict(params),
+            "content_sha256": content_hash(staging),
+            "summary": summary,
+            "classes": [{"name": f"{s}_{t}", "shape": s, "texture": t} for s, t in pairs],
+            "counts": {
+                "imagenet_train": n_train,
+                "imagenet_val": n_val,
+                "coco_train_images": params.coco_train,
+                "coco_val_images": params.coco_val,
+                "coco_train_instances": inst_train,
+                "coco_val_instances": inst_val,
+            },
+        }
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")  # last: marks completeness
         _swap_into_place(staging, out)
     except BaseException:
@@ -469,8 +531,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         if field == "version":
             continue
         default = getattr(defaults, field)
-        parser.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default,
-                            help=f"(default: {default})")
+        parser.add_argument(
+            f"--{field.replace('_', '-')}", type=type(default), default=default, help=f"(default: {default})"
+        )
     return parser.parse_args(argv)
 
 
@@ -481,6 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         make_demo_data(args.out, seed=args.seed, force=args.force, **sizes)
     except OSError as err:
-        raise UserInputError(f"--out {args.out}: cannot write ({err.strerror or err}): "
-                             "choose a writable folder") from None
+        raise UserInputError(
+            f"--out {args.out}: cannot write ({err.strerror or err}): choose a writable folder"
+        ) from None
     return 0

@@ -9,6 +9,7 @@ Runs the project's real command lines in order (each step printed, so it can be 
 skipped, so a rerun only redoes what is missing. The AP of every run is re-computed with pycocotools
 from its own dumped detections and must agree with the metrics JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ class Profile:
     epochs: int
     final_size: int
     pretrain_args: tuple[str, ...]
-    det_iters: int | None           # None: the tiny configs' own length
+    det_iters: int | None  # None: the tiny configs' own length
     est_seconds: dict = field(default_factory=dict)  # rough cost of each kind of step, for the ETA
 
 
@@ -51,29 +52,79 @@ class Profile:
 # paper but drops what only pays off over hundreds of epochs (mixup/cutmix, random erasing, EMA), and
 # crops at least 35% of the image so the small objects survive: measured, resnet18 then reaches ~45%
 # top-1 on the 10 demo classes in 12 epochs on 2 cores, where convnext_atto stayed at chance.
-_DEMO_RECIPE = ("--lr", "2e-3", "--warmup-epochs", "1", "--mixup", "0", "--cutmix", "0", "--reprob", "0",
-                "--crop-scale", "0.35", "--no-ema", "--size-multiple", "16")
+_DEMO_RECIPE = (
+    "--lr",
+    "2e-3",
+    "--warmup-epochs",
+    "1",
+    "--mixup",
+    "0",
+    "--cutmix",
+    "0",
+    "--reprob",
+    "0",
+    "--crop-scale",
+    "0.35",
+    "--no-ema",
+    "--size-multiple",
+    "16",
+)
 
 PROFILES = {
     "quick": Profile(
-        name="quick", data_args=(), model="resnet18", epochs=20, final_size=64,
+        name="quick",
+        data_args=(),
+        model="resnet18",
+        epochs=20,
+        final_size=64,
         pretrain_args=("--batch-size", "32", "--workers", "1", *_DEMO_RECIPE),
         det_iters=None,
-        est_seconds={"data": 10, "pretrain": 110, "train": 90, "test": 15, "report": 10}),
+        est_seconds={"data": 10, "pretrain": 110, "train": 90, "test": 15, "report": 10},
+    ),
     "full": Profile(
-        name="full", data_args=("--train-per-class", "300", "--val-per-class", "50", "--image-size", "96",
-                                "--coco-train", "800", "--coco-val", "200"),
-        model="resnet18", epochs=60, final_size=96,
+        name="full",
+        data_args=(
+            "--train-per-class",
+            "300",
+            "--val-per-class",
+            "50",
+            "--image-size",
+            "96",
+            "--coco-train",
+            "800",
+            "--coco-val",
+            "200",
+        ),
+        model="resnet18",
+        epochs=60,
+        final_size=96,
         pretrain_args=("--batch-size", "64", "--workers", "2", *_DEMO_RECIPE),
         det_iters=1500,
-        est_seconds={"data": 40, "pretrain": 1500, "train": 600, "test": 40, "report": 10}),
+        est_seconds={"data": 40, "pretrain": 1500, "train": 600, "test": 40, "report": 10},
+    ),
     "smoke": Profile(
-        name="smoke", data_args=("--classes", "10", "--train-per-class", "4", "--val-per-class", "2",
-                                 "--image-size", "64", "--coco-train", "6", "--coco-val", "4"),
-        model="resnet18", epochs=2, final_size=64,
+        name="smoke",
+        data_args=(
+            "--classes",
+            "10",
+            "--train-per-class",
+            "4",
+            "--val-per-class",
+            "2",
+            "--image-size",
+            "64",
+            "--coco-train",
+            "6",
+            "--coco-val",
+            "4",
+        ),
+        model="resnet18",
+        epochs=2,
+        final_size=64,
         pretrain_args=("--batch-size", "16", "--workers", "0", *_DEMO_RECIPE),
         det_iters=4,
-        est_seconds={"data": 5, "pretrain": 15, "train": 25, "test": 10, "report": 5}),
+        est_seconds={"data": 5, "pretrain": 15, "train": 25, "test": 10, "report": 5},
+    ),
 }
 
 _TINY_CONFIGS = {
@@ -95,13 +146,17 @@ class Step:
 
 # ------------------------------------------------------------------------------------------ the steps
 
+
 def _run_tool(args: Sequence[str], log: Path | None = None) -> None:
     """Run `python tools/...` from the repo root, streaming its output; a failure stops the demo."""
     cmd = [sys.executable, *args]
     print("  $ " + " ".join(args), flush=True)
     quiet = "ignore:pkg_resources is deprecated"  # mmengine imports pkg_resources; nothing we can act on
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet])),
+    }
     if log is None:
         result = subprocess.run(cmd, cwd=REPO, env=env)
     else:
@@ -139,8 +194,12 @@ def pretrain_is_done(work_dir: Path, model: str, curriculum: str, epochs: int, s
         prov = load_checkpoint_file(final).get("provenance", {})
     except UserInputError:
         return False
-    return (prov.get("model_name") == model and prov.get("curriculum", {}).get("name") == curriculum
-            and prov.get("epochs") == epochs and prov.get("seed") == seed)
+    return (
+        prov.get("model_name") == model
+        and prov.get("curriculum", {}).get("name") == curriculum
+        and prov.get("epochs") == epochs
+        and prov.get("seed") == seed
+    )
 
 
 def final_det_checkpoint(work_dir: Path) -> Path | None:
@@ -199,8 +258,10 @@ def verify_with_pycocotools(work_dir: Path) -> dict[str, float]:
                 diff = abs(value - max(float(recorded[name]), 0.0))
                 worst[f"{iou_type}/{name}"] = diff
                 if diff > 5e-4 + 1e-9:
-                    raise RuntimeError(f"{work_dir}: {iou_type} {name} is {recorded[name]} in coco_metrics.json "
-                                       f"but pycocotools gives {value:.4f} from the dumped detections")
+                    raise RuntimeError(
+                        f"{work_dir}: {iou_type} {name} is {recorded[name]} in coco_metrics.json "
+                        f"but pycocotools gives {value:.4f} from the dumped detections"
+                    )
     return worst
 
 
@@ -212,12 +273,17 @@ def _val_annotations(metrics_doc: dict) -> Path:
 
 # ------------------------------------------------------------------------------------------ planning
 
+
 def plan(profile: Profile, seeds: Sequence[int], layout: Layout) -> list[Step]:
     """Every step of the demo, in order; nothing runs here."""
-    steps = [Step("data", f"demo data in {layout.data}",
-                  is_done=lambda: False,  # make_demo_data checks its own stamp in well under a second
-                  run=lambda: _run_tool(["tools/make_demo_data.py", "--out", str(layout.data),
-                                         *profile.data_args]))]
+    steps = [
+        Step(
+            "data",
+            f"demo data in {layout.data}",
+            is_done=lambda: False,  # make_demo_data checks its own stamp in well under a second
+            run=lambda: _run_tool(["tools/make_demo_data.py", "--out", str(layout.data), *profile.data_args]),
+        )
+    ]
     for seed in seeds:
         for curriculum in CURRICULA:
             steps.append(_pretrain_step(profile, layout, curriculum, seed))
@@ -230,37 +296,82 @@ def plan(profile: Profile, seeds: Sequence[int], layout: Layout) -> list[Step]:
 
 def _pretrain_step(profile: Profile, layout: Layout, curriculum: str, seed: int) -> Step:
     work_dir = layout.pretrain(profile.model, curriculum, seed)
-    args = ["tools/pretrain.py", "--model", profile.model, "--data", str(layout.data / "imagenet"),
-            "--curriculum", curriculum, "--epochs", str(profile.epochs), "--final-size", str(profile.final_size),
-            "--work-dir", str(work_dir), "--seed", str(seed), *profile.pretrain_args]
-    return Step("pretrain", f"pretrain {profile.model} with {curriculum} (seed {seed})",
-                is_done=lambda: pretrain_is_done(work_dir, profile.model, curriculum, profile.epochs, seed),
-                run=lambda: _run_tool(args))
+    args = [
+        "tools/pretrain.py",
+        "--model",
+        profile.model,
+        "--data",
+        str(layout.data / "imagenet"),
+        "--curriculum",
+        curriculum,
+        "--epochs",
+        str(profile.epochs),
+        "--final-size",
+        str(profile.final_size),
+        "--work-dir",
+        str(work_dir),
+        "--seed",
+        str(seed),
+        *profile.pretrain_args,
+    ]
+    return Step(
+        "pretrain",
+        f"pretrain {profile.model} with {curriculum} (seed {seed})",
+        is_done=lambda: pretrain_is_done(work_dir, profile.model, curriculum, profile.epochs, seed),
+        run=lambda: _run_tool(args),
+    )
 
 
 def _detection_steps(profile: Profile, layout: Layout, detector: str, curriculum: str, seed: int) -> list[Step]:
     config = _TINY_CONFIGS[detector].format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
     work_dir = layout.det(detector, curriculum, seed)
     checkpoint = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
-    options = [f"model.backbone.checkpoint={checkpoint}", f"randomness.seed={seed}",
-               f"data_root={layout.data / 'coco'}/"]
+    options = [
+        f"model.backbone.checkpoint={checkpoint}",
+        f"randomness.seed={seed}",
+        f"data_root={layout.data / 'coco'}/",
+    ]
     max_iters = profile.det_iters or _config_max_iters(config)
     if profile.det_iters:
         iters = profile.det_iters
-        options += [f"train_cfg.max_iters={iters}", f"train_cfg.val_interval={iters}",
-                    f"default_hooks.checkpoint.interval={iters}",
-                    f"param_scheduler.0.end={min(50, iters // 2)}", f"param_scheduler.1.end={iters}",
-                    f"param_scheduler.1.milestones=[{iters * 2 // 3},{iters * 11 // 12}]"]
-    train = Step("train", f"train {detector} from the {curriculum} backbone (seed {seed})",
-                 is_done=lambda: det_train_is_done(work_dir, max_iters),
-                 run=lambda: _run_tool(["tools/train.py", config, "--work-dir", str(work_dir),
-                                        "--cfg-options", *options], log=work_dir / "demo_train.log"))
-    test = Step("test", f"evaluate {detector} from the {curriculum} backbone (seed {seed})",
-                is_done=lambda: metrics_are_current(work_dir),
-                run=lambda: (_run_tool(["tools/test.py", config, str(final_det_checkpoint(work_dir)),
-                                        "--work-dir", str(work_dir), "--dump-detections",
-                                        "--cfg-options", *options], log=work_dir / "demo_test.log"),
-                             verify_with_pycocotools(work_dir)))
+        options += [
+            f"train_cfg.max_iters={iters}",
+            f"train_cfg.val_interval={iters}",
+            f"default_hooks.checkpoint.interval={iters}",
+            f"param_scheduler.0.end={min(50, iters // 2)}",
+            f"param_scheduler.1.end={iters}",
+            f"param_scheduler.1.milestones=[{iters * 2 // 3},{iters * 11 // 12}]",
+        ]
+    train = Step(
+        "train",
+        f"train {detector} from the {curriculum} backbone (seed {seed})",
+        is_done=lambda: det_train_is_done(work_dir, max_iters),
+        run=lambda: _run_tool(
+            ["tools/train.py", config, "--work-dir", str(work_dir), "--cfg-options", *options],
+            log=work_dir / "demo_train.log",
+        ),
+    )
+    test = Step(
+        "test",
+        f"evaluate {detector} from the {curriculum} backbone (seed {seed})",
+        is_done=lambda: metrics_are_current(work_dir),
+        run=lambda: (
+            _run_tool(
+                [
+                    "tools/test.py",
+                    config,
+                    str(final_det_checkpoint(work_dir)),
+                    "--work-dir",
+                    str(work_dir),
+                    "--dump-detections",
+                    "--cfg-options",
+                    *options,
+                ],
+                log=work_dir / "demo_test.log",
+            ),
+            verify_with_pycocotools(work_dir),
+        ),
+    )
     return [train, test]
 
 
@@ -272,16 +383,20 @@ def _config_max_iters(config: str) -> int:
 
 # ------------------------------------------------------------------------------------------ running
 
+
 def execute(steps: Sequence[Step], profile: Profile) -> None:
     """Run the steps that are not done, with progress and an ETA that learns from measured steps."""
     pending = [step for step in steps if not step.is_done()]
     print(f"demo ({profile.name}): {len(steps)} steps, {len(steps) - len(pending)} already complete", flush=True)
     spent_est, spent_real, started = 0.0, 0.0, time.monotonic()
     for index, step in enumerate(pending, 1):
-        remaining = sum(profile.est_seconds[s.kind] for s in pending[index - 1:])
+        remaining = sum(profile.est_seconds[s.kind] for s in pending[index - 1 :])
         pace = (spent_real + _PACE_PRIOR_S) / (spent_est + _PACE_PRIOR_S)  # trust the estimates until steps ran
-        print(f"\n[{index}/{len(pending)}] {step.label}  (elapsed {_clock(time.monotonic() - started)}, "
-              f"ETA {_clock(remaining * pace)})", flush=True)
+        print(
+            f"\n[{index}/{len(pending)}] {step.label}  (elapsed {_clock(time.monotonic() - started)}, "
+            f"ETA {_clock(remaining * pace)})",
+            flush=True,
+        )
         t0 = time.monotonic()
         step.run()
         spent_real += time.monotonic() - t0
@@ -299,10 +414,19 @@ def _clock(seconds: float) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick",
-                        help="quick: ~15 min on 2 CPU cores; full: longer and more faithful; smoke: seconds")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
-                        help="one pretraining + detection run per seed and curriculum (tables show mean +- std)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="quick",
+        help="quick: ~15 min on 2 CPU cores; full: longer and more faithful; smoke: seconds",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="one pretraining + detection run per seed and curriculum (tables show mean +- std)",
+    )
     parser.add_argument("--work-root", default=None, help="default: work_dirs/demo (quick) or work_dirs/demo-<profile>")
     parser.add_argument("--data", default=None, help="default: data/demo (quick) or data/demo-<profile>")
     return parser.parse_args(argv)
@@ -312,14 +436,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     profile = PROFILES[args.profile]
     suffix = "" if profile.name == "quick" else f"-{profile.name}"
-    layout = Layout(root=Path(args.work_root or f"work_dirs/demo{suffix}"),
-                    data=Path(args.data or f"data/demo{suffix}"))
+    layout = Layout(
+        root=Path(args.work_root or f"work_dirs/demo{suffix}"), data=Path(args.data or f"data/demo{suffix}")
+    )
     os.chdir(REPO)
     started = time.monotonic()
     execute(plan(profile, args.seeds, layout), profile)
-    text = write_report(layout.root, layout.det(DETECTORS[0], CURRICULA[0], 0).parent,
-                               [layout.pretrain(profile.model, c, s) for s in args.seeds for c in CURRICULA],
-                               profile_name=profile.name, elapsed_s=time.monotonic() - started)
+    text = write_report(
+        layout.root,
+        layout.det(DETECTORS[0], CURRICULA[0], 0).parent,
+        [layout.pretrain(profile.model, c, s) for s in args.seeds for c in CURRICULA],
+        profile_name=profile.name,
+        elapsed_s=time.monotonic() - started,
+    )
     print("\n" + text)
     print(f"report: {layout.root / 'report.md'}")
     return 0

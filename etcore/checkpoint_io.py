@@ -4,6 +4,7 @@ Every checkpoint the project reads goes through `load_checkpoint_file`; every fi
 later run trusts goes through `save_atomic` (temporary file, fsync, rename), so a kill never leaves a
 half-written checkpoint behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,24 +34,28 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         try:
             return load_file(str(path), device=str(map_location))
         except (SafetensorError, OSError, ValueError) as err:
-            raise UserInputError(f"checkpoint {path} is not a readable safetensors file ({err}): "
-                                 "re-download or re-export it") from None
+            raise UserInputError(
+                f"checkpoint {path} is not a readable safetensors file ({err}): re-download or re-export it"
+            ) from None
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "Weights only load failed" in str(err) or "Unsupported global" in str(err):
-            detail = next((ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln or "Unsupported" in ln),
-                          reason)
-            raise UserInputError(f"checkpoint {path} holds objects that are not plain tensors/containers "
-                                 f"({detail}); refused for safety: only load checkpoints from sources you trust, "
-                                 "re-saved as a plain state dict or safetensors") from None
-        raise UserInputError(f"checkpoint {path} is corrupt or truncated ({reason}): "
-                             "delete it and re-create or re-download it") from None
+            detail = next((ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln or "Unsupported" in ln), reason)
+            raise UserInputError(
+                f"checkpoint {path} holds objects that are not plain tensors/containers "
+                f"({detail}); refused for safety: only load checkpoints from sources you trust, "
+                "re-saved as a plain state dict or safetensors"
+            ) from None
+        raise UserInputError(
+            f"checkpoint {path} is corrupt or truncated ({reason}): delete it and re-create or re-download it"
+        ) from None
     except Exception as err:  # noqa: BLE001  (the unpickler raises IndexError, KeyError ... on garbage bytes)
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserInputError(f"checkpoint {path} is corrupt or truncated ({reason}): "
-                             "delete it and re-create or re-download it") from None
+        raise UserInputError(
+            f"checkpoint {path} is corrupt or truncated ({reason}): delete it and re-create or re-download it"
+        ) from None
 
 
 def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -64,12 +69,12 @@ def read_safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as handle:
             return dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as err:
-        raise UserInputError(f"checkpoint {path} is not a readable safetensors file ({err}): "
-                             "re-download or re-export it") from None
+        raise UserInputError(
+            f"checkpoint {path} is not a readable safetensors file ({err}): re-download or re-export it"
+        ) from None
 
 
-def save_atomic(obj: Any, path: str | os.PathLike,
-                writer: Callable[[Any, str], None] | None = None) -> Path:
+def save_atomic(obj: Any, path: str | os.PathLike, writer: Callable[[Any, str], None] | None = None) -> Path:
     """Write `obj` to `path` through a temporary file in the same folder, fsync, then rename.
 
     `writer(obj, tmp_path)` defaults to `torch.save`; pass e.g. a JSON writer for other files.
@@ -96,7 +101,9 @@ def save_atomic(obj: Any, path: str | os.PathLike,
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
     """Atomically write a text file (JSON, YAML, markdown) with the same guarantees as `save_atomic`."""
+
     def _write(data: str, tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(data)
+
     return save_atomic(text, path, writer=_write)

@@ -3,6 +3,7 @@
 argparse prints usage and exits with code 2 by itself; the project wants every input error as one
 `error:` line naming the input and the fix, so the parser raises `UserInputError` and `run_cli` prints it.
 """
+
 from __future__ import annotations
 
 import argparse

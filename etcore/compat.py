@@ -9,6 +9,7 @@ methods) as `builtins.getattr(HistoryBuffer, 'min')`. Allowlisting `getattr` its
 file reach any attribute (and so `os.system`), so we register a stand-in under that name that resolves
 only HistoryBuffer's registered statistics methods and refuses everything else.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -21,8 +22,10 @@ def _numpy_globals() -> list:
     """The numpy reconstructors and dtype classes that pickled numpy scalars/arrays refer to."""
     from numpy.core.multiarray import _reconstruct, scalar
 
-    dtype_classes = [type(np.dtype(name)) for name in (
-        "float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")]
+    dtype_classes = [
+        type(np.dtype(name))
+        for name in ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+    ]
     return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
@@ -39,7 +42,8 @@ def history_buffer_method(owner: object, name: str) -> object:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f"refused getattr({owner!r}, {name!r}) while loading a checkpoint: only mmengine HistoryBuffer "
-        "statistics methods may be resolved")
+        "statistics methods may be resolved"
+    )
 
 
 def _mmengine_globals() -> list:

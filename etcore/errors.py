@@ -3,6 +3,7 @@
 Tracebacks are for bugs; anything a user can cause (a bad path, a malformed file, an unknown model
 name) raises `UserInputError` and the command-line entry points wrap `main` in `run_cli`.
 """
+
 from __future__ import annotations
 
 import sys

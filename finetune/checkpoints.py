@@ -12,6 +12,7 @@ ends in a traceback. Two remedies, both through mmengine's supported extension p
 - `resume_checkpoint(work_dir)` reads `last_checkpoint` as mmengine would, checks the file it names with
   the safe loader, and otherwise falls back to the newest intact `iter_*/epoch_*.pth` in the work dir.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,12 +26,12 @@ from mmengine.fileio import LocalBackend, register_backend
 from etcore.checkpoint_io import load_checkpoint_file, save_atomic
 from etcore.errors import UserInputError
 
-BACKEND_NAME = 'etdet_atomic_local'
-_CHECKPOINT_NAME = re.compile(r'(?:iter|epoch)_(\d+)\.pth')
+BACKEND_NAME = "etdet_atomic_local"
+_CHECKPOINT_NAME = re.compile(r"(?:iter|epoch)_(\d+)\.pth")
 
 
 def _write_bytes(data: bytes, tmp: str) -> None:
-    with open(tmp, 'wb') as handle:
+    with open(tmp, "wb") as handle:
         handle.write(data)
 
 
@@ -40,7 +41,7 @@ class AtomicLocalBackend(LocalBackend):
     def put(self, obj: bytes, filepath: str | Path) -> None:
         save_atomic(obj, filepath, writer=_write_bytes)
 
-    def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = "utf-8") -> None:
         save_atomic(obj.encode(encoding), filepath, writer=_write_bytes)
 
 
@@ -50,13 +51,13 @@ def use_atomic_checkpoints(cfg: Any) -> None:
     Left alone when the config already chose a backend (e.g. a cloud one) for its checkpoints.
     """
     register_backend(BACKEND_NAME, AtomicLocalBackend, force=True)
-    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
-    if not isinstance(hook, dict) or hook.get('backend_args') or hook.get('file_client_args'):
+    hook = (cfg.get("default_hooks") or {}).get("checkpoint")
+    if not isinstance(hook, dict) or hook.get("backend_args") or hook.get("file_client_args"):
         return
-    out_dir = hook.get('out_dir') or ''
-    if '://' in str(out_dir):
+    out_dir = hook.get("out_dir") or ""
+    if "://" in str(out_dir):
         return
-    hook['backend_args'] = {'backend': BACKEND_NAME}
+    hook["backend_args"] = {"backend": BACKEND_NAME}
 
 
 def _intact(path: str) -> str | None:
@@ -77,24 +78,32 @@ def resume_checkpoint(work_dir: str | os.PathLike) -> tuple[str | None, str | No
     intact checkpoint exists. Raises `UserInputError` when checkpoints exist and none is intact.
     """
     work_dir = os.fspath(work_dir)
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    named = ''
+    pointer = osp.join(work_dir, "last_checkpoint")
+    named = ""
     if osp.isfile(pointer):
-        with open(pointer, encoding='utf-8') as handle:
+        with open(pointer, encoding="utf-8") as handle:
             named = handle.read().strip()
         if named and osp.isfile(named) and _intact(named) is None:
             return None, None
     folders = {work_dir} | ({osp.dirname(named)} if named else set())
     candidates = sorted(
         (int(match.group(1)), osp.join(folder, name))
-        for folder in folders if osp.isdir(folder)
-        for name in os.listdir(folder) if (match := _CHECKPOINT_NAME.fullmatch(name)))
-    problem = (f'last_checkpoint names {named}, which is missing or unreadable' if named
-               else 'the work dir has no (or an empty) last_checkpoint')
+        for folder in folders
+        if osp.isdir(folder)
+        for name in os.listdir(folder)
+        if (match := _CHECKPOINT_NAME.fullmatch(name))
+    )
+    problem = (
+        f"last_checkpoint names {named}, which is missing or unreadable"
+        if named
+        else "the work dir has no (or an empty) last_checkpoint"
+    )
     for _, candidate in reversed(candidates):
         if candidate != named and _intact(candidate) is None:
-            return candidate, f'{problem}; resuming from {candidate}, the newest intact checkpoint'
+            return candidate, f"{problem}; resuming from {candidate}, the newest intact checkpoint"
     if candidates or named:
-        raise UserInputError(f'--resume: {problem} and no intact checkpoint is left in {work_dir}: '
-                             'start again in a new --work-dir (or without --resume)')
+        raise UserInputError(
+            f"--resume: {problem} and no intact checkpoint is left in {work_dir}: "
+            "start again in a new --work-dir (or without --resume)"
+        )
     return None, None

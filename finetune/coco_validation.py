@@ -11,6 +11,7 @@ evaluation use. Zero-area boxes are tolerated only as a tiny share (`ZERO_AREA_T
 official `instances_train2017.json` holds two (cocoapi issue #355) and mmdet skips them; a converter
 bug that writes many is an error.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,9 +27,12 @@ from etcore.errors import UserInputError
 
 # Zero-area boxes allowed as a share of all annotations (official COCO train2017: 2 of 860,001).
 ZERO_AREA_TOLERANCE = 1e-4
-_SECTIONS = ('images', 'annotations', 'categories')
-_REQUIRED = {'images': ('id', 'file_name'), 'annotations': ('id', 'image_id', 'category_id', 'bbox'),
-             'categories': ('id', 'name')}
+_SECTIONS = ("images", "annotations", "categories")
+_REQUIRED = {
+    "images": ("id", "file_name"),
+    "annotations": ("id", "image_id", "category_id", "bbox"),
+    "categories": ("id", "name"),
+}
 _SHOWN = 3  # ids named in a message
 
 
@@ -45,48 +49,60 @@ class CocoSummary:
 
 def _first(ids: Iterable[Any]) -> str:
     ids = list(ids)
-    more = f' and {len(ids) - _SHOWN} more' if len(ids) > _SHOWN else ''
-    return ', '.join(str(i) for i in ids[:_SHOWN]) + more
+    more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
+    return ", ".join(str(i) for i in ids[:_SHOWN]) + more
 
 
 def _read_json(path: str) -> Any:
     try:
-        with open(path, encoding='utf-8') as handle:
+        with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except json.JSONDecodeError as err:
-        raise UserInputError(f'annotation file {path} is not valid JSON ({err.msg} at line {err.lineno} column '
-                             f'{err.colno}): fix it or export it again') from None
+        raise UserInputError(
+            f"annotation file {path} is not valid JSON ({err.msg} at line {err.lineno} column "
+            f"{err.colno}): fix it or export it again"
+        ) from None
     except UnicodeDecodeError:
-        raise UserInputError(f'annotation file {path} is not UTF-8 text: give a COCO .json file') from None
+        raise UserInputError(f"annotation file {path} is not UTF-8 text: give a COCO .json file") from None
     except OSError as err:
-        raise UserInputError(f'annotation file {path} cannot be read ({err.strerror}): check the path and '
-                             'its permissions') from None
+        raise UserInputError(
+            f"annotation file {path} cannot be read ({err.strerror}): check the path and its permissions"
+        ) from None
 
 
 def _check_layout(data: Any, path: str, evaluated: bool) -> None:
     """Top-level sections, the keys every entry needs, and unique ids (pycocotools keeps the last)."""
     if not isinstance(data, dict):
-        raise UserInputError(f'annotation file {path} holds a JSON {type(data).__name__}, not a COCO object '
-                             f'with {", ".join(_SECTIONS)}: give a COCO instances file')
+        raise UserInputError(
+            f"annotation file {path} holds a JSON {type(data).__name__}, not a COCO object "
+            f"with {', '.join(_SECTIONS)}: give a COCO instances file"
+        )
     missing = [s for s in _SECTIONS if not isinstance(data.get(s), list)]
     if missing:
-        raise UserInputError(f'annotation file {path} has no {" / ".join(missing)} list: a COCO instances file '
-                             f'needs {", ".join(_SECTIONS)}')
-    if evaluated and 'info' not in data:
-        raise UserInputError(f'annotation file {path} has no "info" entry, which pycocotools needs to evaluate '
-                             'against it: add "info": {} to the file')
+        raise UserInputError(
+            f"annotation file {path} has no {' / '.join(missing)} list: a COCO instances file "
+            f"needs {', '.join(_SECTIONS)}"
+        )
+    if evaluated and "info" not in data:
+        raise UserInputError(
+            f'annotation file {path} has no "info" entry, which pycocotools needs to evaluate '
+            'against it: add "info": {} to the file'
+        )
     for section in _SECTIONS:
         for index, entry in enumerate(data[section]):
             absent = [k for k in _REQUIRED[section] if not isinstance(entry, dict) or k not in entry]
             if absent:
-                raise UserInputError(f'annotation file {path}: {section}[{index}] has no {", ".join(absent)}: '
-                                     'every entry needs ' + ', '.join(_REQUIRED[section]))
-        ids = [entry['id'] for entry in data[section]]
+                raise UserInputError(
+                    f"annotation file {path}: {section}[{index}] has no {', '.join(absent)}: "
+                    "every entry needs " + ", ".join(_REQUIRED[section])
+                )
+        ids = [entry["id"] for entry in data[section]]
         if len(set(ids)) != len(ids):
             seen: set = set()
             duplicates = [i for i in ids if i in seen or seen.add(i)]
-            raise UserInputError(f'annotation file {path} repeats {section} id {_first(dict.fromkeys(duplicates))}: '
-                                 'ids must be unique')
+            raise UserInputError(
+                f"annotation file {path} repeats {section} id {_first(dict.fromkeys(duplicates))}: ids must be unique"
+            )
 
 
 def _index(data: dict):
@@ -103,63 +119,79 @@ def _index(data: dict):
 def _bad_box(bbox: Any) -> str | None:
     """Why `bbox` is malformed ([x, y, w, h], finite, w/h not negative), or None."""
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-        return 'is not [x, y, width, height]'
+        return "is not [x, y, width, height]"
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
-        return 'holds a value that is not a finite number'
+        return "holds a value that is not a finite number"
     if bbox[2] < 0 or bbox[3] < 0:
-        return 'has a negative width or height (written as [x1, y1, x2, y2]?)'
+        return "has a negative width or height (written as [x1, y1, x2, y2]?)"
     return None
 
 
 def _check_annotations(coco, path: str, summary: CocoSummary) -> None:
-    unknown_image = [a['id'] for a in coco.anns.values() if a['image_id'] not in coco.imgs]
+    unknown_image = [a["id"] for a in coco.anns.values() if a["image_id"] not in coco.imgs]
     if unknown_image:
-        raise UserInputError(f'annotation file {path}: annotation {_first(unknown_image)} refers to an image id '
-                             'that is not in "images": fix the image ids or add the images')
-    unknown_cat = [a['id'] for a in coco.anns.values() if a['category_id'] not in coco.cats]
+        raise UserInputError(
+            f"annotation file {path}: annotation {_first(unknown_image)} refers to an image id "
+            'that is not in "images": fix the image ids or add the images'
+        )
+    unknown_cat = [a["id"] for a in coco.anns.values() if a["category_id"] not in coco.cats]
     if unknown_cat:
-        cat_ids = sorted({coco.anns[i]['category_id'] for i in unknown_cat}, key=str)
-        raise UserInputError(f'annotation file {path}: annotation {_first(unknown_cat)} has category id '
-                             f'{_first(cat_ids)}, which is not in "categories" (known: {_first(sorted(coco.cats))}): '
-                             'fix the category ids or add the categories')
+        cat_ids = sorted({coco.anns[i]["category_id"] for i in unknown_cat}, key=str)
+        raise UserInputError(
+            f"annotation file {path}: annotation {_first(unknown_cat)} has category id "
+            f'{_first(cat_ids)}, which is not in "categories" (known: {_first(sorted(coco.cats))}): '
+            "fix the category ids or add the categories"
+        )
     for ann in coco.anns.values():
-        reason = _bad_box(ann['bbox'])
+        reason = _bad_box(ann["bbox"])
         if reason:
-            raise UserInputError(f'annotation file {path}: the bbox {ann["bbox"]!r} of annotation {ann["id"]} '
-                                 f'{reason}: COCO boxes are [x, y, width, height] in pixels')
-    zero = [a['id'] for a in coco.anns.values() if a['bbox'][2] == 0 or a['bbox'][3] == 0]
+            raise UserInputError(
+                f"annotation file {path}: the bbox {ann['bbox']!r} of annotation {ann['id']} "
+                f"{reason}: COCO boxes are [x, y, width, height] in pixels"
+            )
+    zero = [a["id"] for a in coco.anns.values() if a["bbox"][2] == 0 or a["bbox"][3] == 0]
     if zero and len(zero) > ZERO_AREA_TOLERANCE * len(coco.anns):
-        raise UserInputError(f'annotation file {path}: {len(zero)} of {len(coco.anns)} boxes have zero area '
-                             f'(annotation {_first(zero)}), which mmdet would silently drop: fix or delete them')
+        raise UserInputError(
+            f"annotation file {path}: {len(zero)} of {len(coco.anns)} boxes have zero area "
+            f"(annotation {_first(zero)}), which mmdet would silently drop: fix or delete them"
+        )
     if zero:
-        summary.notes.append(f'{path}: {len(zero)} zero-area box(es) (annotation {_first(zero)}) will be '
-                             'skipped by mmdet')
+        summary.notes.append(
+            f"{path}: {len(zero)} zero-area box(es) (annotation {_first(zero)}) will be skipped by mmdet"
+        )
 
 
 def _check_images(coco, path: str, image_dir: str | None) -> None:
     if image_dir is None:
         return
-    missing = [img['file_name'] for img in coco.imgs.values()
-               if not osp.isfile(osp.join(image_dir, img['file_name']))]
+    missing = [img["file_name"] for img in coco.imgs.values() if not osp.isfile(osp.join(image_dir, img["file_name"]))]
     if missing:
-        raise UserInputError(f'annotation file {path} lists {len(missing)} image(s) missing from {image_dir} '
-                             f'(e.g. {_first(missing)}): copy them there or delete their entries')
+        raise UserInputError(
+            f"annotation file {path} lists {len(missing)} image(s) missing from {image_dir} "
+            f"(e.g. {_first(missing)}): copy them there or delete their entries"
+        )
 
 
 def _check_classes(coco, path: str, classes: Sequence[str] | None) -> None:
     """Every class of the config must be a category name, else mmdet's labels shift without a word."""
     if not classes:
         return
-    names = {cat['name'] for cat in coco.cats.values()}
+    names = {cat["name"] for cat in coco.cats.values()}
     absent = [c for c in classes if c not in names]
     if absent:
-        raise UserInputError(f'annotation file {path} has no category named {_first(absent)} (a class of the '
-                             f'config; the file has {_first(sorted(names))}): set metainfo.classes to the '
-                             "file's category names")
+        raise UserInputError(
+            f"annotation file {path} has no category named {_first(absent)} (a class of the "
+            f"config; the file has {_first(sorted(names))}): set metainfo.classes to the "
+            "file's category names"
+        )
 
 
-def validate_coco_file(path: str | os.PathLike, image_dir: str | os.PathLike | None = None,
-                       classes: Sequence[str] | None = None, evaluated: bool = False) -> CocoSummary:
+def validate_coco_file(
+    path: str | os.PathLike,
+    image_dir: str | os.PathLike | None = None,
+    classes: Sequence[str] | None = None,
+    evaluated: bool = False,
+) -> CocoSummary:
     """Check the COCO instances file `path`; raise `UserInputError` naming the first problem found.
 
     `image_dir`: check every listed image exists there. `classes`: the config's class names, each of

@@ -4,6 +4,7 @@
 a missing config, data root, annotation file, image folder or pretrained backbone checkpoint is one
 `UserInputError` line, and COCO annotation files are validated (`finetune.coco_validation`) first.
 """
+
 from __future__ import annotations
 
 import os.path as osp
@@ -15,27 +16,33 @@ from mmengine.config import Config
 from etcore.errors import UserInputError
 from finetune.coco_validation import validate_coco_file
 
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
-CFG_OPTIONS_HELP = ('override config settings, key=value pairs (e.g. data_root=/data/coco/ '
-                    'model.backbone.checkpoint=work_dirs/pretrain/x/final.pth); lists as key="[a,b]"')
+LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
+CFG_OPTIONS_HELP = (
+    "override config settings, key=value pairs (e.g. data_root=/data/coco/ "
+    'model.backbone.checkpoint=work_dirs/pretrain/x/final.pth); lists as key="[a,b]"'
+)
 
 
-def load_config(config: str, cfg_options: dict | None = None, launcher: str = 'none') -> Config:
+def load_config(config: str, cfg_options: dict | None = None, launcher: str = "none") -> Config:
     """Read `config`, merge `cfg_options`, re-point the datasets at `data_root`, pick a dist backend."""
     if not Path(config).is_file():
-        raise UserInputError(f'config {config} does not exist: give the path of a config file '
-                             '(the runnable ones are listed in det_configs/README.md)')
+        raise UserInputError(
+            f"config {config} does not exist: give the path of a config file "
+            "(the runnable ones are listed in det_configs/README.md)"
+        )
     try:
         cfg = Config.fromfile(config)
     except SyntaxError as err:
-        raise UserInputError(f'config {config} is not valid Python ({err.msg}, line {err.lineno}): '
-                             'fix the file') from None
+        raise UserInputError(
+            f"config {config} is not valid Python ({err.msg}, line {err.lineno}): fix the file"
+        ) from None
     if cfg_options:
         try:
             cfg.merge_from_dict(cfg_options)
         except (KeyError, TypeError) as err:
-            raise UserInputError(f'--cfg-options {cfg_options} do not fit the config ({err}): '
-                                 'check the keys against the config') from None
+            raise UserInputError(
+                f"--cfg-options {cfg_options} do not fit the config ({err}): check the keys against the config"
+            ) from None
     cfg.launcher = launcher
     point_datasets_at_data_root(cfg)
     return cfg
@@ -43,21 +50,21 @@ def load_config(config: str, cfg_options: dict | None = None, launcher: str = 'n
 
 def datasets_of(loader: dict) -> Iterable[dict]:
     """The leaf dataset configs of a dataloader config (looking through RepeatDataset & co.)."""
-    stack = [loader.get('dataset')]
+    stack = [loader.get("dataset")]
     while stack:
         dataset = stack.pop()
         if not isinstance(dataset, dict):
             continue
-        if 'dataset' in dataset or 'datasets' in dataset:
-            stack.extend([dataset.get('dataset')] + list(dataset.get('datasets') or []))
+        if "dataset" in dataset or "datasets" in dataset:
+            stack.extend([dataset.get("dataset")] + list(dataset.get("datasets") or []))
         else:
             yield dataset
 
 
 def evaluators_of(cfg: Config, key: str) -> list[dict]:
     evaluator = cfg.get(key)
-    if isinstance(evaluator, dict) and 'metrics' in evaluator:  # an Evaluator wrapper
-        evaluator = evaluator['metrics']
+    if isinstance(evaluator, dict) and "metrics" in evaluator:  # an Evaluator wrapper
+        evaluator = evaluator["metrics"]
     if isinstance(evaluator, dict):
         return [evaluator]
     return [e for e in (evaluator or []) if isinstance(e, dict)]
@@ -71,51 +78,53 @@ def point_datasets_at_data_root(cfg: Config) -> None:
     (no library does this re-derivation). Evaluator annotation files that do not end with their
     dataset's annotation file (e.g. a test-dev image list) are left alone.
     """
-    root = cfg.get('data_root')
+    root = cfg.get("data_root")
     if not root:
         return
-    for loader_key, evaluator_key in (('train_dataloader', None), ('val_dataloader', 'val_evaluator'),
-                                      ('test_dataloader', 'test_evaluator')):
+    for loader_key, evaluator_key in (
+        ("train_dataloader", None),
+        ("val_dataloader", "val_evaluator"),
+        ("test_dataloader", "test_evaluator"),
+    ):
         loader = cfg.get(loader_key)
         if not isinstance(loader, dict):
             continue
         for dataset in datasets_of(loader):
-            ann_file = dataset.get('ann_file')
+            ann_file = dataset.get("ann_file")
             if evaluator_key and ann_file and not osp.isabs(ann_file):
                 for evaluator in evaluators_of(cfg, evaluator_key):
-                    current = evaluator.get('ann_file')
+                    current = evaluator.get("ann_file")
                     if isinstance(current, str) and current.endswith(ann_file):
-                        evaluator['ann_file'] = osp.join(root, ann_file)
-            dataset['data_root'] = root
+                        evaluator["ann_file"] = osp.join(root, ann_file)
+            dataset["data_root"] = root
 
 
 def check_data(cfg: Config, loader_keys: Sequence[str]) -> None:
     """Fail with one line if the data root, an annotation file or an image folder is missing."""
-    hint = ('put COCO there (annotations/, train2017/, val2017/) or point at it with '
-            '--cfg-options data_root=PATH/')
+    hint = "put COCO there (annotations/, train2017/, val2017/) or point at it with --cfg-options data_root=PATH/"
     for loader_key in loader_keys:
         loader = cfg.get(loader_key)
         if not isinstance(loader, dict):
             continue
         for dataset in datasets_of(loader):
-            root = dataset.get('data_root') or ''
+            root = dataset.get("data_root") or ""
             if root and not osp.isdir(root):
-                raise UserInputError(f'data root {root} ({loader_key}) does not exist: {hint}')
-            ann_file = dataset.get('ann_file')
+                raise UserInputError(f"data root {root} ({loader_key}) does not exist: {hint}")
+            ann_file = dataset.get("ann_file")
             if ann_file and not osp.isfile(osp.join(root, ann_file)):
-                raise UserInputError(f'annotation file {osp.join(root, ann_file)} ({loader_key}) does not '
-                                     f'exist: {hint}')
-            images = (dataset.get('data_prefix') or {}).get('img')
+                raise UserInputError(
+                    f"annotation file {osp.join(root, ann_file)} ({loader_key}) does not exist: {hint}"
+                )
+            images = (dataset.get("data_prefix") or {}).get("img")
             if images is not None and not osp.isdir(osp.join(root, images)):
-                raise UserInputError(f'image folder {osp.join(root, images)} ({loader_key}) does not '
-                                     f'exist: {hint}')
-    for evaluator_key in ('val_evaluator', 'test_evaluator'):
-        if evaluator_key.replace('evaluator', 'dataloader') not in loader_keys:
+                raise UserInputError(f"image folder {osp.join(root, images)} ({loader_key}) does not exist: {hint}")
+    for evaluator_key in ("val_evaluator", "test_evaluator"):
+        if evaluator_key.replace("evaluator", "dataloader") not in loader_keys:
             continue
         for evaluator in evaluators_of(cfg, evaluator_key):
-            ann_file = evaluator.get('ann_file')
+            ann_file = evaluator.get("ann_file")
             if isinstance(ann_file, str) and not osp.isfile(ann_file):
-                raise UserInputError(f'annotation file {ann_file} ({evaluator_key}) does not exist: {hint}')
+                raise UserInputError(f"annotation file {ann_file} ({evaluator_key}) does not exist: {hint}")
 
 
 def validate_annotations(cfg: Config, loader_keys: Sequence[str]) -> None:
@@ -123,33 +132,35 @@ def validate_annotations(cfg: Config, loader_keys: Sequence[str]) -> None:
     for loader_key in loader_keys:
         loader = cfg.get(loader_key)
         for dataset in datasets_of(loader if isinstance(loader, dict) else {}):
-            root, ann_file = dataset.get('data_root') or '', dataset.get('ann_file')
-            if not (isinstance(ann_file, str) and ann_file.endswith('.json')):
+            root, ann_file = dataset.get("data_root") or "", dataset.get("ann_file")
+            if not (isinstance(ann_file, str) and ann_file.endswith(".json")):
                 continue
-            images = (dataset.get('data_prefix') or {}).get('img')
-            summary = validate_coco_file(osp.join(root, ann_file),
-                                         None if images is None else osp.join(root, images),
-                                         classes=(dataset.get('metainfo') or {}).get('classes'),
-                                         evaluated=loader_key != 'train_dataloader')
+            images = (dataset.get("data_prefix") or {}).get("img")
+            summary = validate_coco_file(
+                osp.join(root, ann_file),
+                None if images is None else osp.join(root, images),
+                classes=(dataset.get("metainfo") or {}).get("classes"),
+                evaluated=loader_key != "train_dataloader",
+            )
             for note in summary.notes:
-                print(f'note: {note}', flush=True)
+                print(f"note: {note}", flush=True)
 
 
 def uses_validation(cfg: Config) -> bool:
-    return bool(cfg.get('val_cfg')) and bool(cfg.get('val_dataloader')) and bool(cfg.get('val_evaluator'))
+    return bool(cfg.get("val_cfg")) and bool(cfg.get("val_dataloader")) and bool(cfg.get("val_evaluator"))
 
 
 def check_pretrained_checkpoint(cfg: Config) -> None:
     """The backbone loads `model.backbone.checkpoint` in init_weights(): check it exists up front."""
-    backbone = cfg.get('model', {}).get('backbone') or {}
-    checkpoint = backbone.get('checkpoint') if isinstance(backbone, dict) else None
-    if isinstance(checkpoint, str) and '://' not in checkpoint and not osp.isfile(checkpoint):
+    backbone = cfg.get("model", {}).get("backbone") or {}
+    checkpoint = backbone.get("checkpoint") if isinstance(backbone, dict) else None
+    if isinstance(checkpoint, str) and "://" not in checkpoint and not osp.isfile(checkpoint):
         raise UserInputError(
-            f'pretrained backbone checkpoint {checkpoint} (model.backbone.checkpoint) does not exist: '
-            'pretrain it first (tools/pretrain.py), or pass --cfg-options model.backbone.checkpoint=PATH '
-            '(=None trains from random init)')
+            f"pretrained backbone checkpoint {checkpoint} (model.backbone.checkpoint) does not exist: "
+            "pretrain it first (tools/pretrain.py), or pass --cfg-options model.backbone.checkpoint=PATH "
+            "(=None trains from random init)"
+        )
 
 
 def default_work_dir(config: str) -> str:
-    return osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
-
+    return osp.join("work_dirs", osp.splitext(osp.basename(config))[0])

@@ -1,4 +1,5 @@
 """Build the mmengine runner for a config; CPU-only machines run distributed jobs on gloo."""
+
 from __future__ import annotations
 
 import torch
@@ -23,25 +24,30 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     Hand-written because mmengine's 'pytorch' launcher always calls torch.cuda.set_device and hands DDP
     a CUDA device id; with the process group already up, mmengine skips its own initialisation.
     """
-    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
         return
-    if cfg.launcher != 'pytorch':
-        raise UserInputError(f'--launcher {cfg.launcher} without a GPU: CPU-only distributed runs work with '
-                             '--launcher pytorch (tools/dist_train.sh, tools/dist_test.sh)')
+    if cfg.launcher != "pytorch":
+        raise UserInputError(
+            f"--launcher {cfg.launcher} without a GPU: CPU-only distributed runs work with "
+            "--launcher pytorch (tools/dist_train.sh, tools/dist_test.sh)"
+        )
     import torch.distributed as dist
+
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    MODEL_WRAPPERS.register_module(name='CPUDistributedDataParallel', module=CPUDistributedDataParallel,
-                                   force=True)
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False,
-                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+        dist.init_process_group(backend="gloo")
+    MODEL_WRAPPERS.register_module(name="CPUDistributedDataParallel", module=CPUDistributedDataParallel, force=True)
+    if cfg.get("model_wrapper_cfg") is None:
+        cfg.model_wrapper_cfg = dict(
+            type="CPUDistributedDataParallel",
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get("find_unused_parameters", False),
+        )
 
 
 def build_runner(cfg: Config) -> Runner:
     prepare_cpu_distributed(cfg)
-    if 'runner_type' in cfg:
+    if "runner_type" in cfg:
         from mmdet.registry import RUNNERS
+
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
-

@@ -8,6 +8,7 @@ mmdet's tools/test.py command line. The numbers are mmdet's CocoMetric's (pycoco
 `PREFIX.segm.json` for instance segmentation; PREFIX defaults to `<work_dir>/detections`) so anyone can
 re-evaluate them with pycocotools. Missing inputs are one `error:` line (exit 2) before the runner starts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,24 +40,29 @@ from finetune.config import (
 from finetune.runner import build_runner
 
 # CocoMetric's result names -> the names of docs/FORMATS.md
-AP_NAMES = {'mAP': 'AP', 'mAP_50': 'AP50', 'mAP_75': 'AP75', 'mAP_s': 'APs', 'mAP_m': 'APm', 'mAP_l': 'APl'}
-RUN_ONLY_KEYS = ('work_dir', 'load_from', 'resume', 'launcher')
+AP_NAMES = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}
+RUN_ONLY_KEYS = ("work_dir", "load_from", "resume", "launcher")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a detector on COCO.')
-    parser.add_argument('config', help='test config file')
-    parser.add_argument('checkpoint', help='detector checkpoint, e.g. work_dirs/<config>/epoch_12.pth')
-    parser.add_argument('--work-dir', help='where coco_metrics.json and logs go (default: work_dirs/<config name>)')
-    parser.add_argument('--out', help='also dump the raw predictions to this .pkl file (mmdet DumpDetResults)')
-    parser.add_argument('--dump-detections', nargs='?', const='', metavar='PREFIX',
-                        help='keep the detections in COCO results format: PREFIX.bbox.json (and .segm.json); '
-                             'PREFIX defaults to <work_dir>/detections')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=CFG_OPTIONS_HELP)
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(description="Test (and evaluate) a detector on COCO.")
+    parser.add_argument("config", help="test config file")
+    parser.add_argument("checkpoint", help="detector checkpoint, e.g. work_dirs/<config>/epoch_12.pth")
+    parser.add_argument("--work-dir", help="where coco_metrics.json and logs go (default: work_dirs/<config name>)")
+    parser.add_argument("--out", help="also dump the raw predictions to this .pkl file (mmdet DumpDetResults)")
+    parser.add_argument(
+        "--dump-detections",
+        nargs="?",
+        const="",
+        metavar="PREFIX",
+        help="keep the detections in COCO results format: PREFIX.bbox.json (and .segm.json); "
+        "PREFIX defaults to <work_dir>/detections",
+    )
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
 
 
@@ -75,7 +81,7 @@ def coco_metrics(results: dict) -> dict:
     """{'bbox': {'AP': ..}, 'segm': {..}} from CocoMetric's {'coco/bbox_mAP': .., ...}."""
     metrics: dict = {}
     for key, value in results.items():
-        match = re.fullmatch(r'(bbox|segm)_(mAP(?:_50|_75|_s|_m|_l)?)', key.split('/')[-1])
+        match = re.fullmatch(r"(bbox|segm)_(mAP(?:_50|_75|_s|_m|_l)?)", key.split("/")[-1])
         if match:
             metrics.setdefault(match.group(1), {})[AP_NAMES[match.group(2)]] = float(value)
     return metrics
@@ -87,18 +93,24 @@ def load_detector_checkpoint(runner, checkpoint: str) -> dict:
     Uses the runner's own loader, so `runner.test()` does not read the file again.
     """
     try:
-        return runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
+        return runner.load_checkpoint(checkpoint, map_location="cpu", strict=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserInputError(f'checkpoint {checkpoint} is corrupt or not a plain checkpoint ({reason}): '
-                             'give a file written by tools/train.py') from None
+        raise UserInputError(
+            f"checkpoint {checkpoint} is corrupt or not a plain checkpoint ({reason}): "
+            "give a file written by tools/train.py"
+        ) from None
     except RuntimeError as err:
-        detail = ' '.join(str(err).split())[:300]
-        if 'PytorchStreamReader' in detail:  # torch's zip reader: a truncated/damaged file, not another model
-            raise UserInputError(f'checkpoint {checkpoint} is corrupt or truncated ({detail[:120]}...): '
-                                 'give an intact file written by tools/train.py') from None
-        raise UserInputError(f'checkpoint {checkpoint} does not fit config {runner.cfg.filename} ({detail}): '
-                             'give the checkpoint trained with this config') from None
+        detail = " ".join(str(err).split())[:300]
+        if "PytorchStreamReader" in detail:  # torch's zip reader: a truncated/damaged file, not another model
+            raise UserInputError(
+                f"checkpoint {checkpoint} is corrupt or truncated ({detail[:120]}...): "
+                "give an intact file written by tools/train.py"
+            ) from None
+        raise UserInputError(
+            f"checkpoint {checkpoint} does not fit config {runner.cfg.filename} ({detail}): "
+            "give the checkpoint trained with this config"
+        ) from None
 
 
 def training_facts(checkpoint: dict, cfg: Config) -> tuple[int | None, str | None]:
@@ -108,47 +120,48 @@ def training_facts(checkpoint: dict, cfg: Config) -> tuple[int | None, str | Non
     to tools/train.py count even when tools/test.py is called without them; the test config is the
     fallback for checkpoints without that meta.
     """
-    meta = checkpoint.get('meta') or {}
-    seed = meta.get('seed', (cfg.get('randomness') or {}).get('seed'))
-    pretrained = (cfg.get('model', {}).get('backbone') or {}).get('checkpoint')
-    if isinstance(meta.get('cfg'), str):
+    meta = checkpoint.get("meta") or {}
+    seed = meta.get("seed", (cfg.get("randomness") or {}).get("seed"))
+    pretrained = (cfg.get("model", {}).get("backbone") or {}).get("checkpoint")
+    if isinstance(meta.get("cfg"), str):
         try:
-            train_cfg = Config.fromstring(meta['cfg'], file_format='.py')
-            pretrained = (train_cfg.get('model', {}).get('backbone') or {}).get('checkpoint')
+            train_cfg = Config.fromstring(meta["cfg"], file_format=".py")
+            pretrained = (train_cfg.get("model", {}).get("backbone") or {}).get("checkpoint")
         except Exception:  # noqa: BLE001  (an unreadable stored config only loses this detail)
             pass
     return (None if seed is None else int(seed)), pretrained
 
 
-def metrics_record(args: argparse.Namespace, resolved: dict, results: dict, seed: int | None,
-                   pretrained: str | None) -> dict:
+def metrics_record(
+    args: argparse.Namespace, resolved: dict, results: dict, seed: int | None, pretrained: str | None
+) -> dict:
     """The coco_metrics.json object of docs/FORMATS.md."""
-    model = resolved.get('model') or {}
-    backbone = model.get('backbone') or {}
-    benchmark = resolved.get('benchmark') or {}
-    detector = benchmark.get('detector') or re.sub(r'(?<!^)(?=[A-Z])', '_', str(model.get('type', ''))).lower()
+    model = resolved.get("model") or {}
+    backbone = model.get("backbone") or {}
+    benchmark = resolved.get("benchmark") or {}
+    detector = benchmark.get("detector") or re.sub(r"(?<!^)(?=[A-Z])", "_", str(model.get("type", ""))).lower()
     return {
-        'schema': METRICS_SCHEMA,
-        'config': args.config,
-        'checkpoint': args.checkpoint,
-        'detector': detector,
-        'backbone': benchmark.get('backbone') or backbone.get('model_name') or backbone.get('type'),
-        'schedule': benchmark.get('schedule'),
-        'seed': seed,
-        'pretrain_checkpoint': pretrained,
-        'metrics': coco_metrics(results),
-        'resolved_config': resolved,
+        "schema": METRICS_SCHEMA,
+        "config": args.config,
+        "checkpoint": args.checkpoint,
+        "detector": detector,
+        "backbone": benchmark.get("backbone") or backbone.get("model_name") or backbone.get("type"),
+        "schedule": benchmark.get("schedule"),
+        "seed": seed,
+        "pretrain_checkpoint": pretrained,
+        "metrics": coco_metrics(results),
+        "resolved_config": resolved,
     }
 
 
 def _coco_evaluators(cfg: Config) -> list[dict]:
-    evaluators = cfg.get('test_evaluator') or []
+    evaluators = cfg.get("test_evaluator") or []
     evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
-    return [e for e in evaluators if e.get('type') == 'CocoMetric']
+    return [e for e in evaluators if e.get("type") == "CocoMetric"]
 
 
 def _format_only(cfg: Config) -> bool:
-    return any(e.get('format_only') for e in _coco_evaluators(cfg))
+    return any(e.get("format_only") for e in _coco_evaluators(cfg))
 
 
 def empty_detection_metrics(cfg: Config) -> dict:
@@ -160,15 +173,18 @@ def empty_detection_metrics(cfg: Config) -> dict:
     from pycocotools.cocoeval import COCOeval
 
     metrics: dict = {}
-    names = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+    names = ("AP", "AP50", "AP75", "APs", "APm", "APl")
     for evaluator in _coco_evaluators(cfg):
-        kinds = evaluator.get('metric', 'bbox')
-        for iou_type in ([kinds] if isinstance(kinds, str) else kinds):
+        kinds = evaluator.get("metric", "bbox")
+        for iou_type in [kinds] if isinstance(kinds, str) else kinds:
             with contextlib.redirect_stdout(io.StringIO()):
-                truth = COCO(evaluator['ann_file'])
+                truth = COCO(evaluator["ann_file"])
                 none = COCO()
-                none.dataset = {'images': truth.dataset['images'], 'categories': truth.dataset['categories'],
-                                'annotations': []}
+                none.dataset = {
+                    "images": truth.dataset["images"],
+                    "categories": truth.dataset["categories"],
+                    "annotations": [],
+                }
                 none.createIndex()
                 scorer = COCOeval(truth, none, iou_type)
                 scorer.evaluate(), scorer.accumulate(), scorer.summarize()
@@ -182,26 +198,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     # the config as file + --cfg-options say, without what only names this run (compare.py pairs on it)
     resolved = json_safe({k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_KEYS})
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
     check_writable_dir(cfg.work_dir)
-    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise UserInputError(f'--out {args.out}: the predictions dump is a pickle, name it *.pkl')
+    if args.out is not None and not args.out.endswith((".pkl", ".pickle")):
+        raise UserInputError(f"--out {args.out}: the predictions dump is a pickle, name it *.pkl")
     if not osp.isfile(args.checkpoint):
-        raise UserInputError(f'checkpoint {args.checkpoint} does not exist: give a detector checkpoint '
-                             '(tools/train.py writes them into its work dir)')
-    check_data(cfg, ['test_dataloader'])
-    validate_annotations(cfg, ['test_dataloader'])
+        raise UserInputError(
+            f"checkpoint {args.checkpoint} does not exist: give a detector checkpoint "
+            "(tools/train.py writes them into its work dir)"
+        )
+    check_data(cfg, ["test_dataloader"])
+    validate_annotations(cfg, ["test_dataloader"])
     if args.dump_detections is not None:
         prefix = args.dump_detections or osp.join(cfg.work_dir, DETECTIONS_PREFIX)
-        evaluators = [e for e in evaluators_of(cfg, 'test_evaluator') if e.get('type') == 'CocoMetric']
+        evaluators = [e for e in evaluators_of(cfg, "test_evaluator") if e.get("type") == "CocoMetric"]
         if not evaluators:
-            raise UserInputError(f'--dump-detections: config {args.config} has no CocoMetric test_evaluator: '
-                                 'drop the flag or evaluate with CocoMetric')
+            raise UserInputError(
+                f"--dump-detections: config {args.config} has no CocoMetric test_evaluator: "
+                "drop the flag or evaluate with CocoMetric"
+            )
         for evaluator in evaluators:
-            evaluator['outfile_prefix'] = prefix
+            evaluator["outfile_prefix"] = prefix
 
     from mmdet.evaluation import DumpDetResults
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+
     setup_cache_size_limit_of_dynamo()
     runner = build_runner(cfg)
     if args.out is not None:
@@ -211,15 +232,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if is_main_process():
         record = metrics_record(args, resolved, results, seed, pretrained)
-        if not record['metrics'] and not _format_only(cfg):
+        if not record["metrics"] and not _format_only(cfg):
             # CocoMetric returns nothing when the detector kept no box at all; that result is still an
             # evaluation (AP 0 wherever ground truth exists), so score it with pycocotools.
-            record['metrics'] = empty_detection_metrics(cfg)
-            runner.logger.warning('the detector kept no detections: every AP is 0 (-1 where the split has '
-                                  'no ground truth of that size)')
-        if not record['metrics']:
-            runner.logger.warning(f'no COCO bbox/segm metrics came back (format_only?): {METRICS_FILE} not written')
+            record["metrics"] = empty_detection_metrics(cfg)
+            runner.logger.warning(
+                "the detector kept no detections: every AP is 0 (-1 where the split has no ground truth of that size)"
+            )
+        if not record["metrics"]:
+            runner.logger.warning(f"no COCO bbox/segm metrics came back (format_only?): {METRICS_FILE} not written")
         else:
-            path = write_text_atomic(json.dumps(record, indent=2) + '\n', osp.join(runner.work_dir, METRICS_FILE))
-            runner.logger.info(f'COCO metrics written to {path}')
+            path = write_text_atomic(json.dumps(record, indent=2) + "\n", osp.join(runner.work_dir, METRICS_FILE))
+            runner.logger.info(f"COCO metrics written to {path}")
     return 0

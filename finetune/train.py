@@ -10,6 +10,7 @@ CPU-only machine runs distributed jobs on gloo; COCO annotation files are valida
 (`finetune.coco_validation`); checkpoints are written atomically and `--resume` skips one that a kill left
 unreadable (`finetune.checkpoints`, docs/RELIABILITY.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,51 +40,65 @@ from finetune.runner import build_runner
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a detector (mmdet 3.x config).')
-    parser.add_argument('config', help='train config file, e.g. det_configs/retinanet/..._baseline.py')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (needs a GPU)')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help="scale the lr by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size")
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from this checkpoint, or (no value) from the last one in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help=CFG_OPTIONS_HELP)
-    parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    parser = argparse.ArgumentParser(description="Train a detector (mmdet 3.x config).")
+    parser.add_argument("config", help="train config file, e.g. det_configs/retinanet/..._baseline.py")
+    parser.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config name>)")
+    parser.add_argument("--amp", action="store_true", help="automatic mixed precision (needs a GPU)")
+    parser.add_argument(
+        "--auto-scale-lr",
+        action="store_true",
+        help="scale the lr by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        type=str,
+        const="auto",
+        help="resume from this checkpoint, or (no value) from the last one in the work dir",
+    )
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
 
 
 def apply_train_args(cfg: Config, args: argparse.Namespace) -> None:
     """--work-dir, --amp, --auto-scale-lr and --resume, as mmdet's tools/train.py applies them."""
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
     check_writable_dir(cfg.work_dir)
     if args.amp:
         if not torch.cuda.is_available():
-            raise UserInputError('--amp needs a GPU (torch.cuda.is_available() is False): drop --amp')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    elif cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
-        raise UserInputError(f'config {args.config} trains with mixed precision (AmpOptimWrapper), which needs '
-                             'a GPU: run it on one, or add --cfg-options optim_wrapper.type=OptimWrapper')
+            raise UserInputError("--amp needs a GPU (torch.cuda.is_available() is False): drop --amp")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    elif cfg.get("optim_wrapper", {}).get("type") == "AmpOptimWrapper" and not torch.cuda.is_available():
+        raise UserInputError(
+            f"config {args.config} trains with mixed precision (AmpOptimWrapper), which needs "
+            "a GPU: run it on one, or add --cfg-options optim_wrapper.type=OptimWrapper"
+        )
     if args.auto_scale_lr:
-        scale = cfg.get('auto_scale_lr') or {}
-        if 'base_batch_size' not in scale:
-            raise UserInputError(f'--auto-scale-lr: config {args.config} has no auto_scale_lr.base_batch_size: '
-                                 'add auto_scale_lr = dict(enable=False, base_batch_size=N) to it')
+        scale = cfg.get("auto_scale_lr") or {}
+        if "base_batch_size" not in scale:
+            raise UserInputError(
+                f"--auto-scale-lr: config {args.config} has no auto_scale_lr.base_batch_size: "
+                "add auto_scale_lr = dict(enable=False, base_batch_size=N) to it"
+            )
         cfg.auto_scale_lr.enable = True
-    if args.resume == 'auto':
+    if args.resume == "auto":
         # mmengine finds <work_dir>/last_checkpoint; we step in only when it names a wreck (killed save)
         found, note = resume_checkpoint(cfg.work_dir)
         if note:
-            print(f'note: {note}', flush=True)
+            print(f"note: {note}", flush=True)
         cfg.resume, cfg.load_from = True, found
     elif args.resume is not None:
         if not osp.isfile(args.resume):
-            raise UserInputError(f'--resume checkpoint {args.resume} does not exist: give an existing '
-                                 'checkpoint, or --resume alone to continue from the work dir')
+            raise UserInputError(
+                f"--resume checkpoint {args.resume} does not exist: give an existing "
+                "checkpoint, or --resume alone to continue from the work dir"
+            )
         load_checkpoint_file(args.resume)  # a truncated or unsafe file is one line, not a traceback
         cfg.resume, cfg.load_from = True, args.resume
 
@@ -93,13 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_train_args(cfg, args)
-    loader_keys = ['train_dataloader', 'val_dataloader'] if uses_validation(cfg) else ['train_dataloader']
+    loader_keys = ["train_dataloader", "val_dataloader"] if uses_validation(cfg) else ["train_dataloader"]
     check_data(cfg, loader_keys)
     validate_annotations(cfg, loader_keys)
     check_pretrained_checkpoint(cfg)
     use_atomic_checkpoints(cfg)
 
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+
     setup_cache_size_limit_of_dynamo()
     build_runner(cfg).train()
     return 0

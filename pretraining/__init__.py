@@ -1,2 +1,3 @@
 """Curriculum pretraining (baseline, EfficientTrain, EfficientTrain++) for timm models."""
+
 import etcore.compat  # noqa: F401  (safe-loading allowlist for mmengine checkpoints)

@@ -4,6 +4,7 @@ A production run installs none. Tests install callbacks that kill the process or
 chosen point (`tests/fault_callbacks.py`), to prove that a killed run resumes exactly and that a
 diverged run stops cleanly. Callers pass them to `pretraining.cli.main(argv, callbacks=...)`.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -4,6 +4,7 @@ Writes go through `etcore.checkpoint_io.save_atomic`, reads through `load_checkp
 a finished run is only accepted when it was made with the same recipe (all settings except those in
 `config.RESUMABLE_CHANGES`); otherwise the user gets one line naming the differing settings.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def run_signature(config_dict: Mapping[str, Any], also: frozenset[str] = frozens
     return {k: v for k, v in config_dict.items() if k not in RESUMABLE_CHANGES or k in also}
 
 
-def signature_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
-                          also: frozenset[str] = frozenset()) -> list[str]:
+def signature_differences(
+    saved: Mapping[str, Any], current: Mapping[str, Any], also: frozenset[str] = frozenset()
+) -> list[str]:
     """`name: saved -> current` for every run-defining setting (and every one in `also`) that differs."""
     keys = sorted(set(run_signature(saved, also)) | set(run_signature(current, also)))
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
@@ -43,10 +45,12 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(payload: dict[str, Any], path: Path, on_write: Callable[[], None] | None = None) -> Path:
     """Atomically write `payload`; `on_write` runs after the temporary file is complete (fault injection)."""
+
     def writer(obj: Any, tmp: str) -> None:
         torch.save(obj, tmp)
         if on_write is not None:
             on_write()
+
     return save_atomic(payload, path, writer=writer)
 
 
@@ -64,12 +68,16 @@ def load_resume_state(path: Path, config_dict: Mapping[str, Any]) -> dict[str, A
     """Read a `last.pth` and check that it continues the requested run."""
     state = load_checkpoint_file(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT or "resume" not in state:
-        raise UserInputError(f"--resume {path} is not a pretraining resume checkpoint ({FORMAT} with a 'resume' "
-                             "entry): point --resume at a W/last.pth written by tools/pretrain.py")
+        raise UserInputError(
+            f"--resume {path} is not a pretraining resume checkpoint ({FORMAT} with a 'resume' "
+            "entry): point --resume at a W/last.pth written by tools/pretrain.py"
+        )
     differences = signature_differences(state["resume"]["config"], config_dict)
     if differences:
-        raise UserInputError(f"--resume {path} was trained with other settings ({'; '.join(differences)}): "
-                             "resume with the same settings, or start a new run in another --work-dir")
+        raise UserInputError(
+            f"--resume {path} was trained with other settings ({'; '.join(differences)}): "
+            "resume with the same settings, or start a new run in another --work-dir"
+        )
     return state
 
 
@@ -82,16 +90,25 @@ def finished_run(work_dir: Path, config_dict: Mapping[str, Any]) -> dict[str, An
     if not path.is_file():
         return None
     state = load_checkpoint_file(path)
-    complete = (isinstance(state, dict) and state.get("format") == FORMAT and isinstance(state.get("model"), dict)
-                and isinstance(state.get("provenance"), dict) and "recipe" in state["provenance"])
+    complete = (
+        isinstance(state, dict)
+        and state.get("format") == FORMAT
+        and isinstance(state.get("model"), dict)
+        and isinstance(state.get("provenance"), dict)
+        and "recipe" in state["provenance"]
+    )
     if not complete:
-        raise UserInputError(f"{path} exists but is not a complete pretraining result: delete it (and --resume "
-                             "from last.pth) or use another --work-dir")
+        raise UserInputError(
+            f"{path} exists but is not a complete pretraining result: delete it (and --resume "
+            "from last.pth) or use another --work-dir"
+        )
     # A resume may follow moved data; reusing a finished result must not: the data folder counts here.
     differences = signature_differences(state["provenance"]["recipe"], config_dict, also=frozenset({"data"}))
     if differences:
-        raise UserInputError(f"{path} holds a finished run with other settings ({'; '.join(differences)}): "
-                             "use another --work-dir, or delete it to retrain")
+        raise UserInputError(
+            f"{path} holds a finished run with other settings ({'; '.join(differences)}): "
+            "use another --work-dir, or delete it to retrain"
+        )
     return state["provenance"]
 
 
@@ -100,15 +117,26 @@ def package_versions() -> dict[str, str]:
     import timm
     import torchvision
 
-    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__), "timm": str(timm.__version__),
-            "numpy": str(numpy.__version__), "python": platform.python_version()}
+    return {
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "timm": str(timm.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+    }
 
 
 def git_commit() -> str | None:
     """HEAD of the repository holding this package, or None outside git."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                                capture_output=True, text=True, timeout=10, check=False)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     commit = result.stdout.strip()

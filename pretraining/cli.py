@@ -3,6 +3,7 @@
 `main(argv) -> int` is safe to call repeatedly in one process (the curriculum search and the demo do):
 it restores every global it touches and tears down only the process group it created.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,12 @@ def _json_object(text: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per `PretrainConfig` field (`--clip-grad` for `clip_grad`); every default is resolved later."""
-    parser = ArgumentParser(prog="tools/pretrain.py", argument_default=argparse.SUPPRESS,
-                     formatter_class=argparse.RawDescriptionHelpFormatter, description=USAGE)
+    parser = ArgumentParser(
+        prog="tools/pretrain.py",
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=USAGE,
+    )
     for name, f in FIELDS.items():
         flags = FLAG_ALIASES.get(name, [f"--{name.replace('_', '-')}"])
         kind = str(f.type).replace(" | None", "")
@@ -71,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
             if name in CHOICES:
                 kwargs["choices"] = CHOICES[name]
         parser.add_argument(*flags, **kwargs)
-    parser.add_argument("--dry-run", action="store_true", dest="_dry_run",
-                        help="print the resolved recipe and curriculum, then exit without training")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        dest="_dry_run",
+        help="print the resolved recipe and curriculum, then exit without training",
+    )
     return parser
 
 
@@ -81,8 +90,10 @@ def _check_smallest_input(curriculum: Curriculum, model_name: str) -> None:
     stride = required_size_multiple(model_name)
     smallest = min(stage.input_size for stage in curriculum.stages)
     if smallest < stride:
-        raise UserInputError(f"curriculum {curriculum.name!r} trains at {smallest} px, below {model_name}'s total "
-                             f"stride of {stride} px: raise --final-size or --size-multiple")
+        raise UserInputError(
+            f"curriculum {curriculum.name!r} trains at {smallest} px, below {model_name}'s total "
+            f"stride of {stride} px: raise --final-size or --size-multiple"
+        )
 
 
 def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str, str], Curriculum, bool]:
@@ -98,8 +109,13 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
         if name != "model_kwargs":
             setattr(config, name, value)
     validate(config)
-    curriculum = build_curriculum(config.curriculum, config.epochs, final_size=config.final_size,
-                                  model_name=config.model, size_multiple=config.size_multiple)
+    curriculum = build_curriculum(
+        config.curriculum,
+        config.epochs,
+        final_size=config.final_size,
+        model_name=config.model,
+        size_multiple=config.size_multiple,
+    )
     _check_smallest_input(curriculum, config.model)
     on_gpu = resolve_device(config.device, 0).type == "cuda"
     model_kwargs: dict[str, Any] = {}
@@ -137,8 +153,14 @@ def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainingCallback
             dist.close()
 
 
-def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum, dry_run: bool, dist: Any,
-         callbacks: Sequence[TrainingCallback]) -> int:
+def _run(
+    config: PretrainConfig,
+    sources: dict[str, str],
+    curriculum: Curriculum,
+    dry_run: bool,
+    dist: Any,
+    callbacks: Sequence[TrainingCallback],
+) -> int:
     from pretraining import checkpoint as ckpt
     from pretraining.engine import Pretrainer
     from pretraining.optim import peak_lr
@@ -148,8 +170,13 @@ def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum
             print(message, flush=True)
 
     effective = config.batch_size * config.accum_steps * dist.world_size
-    say(describe_recipe(config, sources, {"processes": dist.world_size, "effective_batch": effective,
-                                          "peak_lr": peak_lr(config, effective)}))
+    say(
+        describe_recipe(
+            config,
+            sources,
+            {"processes": dist.world_size, "effective_batch": effective, "peak_lr": peak_lr(config, effective)},
+        )
+    )
     say(curriculum.describe())
     if dry_run:
         return 0
@@ -158,8 +185,10 @@ def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum
     config_dict = config.to_dict()
     finished = ckpt.finished_run(work_dir, config_dict)
     if finished is not None:
-        say(f"{work_dir / ckpt.FINAL} already holds this run (final top1 {finished.get('final_top1')}, "
-            f"ema top1 {finished.get('ema_top1')}, {finished.get('epochs')} epochs): nothing to do")
+        say(
+            f"{work_dir / ckpt.FINAL} already holds this run (final top1 {finished.get('final_top1')}, "
+            f"ema top1 {finished.get('ema_top1')}, {finished.get('epochs')} epochs): nothing to do"
+        )
         return 0
     resume = None
     last = work_dir / ckpt.LAST
@@ -171,11 +200,15 @@ def _run(config: PretrainConfig, sources: dict[str, str], curriculum: Curriculum
             resume = ckpt.load_resume_state(path, config_dict)
             saved_batch = resume["resume"]["effective_batch"]
             if saved_batch != effective:
-                raise UserInputError(f"--resume {path}: the run used an effective batch of {saved_batch}, this one "
-                                     f"{effective} ({dist.world_size} processes x --batch-size x --accum-steps): "
-                                     "keep the effective batch the same")
+                raise UserInputError(
+                    f"--resume {path}: the run used an effective batch of {saved_batch}, this one "
+                    f"{effective} ({dist.world_size} processes x --batch-size x --accum-steps): "
+                    "keep the effective batch the same"
+                )
     elif last.is_file():
-        raise UserInputError(f"{last} exists from an earlier run: pass --resume to continue it, or use a new "
-                             "--work-dir (or delete the folder) to start over")
+        raise UserInputError(
+            f"{last} exists from an earlier run: pass --resume to continue it, or use a new "
+            "--work-dir (or delete the folder) to start over"
+        )
     Pretrainer(config, curriculum, dist, callbacks, say=say).run(resume)
     return 0

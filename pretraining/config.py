@@ -4,6 +4,7 @@
 `--config` file use the same field names (a YAML key `clip_grad` is the flag `--clip-grad`). Each
 resolved value remembers where it came from, and `describe_recipe` prints them for the log.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,9 @@ CHOICES = {
     "mixup_mode": ("batch", "pair", "elem"),
 }
 # Fields that may change when a run is resumed (they do not change what is trained).
-RESUMABLE_CHANGES = frozenset({"data", "work_dir", "workers", "device", "eval_every", "resume", "config",
-                               "corrupt_images"})
+RESUMABLE_CHANGES = frozenset(
+    {"data", "work_dir", "workers", "device", "eval_every", "resume", "config", "corrupt_images"}
+)
 
 
 @dataclass
@@ -34,42 +36,65 @@ class PretrainConfig:
     """A fully resolved pretraining run. Field docs are the `--help` texts."""
 
     # --- what to train -------------------------------------------------------------------------
-    model: str = field(default="", metadata={
-        "help": "timm model name, e.g. convnext_tiny, swin_tiny_patch4_window7_224"})
+    model: str = field(
+        default="", metadata={"help": "timm model name, e.g. convnext_tiny, swin_tiny_patch4_window7_224"}
+    )
     data: str = field(default="", metadata={"help": "ImageNet-style folder with train/<class>/* and val/<class>/*"})
-    work_dir: str = field(default="", metadata={
-        "help": "output folder: last.pth, final.pth, log.jsonl, curriculum.json"})
-    curriculum: str = field(default="baseline", metadata={
-        "help": "baseline | efficienttrain | efficienttrain++ | path of a YAML/JSON curriculum"})
-    epochs: int = field(default=300, metadata={
-        "help": "epochs (for efficienttrain++: the budget in equivalent full-size epochs)"})
+    work_dir: str = field(
+        default="", metadata={"help": "output folder: last.pth, final.pth, log.jsonl, curriculum.json"}
+    )
+    curriculum: str = field(
+        default="baseline",
+        metadata={"help": "baseline | efficienttrain | efficienttrain++ | path of a YAML/JSON curriculum"},
+    )
+    epochs: int = field(
+        default=300, metadata={"help": "epochs (for efficienttrain++: the budget in equivalent full-size epochs)"}
+    )
     final_size: int = field(default=224, metadata={"help": "final training and evaluation input size"})
-    size_multiple: int | None = field(default=None, metadata={
-        "help": "round curriculum input sizes to this multiple (default: what the model needs: 32, or the "
-                "ViT patch size)"})
-    model_kwargs: dict = field(default_factory=dict, metadata={
-        "help": "extra timm.create_model kwargs as JSON, e.g. '{\"embed_dim\": 32, \"depth\": 2}'"})
-    drop_path: float | None = field(default=None, metadata={
-        "help": "stochastic depth rate (default: the model's paper)"})
+    size_multiple: int | None = field(
+        default=None,
+        metadata={
+            "help": "round curriculum input sizes to this multiple (default: what the model needs: 32, or the "
+            "ViT patch size)"
+        },
+    )
+    model_kwargs: dict = field(
+        default_factory=dict,
+        metadata={"help": 'extra timm.create_model kwargs as JSON, e.g. \'{"embed_dim": 32, "depth": 2}\''},
+    )
+    drop_path: float | None = field(
+        default=None, metadata={"help": "stochastic depth rate (default: the model's paper)"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of data order, augmentation and initialisation"})
     deterministic: bool = field(default=False, metadata={"help": "deterministic kernels: bit-identical reruns"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
     # --- data ----------------------------------------------------------------------------------
     batch_size: int = field(default=128, metadata={"help": "images per device per step at the final size"})
     accum_steps: int = field(default=1, metadata={"help": "gradient accumulation steps per optimiser update"})
-    scale_batch_with_size: bool = field(default=False, metadata={
-        "help": "double the per-device batch and halve accumulation while the input is below final size"})
+    scale_batch_with_size: bool = field(
+        default=False,
+        metadata={"help": "double the per-device batch and halve accumulation while the input is below final size"},
+    )
     workers: int = field(default=8, metadata={"help": "data-loader worker processes per device"})
-    corrupt_images: str = field(default="stop", metadata={
-        "help": "unreadable image: stop (error naming the file) or skip (skip it and count it)"})
-    lowfreq: str = field(default="fft", metadata={
-        "help": "low-frequency cropping: fft (exact, on the batch on the device) or resize (LANCZOS in the workers)"})
+    corrupt_images: str = field(
+        default="stop",
+        metadata={"help": "unreadable image: stop (error naming the file) or skip (skip it and count it)"},
+    )
+    lowfreq: str = field(
+        default="fft",
+        metadata={
+            "help": "low-frequency cropping: fft (exact, on the batch on the device) or resize (LANCZOS in the workers)"
+        },
+    )
     interpolation: str = field(default="bicubic", metadata={"help": "train-time resize interpolation"})
-    randaug: str = field(default="rand-m{m}-mstd0.5-inc1", metadata={
-        "help": "timm RandAugment string; {m} becomes the stage's magnitude; 'none' turns it off"})
+    randaug: str = field(
+        default="rand-m{m}-mstd0.5-inc1",
+        metadata={"help": "timm RandAugment string; {m} becomes the stage's magnitude; 'none' turns it off"},
+    )
     reprob: float = field(default=0.25, metadata={"help": "random erasing probability"})
-    crop_scale: float = field(default=0.08, metadata={
-        "help": "smallest RandomResizedCrop area fraction (timm's scale=(crop_scale, 1.0))"})
+    crop_scale: float = field(
+        default=0.08, metadata={"help": "smallest RandomResizedCrop area fraction (timm's scale=(crop_scale, 1.0))"}
+    )
     crop_pct: float = field(default=0.875, metadata={"help": "evaluation centre-crop ratio"})
     mixup: float = field(default=0.8, metadata={"help": "mixup alpha (0 = off)"})
     cutmix: float = field(default=1.0, metadata={"help": "cutmix alpha (0 = off)"})
@@ -79,29 +104,37 @@ class PretrainConfig:
     smoothing: float = field(default=0.1, metadata={"help": "label smoothing"})
     # --- optimisation --------------------------------------------------------------------------
     opt: str = field(default="adamw", metadata={"help": "timm optimizer name"})
-    lr: float | None = field(default=None, metadata={
-        "help": "peak learning rate (default: blr * batch / lr_ref_batch)"})
+    lr: float | None = field(
+        default=None, metadata={"help": "peak learning rate (default: blr * batch / lr_ref_batch)"}
+    )
     blr: float = field(default=4e-3, metadata={"help": "peak learning rate at the reference batch"})
     lr_ref_batch: int = field(default=4096, metadata={"help": "reference (effective) batch of --blr"})
     min_lr: float = field(default=1e-6, metadata={"help": "final learning rate of the cosine"})
-    warmup_epochs: float | None = field(default=None, metadata={
-        "help": "warm-up length in schedule epochs (default: 20 per 300 of the schedule)"})
+    warmup_epochs: float | None = field(
+        default=None, metadata={"help": "warm-up length in schedule epochs (default: 20 per 300 of the schedule)"}
+    )
     warmup_lr: float = field(default=0.0, metadata={"help": "learning rate at the start of warm-up"})
-    lr_progress: str = field(default="auto", metadata={
-        "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: compute for efficienttrain++)"})
+    lr_progress: str = field(
+        default="auto",
+        metadata={
+            "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: compute for efficienttrain++)"
+        },
+    )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
     betas: list = field(default_factory=lambda: [0.9, 0.999], metadata={"help": "AdamW betas, two floats"})
     opt_eps: float = field(default=1e-8, metadata={"help": "optimizer epsilon"})
-    clip_grad: float | None = field(default=None, metadata={
-        "help": "gradient-norm clipping, 0 = off (default: 5.0 for DeiT/PVT/Swin)"})
+    clip_grad: float | None = field(
+        default=None, metadata={"help": "gradient-norm clipping, 0 = off (default: 5.0 for DeiT/PVT/Swin)"}
+    )
     ema: bool = field(default=False, metadata={"help": "keep an EMA of the weights (default on for ConvNeXt)"})
     ema_decay: float = field(default=0.9999, metadata={"help": "EMA decay per step"})
     amp: bool = field(default=False, metadata={"help": "mixed precision (default on GPU except ConvNeXt)"})
     amp_dtype: str = field(default="float16", metadata={"help": "float16 | bfloat16"})
     # --- evaluation and bookkeeping ------------------------------------------------------------
     eval_every: int = field(default=1, metadata={"help": "validate every N epochs (and always after the last)"})
-    resume: str | None = field(default=None, metadata={
-        "help": "'auto' (W/last.pth when it exists) or a checkpoint path"})
+    resume: str | None = field(
+        default=None, metadata={"help": "'auto' (W/last.pth when it exists) or a checkpoint path"}
+    )
     config: str | None = field(default=None, metadata={"help": "YAML file with any of these fields"})
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,14 +235,20 @@ def validate(config: PretrainConfig) -> None:
         raise UserInputError(f"--ema-decay must lie in [0, 1), got {config.ema_decay}")
     if config.mixup > 0 or config.cutmix > 0:
         if config.batch_size % 2:
-            raise UserInputError(f"--batch-size {config.batch_size} is odd but mixup/cutmix pair images: use an "
-                                 "even batch or --mixup 0 --cutmix 0")
+            raise UserInputError(
+                f"--batch-size {config.batch_size} is odd but mixup/cutmix pair images: use an "
+                "even batch or --mixup 0 --cutmix 0"
+            )
     if config.scale_batch_with_size and config.accum_steps % 2:
-        raise UserInputError(f"--scale-batch-with-size halves --accum-steps ({config.accum_steps}) while the input "
-                             "is small: use an even --accum-steps (e.g. double it and halve --batch-size)")
+        raise UserInputError(
+            f"--scale-batch-with-size halves --accum-steps ({config.accum_steps}) while the input "
+            "is small: use an even --accum-steps (e.g. double it and halve --batch-size)"
+        )
     if config.randaug != "none" and "{m}" not in config.randaug:
-        raise UserInputError(f"--randaug {config.randaug!r} has no '{{m}}' for the stage magnitude: "
-                             "e.g. rand-m{m}-mstd0.5-inc1, or 'none'")
+        raise UserInputError(
+            f"--randaug {config.randaug!r} has no '{{m}}' for the stage magnitude: "
+            "e.g. rand-m{m}-mstd0.5-inc1, or 'none'"
+        )
     for name in ("drop_path", "clip_grad", "lr", "warmup_epochs"):
         value = getattr(config, name)
         if value is not None and value < 0:

@@ -27,6 +27,7 @@ done (EfficientTrain++), and a budgeted curriculum carries its `budget_epochs` a
 (EfficientTrain++: budget / 200). No code branches on a curriculum's name; a curriculum written to a
 file and read back trains exactly as the original.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,12 @@ from etcore.errors import UserInputError
 
 CURRICULUM_NAMES = ("baseline", "efficienttrain", "efficienttrain++")
 LR_AXES = ("epochs", "compute")
-_ALIASES = {"efficienttrain_pp": "efficienttrain++", "efficienttrainpp": "efficienttrain++",
-            "et": "efficienttrain", "et++": "efficienttrain++"}
+_ALIASES = {
+    "efficienttrain_pp": "efficienttrain++",
+    "efficienttrainpp": "efficienttrain++",
+    "et": "efficienttrain",
+    "et++": "efficienttrain++",
+}
 _CURRICULUM_SUFFIXES = (".yaml", ".yml", ".json")
 
 BASELINE_MAGNITUDE = 9.0
@@ -75,8 +80,12 @@ class Stage:
         return self.end_epoch - self.start_epoch
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start_epoch": self.start_epoch, "end_epoch": self.end_epoch,
-                "input_size": self.input_size, "randaug_magnitude": float(self.randaug_magnitude)}
+        return {
+            "start_epoch": self.start_epoch,
+            "end_epoch": self.end_epoch,
+            "input_size": self.input_size,
+            "randaug_magnitude": float(self.randaug_magnitude),
+        }
 
 
 @dataclass(frozen=True)
@@ -91,14 +100,20 @@ class Curriculum:
     stages: tuple[Stage, ...]
     total_epochs: int
     final_size: int
-    lr_axis: str = "epochs"              # the LR schedule's time axis: "epochs" or "compute"
-    budget_epochs: float | None = None   # equivalent-epoch budget of a budgeted (EfficientTrain++) layout
-    drop_path_scale: float = 1.0         # factor on the recipe's stochastic depth
+    lr_axis: str = "epochs"  # the LR schedule's time axis: "epochs" or "compute"
+    budget_epochs: float | None = None  # equivalent-epoch budget of a budgeted (EfficientTrain++) layout
+    drop_path_scale: float = 1.0  # factor on the recipe's stochastic depth
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
-        _validate(self.name, self.stages, self.total_epochs, self.final_size,
-                  source=f"curriculum {self.name!r}", size_multiple=1)
+        _validate(
+            self.name,
+            self.stages,
+            self.total_epochs,
+            self.final_size,
+            source=f"curriculum {self.name!r}",
+            size_multiple=1,
+        )
         _validate_schedule(self.lr_axis, self.budget_epochs, self.drop_path_scale, f"curriculum {self.name!r}")
 
     # --- queries the engine uses -------------------------------------------------------------
@@ -145,25 +160,36 @@ class Curriculum:
     # --- plain-data round trip (checkpoint provenance, curriculum.json) ------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, as stored in `provenance.curriculum` (docs/FORMATS.md)."""
-        return {"name": self.name, "total_epochs": self.total_epochs, "final_size": self.final_size,
-                "lr_axis": self.lr_axis, "budget_epochs": self.budget_epochs,
-                "drop_path_scale": self.drop_path_scale, "stages": [stage.to_dict() for stage in self.stages]}
+        return {
+            "name": self.name,
+            "total_epochs": self.total_epochs,
+            "final_size": self.final_size,
+            "lr_axis": self.lr_axis,
+            "budget_epochs": self.budget_epochs,
+            "drop_path_scale": self.drop_path_scale,
+            "stages": [stage.to_dict() for stage in self.stages],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "curriculum dict") -> "Curriculum":
         """Inverse of `to_dict`; also reads the custom-file form (stages with `epochs`)."""
-        return _curriculum_from_mapping(data, source=source, default_name="custom",
-                                        final_size=None, epochs=None, size_multiple=1)
+        return _curriculum_from_mapping(
+            data, source=source, default_name="custom", final_size=None, epochs=None, size_multiple=1
+        )
 
     def describe(self) -> str:
         """A short human-readable table, for logs and `--dry-run`s."""
         budget = f", budget {self.budget_epochs:g}" if self.budget_epochs is not None else ""
-        lines = [f"curriculum {self.name}: {self.total_epochs} epochs at final size {self.final_size}, "
-                 f"{self.equivalent_epochs():.1f} equivalent epochs (ratio {self.compute_ratio():.3f}{budget}); "
-                 f"LR over {self.lr_axis}, drop path x{self.drop_path_scale:g}"]
+        lines = [
+            f"curriculum {self.name}: {self.total_epochs} epochs at final size {self.final_size}, "
+            f"{self.equivalent_epochs():.1f} equivalent epochs (ratio {self.compute_ratio():.3f}{budget}); "
+            f"LR over {self.lr_axis}, drop path x{self.drop_path_scale:g}"
+        ]
         for stage in self.stages:
-            lines.append(f"  epochs {stage.start_epoch:>4}-{stage.end_epoch:<4} size {stage.input_size:>4}"
-                         f"  randaug m={stage.randaug_magnitude:g}")
+            lines.append(
+                f"  epochs {stage.start_epoch:>4}-{stage.end_epoch:<4} size {stage.input_size:>4}"
+                f"  randaug m={stage.randaug_magnitude:g}"
+            )
         return "\n".join(lines)
 
 
@@ -239,8 +265,14 @@ def build_curriculum(name: str, epochs: int | None, final_size: int = 224, **opt
             family = _pp_family(options.get("family"), model_name)
             sizes = tuple(scale_size(s, final_size, size_multiple) for s in EFFICIENTTRAIN_PP_SIZES_224[family])
             magnitudes = tuple(float(k) for k in range(len(sizes)))
-            curriculum = curriculum_from_budget(sizes, magnitudes, epochs, final_size, name=key,
-                                                drop_path_scale=epochs / ETPP_DROP_PATH_REFERENCE_EPOCHS)
+            curriculum = curriculum_from_budget(
+                sizes,
+                magnitudes,
+                epochs,
+                final_size,
+                name=key,
+                drop_path_scale=epochs / ETPP_DROP_PATH_REFERENCE_EPOCHS,
+            )
         return curriculum
 
     path = Path(str(name))
@@ -248,8 +280,10 @@ def build_curriculum(name: str, epochs: int | None, final_size: int = 224, **opt
         if options.get("family") is not None:
             raise UserInputError(f"curriculum file {path}: option 'family' only applies to efficienttrain++; drop it")
         return load_curriculum_file(path, epochs=epochs, final_size=final_size, size_multiple=size_multiple)
-    raise UserInputError(f"unknown curriculum {name!r}: use one of {', '.join(CURRICULUM_NAMES)} "
-                         "or the path of a .yaml/.json curriculum file")
+    raise UserInputError(
+        f"unknown curriculum {name!r}: use one of {', '.join(CURRICULUM_NAMES)} "
+        "or the path of a .yaml/.json curriculum file"
+    )
 
 
 def scale_size(size_at_224: int, final_size: int, size_multiple: int) -> int:
@@ -259,8 +293,9 @@ def scale_size(size_at_224: int, final_size: int, size_multiple: int) -> int:
     return min(rounded, final_size)
 
 
-def curriculum_from_sizes(sizes: Sequence[int], magnitudes: Sequence[float], epochs: int, final_size: int,
-                          name: str = "custom") -> Curriculum:
+def curriculum_from_sizes(
+    sizes: Sequence[int], magnitudes: Sequence[float], epochs: int, final_size: int, name: str = "custom"
+) -> Curriculum:
     """Split `epochs` real epochs into len(sizes) equal stages (EfficientTrain's layout).
 
     Stage k ends at floor((k+1) * epochs / N), so uneven splits give later (larger) stages the extra
@@ -270,13 +305,22 @@ def curriculum_from_sizes(sizes: Sequence[int], magnitudes: Sequence[float], epo
         raise ValueError(f"{len(sizes)} sizes but {len(magnitudes)} magnitudes")
     count = len(sizes)
     bounds = [(k * epochs) // count for k in range(count + 1)]
-    stages = [Stage(bounds[k], bounds[k + 1], int(sizes[k]), float(magnitudes[k]))
-              for k in range(count) if bounds[k + 1] > bounds[k]]
+    stages = [
+        Stage(bounds[k], bounds[k + 1], int(sizes[k]), float(magnitudes[k]))
+        for k in range(count)
+        if bounds[k + 1] > bounds[k]
+    ]
     return Curriculum(name=name, stages=tuple(stages), total_epochs=epochs, final_size=final_size)
 
 
-def curriculum_from_budget(sizes: Sequence[int], magnitudes: Sequence[float], budget_epochs: float,
-                           final_size: int, name: str = "custom", drop_path_scale: float = 1.0) -> Curriculum:
+def curriculum_from_budget(
+    sizes: Sequence[int],
+    magnitudes: Sequence[float],
+    budget_epochs: float,
+    final_size: int,
+    name: str = "custom",
+    drop_path_scale: float = 1.0,
+) -> Curriculum:
     """Equal-compute stages within `budget_epochs` equivalent epochs (EfficientTrain++'s layout).
 
     Stage k should run (budget/N) * (final_size/B_k)^2 real epochs. Epochs are whole, so stage k ends at
@@ -301,19 +345,32 @@ def curriculum_from_budget(sizes: Sequence[int], magnitudes: Sequence[float], bu
             start += length
             done += length * cost
     if not stages:
-        raise UserInputError(f"an equivalent-epoch budget of {budget_epochs} is too small for any whole epoch: "
-                             "raise --epochs")
-    return Curriculum(name=name, stages=tuple(stages), total_epochs=start, final_size=final_size, lr_axis="compute",
-                      budget_epochs=float(budget_epochs), drop_path_scale=float(drop_path_scale))
+        raise UserInputError(
+            f"an equivalent-epoch budget of {budget_epochs} is too small for any whole epoch: raise --epochs"
+        )
+    return Curriculum(
+        name=name,
+        stages=tuple(stages),
+        total_epochs=start,
+        final_size=final_size,
+        lr_axis="compute",
+        budget_epochs=float(budget_epochs),
+        drop_path_scale=float(drop_path_scale),
+    )
 
 
-def load_curriculum_file(path: str | Path, epochs: int | None = None, final_size: int | None = None,
-                         size_multiple: int = DEFAULT_SIZE_MULTIPLE) -> Curriculum:
+def load_curriculum_file(
+    path: str | Path,
+    epochs: int | None = None,
+    final_size: int | None = None,
+    size_multiple: int = DEFAULT_SIZE_MULTIPLE,
+) -> Curriculum:
     """Read a custom curriculum from a YAML or JSON file (format in this module's docstring)."""
     path = Path(path)
     if not path.is_file():
-        raise UserInputError(f"curriculum file {path} does not exist: check the path, or use one of "
-                             f"{', '.join(CURRICULUM_NAMES)}")
+        raise UserInputError(
+            f"curriculum file {path} does not exist: check the path, or use one of {', '.join(CURRICULUM_NAMES)}"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() == ".json":
@@ -324,10 +381,18 @@ def load_curriculum_file(path: str | Path, epochs: int | None = None, final_size
             data = yaml.safe_load(text)
     except Exception as err:  # json.JSONDecodeError / yaml.YAMLError: report the parser's position
         detail = " ".join(str(err).split())
-        raise UserInputError(f"curriculum file {path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}"
-                             f" ({detail}): fix the syntax") from None
-    return _curriculum_from_mapping(data, source=f"curriculum file {path}", default_name=path.stem,
-                                    final_size=final_size, epochs=epochs, size_multiple=size_multiple)
+        raise UserInputError(
+            f"curriculum file {path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}"
+            f" ({detail}): fix the syntax"
+        ) from None
+    return _curriculum_from_mapping(
+        data,
+        source=f"curriculum file {path}",
+        default_name=path.stem,
+        final_size=final_size,
+        epochs=epochs,
+        size_multiple=size_multiple,
+    )
 
 
 def save_curriculum_file(curriculum: Curriculum, path: str | Path) -> Path:
@@ -348,13 +413,17 @@ def save_curriculum_file(curriculum: Curriculum, path: str | Path) -> Path:
 # --- internals -------------------------------------------------------------------------------
 def _pp_family(family: str | None, model_name: str | None) -> str:
     if family is None and model_name is None:
-        raise UserInputError("curriculum 'efficienttrain++' needs the model family: pass model_name= (--model) "
-                             f"or family= (one of {', '.join(EFFICIENTTRAIN_PP_SIZES_224)})")
+        raise UserInputError(
+            "curriculum 'efficienttrain++' needs the model family: pass model_name= (--model) "
+            f"or family= (one of {', '.join(EFFICIENTTRAIN_PP_SIZES_224)})"
+        )
     chosen = str(family).lower() if family is not None else model_family(model_name)
     if chosen not in EFFICIENTTRAIN_PP_SIZES_224:
         what = f"family {family!r}" if family is not None else f"model {model_name!r} (family {chosen!r})"
-        raise UserInputError(f"efficienttrain++ has no resolution schedule for {what}: pass family= one of "
-                             f"{', '.join(EFFICIENTTRAIN_PP_SIZES_224)}, or write a custom curriculum file")
+        raise UserInputError(
+            f"efficienttrain++ has no resolution schedule for {what}: pass family= one of "
+            f"{', '.join(EFFICIENTTRAIN_PP_SIZES_224)}, or write a custom curriculum file"
+        )
     return chosen
 
 
@@ -365,16 +434,19 @@ def _check_positive_int(value: Any, what: str) -> None:
 
 def _check_final_size(final_size: int, size_multiple: int, source: str) -> None:
     if final_size % size_multiple:
-        raise UserInputError(f"{source}: final size {final_size} is not a multiple of {size_multiple} "
-                             f"(the model's size multiple): use e.g. {_nearest_multiple(final_size, size_multiple)}")
+        raise UserInputError(
+            f"{source}: final size {final_size} is not a multiple of {size_multiple} "
+            f"(the model's size multiple): use e.g. {_nearest_multiple(final_size, size_multiple)}"
+        )
 
 
 def _nearest_multiple(value: int, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
 
 
-def _curriculum_from_mapping(data: Any, source: str, default_name: str, final_size: int | None,
-                             epochs: int | None, size_multiple: int) -> Curriculum:
+def _curriculum_from_mapping(
+    data: Any, source: str, default_name: str, final_size: int | None, epochs: int | None, size_multiple: int
+) -> Curriculum:
     """Parse and validate the file/dict form; every problem names `source`, the field and the fix."""
     if not isinstance(data, Mapping):
         raise UserInputError(f"{source} must be a mapping with a 'stages' list, got {type(data).__name__}")
@@ -389,8 +461,10 @@ def _curriculum_from_mapping(data: Any, source: str, default_name: str, final_si
     if file_final is not None:
         _check_positive_int(file_final, f"{source}: 'final_size'")
         if final_size is not None and file_final != final_size:
-            raise UserInputError(f"{source}: final_size {file_final} differs from the run's final input size "
-                                 f"{final_size}: make them agree (edit the file or the input size)")
+            raise UserInputError(
+                f"{source}: final_size {file_final} differs from the run's final input size "
+                f"{final_size}: make them agree (edit the file or the input size)"
+            )
     final = file_final if file_final is not None else final_size
     if final is None:
         raise UserInputError(f"{source}: 'final_size' is missing: add the final (evaluation) input size")
@@ -398,8 +472,9 @@ def _curriculum_from_mapping(data: Any, source: str, default_name: str, final_si
 
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
-        raise UserInputError(f"{source}: 'stages' must be a non-empty list of "
-                             "{epochs, input_size, randaug_magnitude} entries")
+        raise UserInputError(
+            f"{source}: 'stages' must be a non-empty list of {{epochs, input_size, randaug_magnitude}} entries"
+        )
     stages = _parse_stages(raw_stages, source)
     total = stages[-1].end_epoch
     _validate(name, stages, total, final, source=source, size_multiple=size_multiple)
@@ -408,14 +483,23 @@ def _curriculum_from_mapping(data: Any, source: str, default_name: str, final_si
         _check_positive_int(declared, f"{source}: 'total_epochs'")
     for expected, what in ((declared, "its 'total_epochs'"), (epochs, "the run's --epochs")):
         if expected is not None and expected != total:
-            raise UserInputError(f"{source}: stages cover {total} epochs but {what} is {expected}: "
-                                 "make the stage lengths add up to the run's epochs")
+            raise UserInputError(
+                f"{source}: stages cover {total} epochs but {what} is {expected}: "
+                "make the stage lengths add up to the run's epochs"
+            )
     lr_axis = data.get("lr_axis", "epochs")
     budget = data.get("budget_epochs")
     drop_path_scale = data.get("drop_path_scale", 1.0)
     _validate_schedule(lr_axis, budget, drop_path_scale, source)
-    return Curriculum(name=name, stages=stages, total_epochs=total, final_size=final, lr_axis=lr_axis,
-                      budget_epochs=None if budget is None else float(budget), drop_path_scale=float(drop_path_scale))
+    return Curriculum(
+        name=name,
+        stages=stages,
+        total_epochs=total,
+        final_size=final,
+        lr_axis=lr_axis,
+        budget_epochs=None if budget is None else float(budget),
+        drop_path_scale=float(drop_path_scale),
+    )
 
 
 def _validate_schedule(lr_axis: Any, budget_epochs: Any, drop_path_scale: Any, source: str) -> None:
@@ -435,11 +519,15 @@ def _parse_stages(raw_stages: Iterable[Any], source: str) -> tuple[Stage, ...]:
     for index, raw in enumerate(raw_stages):
         where = f"{source}: stages[{index}]"
         if not isinstance(raw, Mapping):
-            raise UserInputError(f"{where} must be a mapping like {{epochs: 60, input_size: 160, randaug_magnitude: 1}}")
+            raise UserInputError(
+                f"{where} must be a mapping like {{epochs: 60, input_size: 160, randaug_magnitude: 1}}"
+            )
         allowed = {"epochs", "start_epoch", "end_epoch", "input_size", "randaug_magnitude"}
         extra = sorted(set(map(str, raw)) - allowed)
         if extra:
-            raise UserInputError(f"{where}: unknown field(s) {', '.join(extra)}: allowed are {', '.join(sorted(allowed))}")
+            raise UserInputError(
+                f"{where}: unknown field(s) {', '.join(extra)}: allowed are {', '.join(sorted(allowed))}"
+            )
         for field in ("input_size", "randaug_magnitude"):
             if field not in raw:
                 raise UserInputError(f"{where}: '{field}' is missing: add it")
@@ -455,7 +543,9 @@ def _parse_stages(raw_stages: Iterable[Any], source: str) -> tuple[Stage, ...]:
             _check_int(start, f"{where}: 'start_epoch'")
             _check_int(end, f"{where}: 'end_epoch'")
         else:
-            raise UserInputError(f"{where}: the stage length is missing: add 'epochs' (or 'start_epoch' and 'end_epoch')")
+            raise UserInputError(
+                f"{where}: the stage length is missing: add 'epochs' (or 'start_epoch' and 'end_epoch')"
+            )
         size = raw["input_size"]
         _check_int(size, f"{where}: 'input_size'")
         magnitude = raw["randaug_magnitude"]
@@ -471,8 +561,9 @@ def _check_int(value: Any, what: str) -> None:
         raise UserInputError(f"{what} must be a whole number, got {value!r}")
 
 
-def _validate(name: str, stages: tuple[Stage, ...], total_epochs: int, final_size: int, source: str,
-              size_multiple: int) -> None:
+def _validate(
+    name: str, stages: tuple[Stage, ...], total_epochs: int, final_size: int, source: str, size_multiple: int
+) -> None:
     """Stages ordered, gap-free, non-empty, from 0 to total_epochs; sizes valid. Raises UserInputError."""
     if not isinstance(name, str) or not name:
         raise UserInputError(f"{source}: the name must be a non-empty string")
@@ -485,25 +576,34 @@ def _validate(name: str, stages: tuple[Stage, ...], total_epochs: int, final_siz
             raise UserInputError(f"{source}: stage {index} is not a Stage")
         where = f"{source}: stage {index} (epochs {stage.start_epoch}-{stage.end_epoch})"
         if stage.start_epoch < expected_start:
-            raise UserInputError(f"{where} overlaps or comes before the previous stage, which ends at epoch "
-                                 f"{expected_start}: order the stages and make each start where the last one ends")
+            raise UserInputError(
+                f"{where} overlaps or comes before the previous stage, which ends at epoch "
+                f"{expected_start}: order the stages and make each start where the last one ends"
+            )
         if stage.start_epoch > expected_start:
-            raise UserInputError(f"{where} leaves epochs {expected_start}-{stage.start_epoch} without a stage: "
-                                 f"start it at epoch {expected_start}")
+            raise UserInputError(
+                f"{where} leaves epochs {expected_start}-{stage.start_epoch} without a stage: "
+                f"start it at epoch {expected_start}"
+            )
         if stage.end_epoch <= stage.start_epoch:
             raise UserInputError(f"{where} has no epochs: make end_epoch larger than start_epoch (or 'epochs' >= 1)")
         if stage.input_size <= 0:
             raise UserInputError(f"{where}: input_size {stage.input_size} must be positive")
         if stage.input_size > final_size:
-            raise UserInputError(f"{where}: input_size {stage.input_size} is above the final size "
-                                 f"{final_size}: use at most {final_size}")
+            raise UserInputError(
+                f"{where}: input_size {stage.input_size} is above the final size {final_size}: use at most {final_size}"
+            )
         if stage.input_size % size_multiple:
-            raise UserInputError(f"{where}: input_size {stage.input_size} is not a multiple of {size_multiple} "
-                                 f"(the model's size multiple): use e.g. {_nearest_multiple(stage.input_size, size_multiple)}")
+            raise UserInputError(
+                f"{where}: input_size {stage.input_size} is not a multiple of {size_multiple} "
+                f"(the model's size multiple): use e.g. {_nearest_multiple(stage.input_size, size_multiple)}"
+            )
         if not (math.isfinite(stage.randaug_magnitude) and stage.randaug_magnitude >= 0):
             raise UserInputError(f"{where}: randaug_magnitude {stage.randaug_magnitude} must be a number >= 0")
         expected_start = stage.end_epoch
     _check_positive_int(total_epochs, f"{source}: total_epochs")
     if expected_start != total_epochs:
-        raise UserInputError(f"{source}: the stages end at epoch {expected_start} but total_epochs is "
-                             f"{total_epochs}: make the stages cover every epoch of the run")
+        raise UserInputError(
+            f"{source}: the stages end at epoch {expected_start} but total_epochs is "
+            f"{total_epochs}: make the stages cover every epoch of the run"
+        )

@@ -6,6 +6,7 @@ index), so the images a run sees do not depend on the number of workers or proce
 run sees exactly what the uninterrupted one would. Unreadable images stop the run (naming the file)
 or, with `corrupt_images='skip'`, are replaced by the next readable image and counted.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,18 +39,23 @@ def check_image_folder(root: Path, split: str) -> list[str]:
     """Class names of `root/split`, refusing a missing split, no class folders, or an empty class folder."""
     folder = root / split
     if not root.is_dir():
-        raise UserInputError(f"--data {root} does not exist or is not a folder: point it at a folder with "
-                             "train/<class>/*.jpg and val/<class>/*.jpg")
+        raise UserInputError(
+            f"--data {root} does not exist or is not a folder: point it at a folder with "
+            "train/<class>/*.jpg and val/<class>/*.jpg"
+        )
     if not folder.is_dir():
-        raise UserInputError(f"--data {root} has no '{split}' folder: expected {folder}/<class>/*.jpg "
-                             "(ImageNet layout)")
+        raise UserInputError(
+            f"--data {root} has no '{split}' folder: expected {folder}/<class>/*.jpg (ImageNet layout)"
+        )
     classes = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
     if not classes:
         raise UserInputError(f"{folder} has no class folders: put each class's images in {folder}/<class>/")
     for name in classes:
         if not _has_image(folder / name):
-            raise UserInputError(f"class folder {folder / name} holds no images ({', '.join(IMG_EXTENSIONS)}): "
-                                 "add images or remove the folder")
+            raise UserInputError(
+                f"class folder {folder / name} holds no images ({', '.join(IMG_EXTENSIONS)}): "
+                "add images or remove the folder"
+            )
     return classes
 
 
@@ -68,8 +74,10 @@ def load_image_folders(root: str) -> tuple[ImageFolder, ImageFolder]:
     if val_classes != train_classes:
         only_train = sorted(set(train_classes) - set(val_classes))[:5]
         only_val = sorted(set(val_classes) - set(train_classes))[:5]
-        raise UserInputError(f"--data {root}: train/ and val/ hold different classes (only in train: {only_train}, "
-                             f"only in val: {only_val}): use the same class folders in both")
+        raise UserInputError(
+            f"--data {root}: train/ and val/ hold different classes (only in train: {only_train}, "
+            f"only in val: {only_val}): use the same class folders in both"
+        )
     identity = lambda p: p  # noqa: E731  (decoding happens in SeededImageDataset, where errors are handled)
     return ImageFolder(str(path / "train"), loader=identity), ImageFolder(str(path / "val"), loader=identity)
 
@@ -125,12 +133,15 @@ def check_magnitudes(stages: Sequence[Stage], template: str) -> None:
         return
     for index, stage in enumerate(stages):
         if float(stage.randaug_magnitude) != int(stage.randaug_magnitude):
-            raise UserInputError(f"curriculum stage {index} has randaug_magnitude {stage.randaug_magnitude}: timm's "
-                                 "RandAugment takes whole magnitudes, round it in the curriculum file")
+            raise UserInputError(
+                f"curriculum stage {index} has randaug_magnitude {stage.randaug_magnitude}: timm's "
+                "RandAugment takes whole magnitudes, round it in the curriculum file"
+            )
 
 
-def train_transform(stage: Stage, final_size: int, lowfreq: str, config: Any,
-                    mean: Sequence[float], std: Sequence[float]) -> Callable:
+def train_transform(
+    stage: Stage, final_size: int, lowfreq: str, config: Any, mean: Sequence[float], std: Sequence[float]
+) -> Callable:
     """timm's ImageNet train transform for one stage.
 
     RandomResizedCrop always targets `final_size`; the low-frequency view of size `stage.input_size` is
@@ -139,9 +150,18 @@ def train_transform(stage: Stage, final_size: int, lowfreq: str, config: Any,
     """
     from torchvision import transforms
 
-    common = dict(input_size=final_size, is_training=True, auto_augment=randaug_string(config.randaug,
-                  stage.randaug_magnitude), interpolation=config.interpolation, re_prob=config.reprob,
-                  scale=(config.crop_scale, 1.0), re_mode="pixel", re_count=1, mean=tuple(mean), std=tuple(std))
+    common = dict(
+        input_size=final_size,
+        is_training=True,
+        auto_augment=randaug_string(config.randaug, stage.randaug_magnitude),
+        interpolation=config.interpolation,
+        re_prob=config.reprob,
+        scale=(config.crop_scale, 1.0),
+        re_mode="pixel",
+        re_count=1,
+        mean=tuple(mean),
+        std=tuple(std),
+    )
     if lowfreq == "resize" and stage.input_size < final_size:
         primary, secondary, final = create_transform(separate=True, **common)
         return transforms.Compose([primary, secondary, LowFrequencyResize(stage.input_size), final])
@@ -150,34 +170,65 @@ def train_transform(stage: Stage, final_size: int, lowfreq: str, config: Any,
 
 def eval_transform(final_size: int, crop_pct: float, mean: Sequence[float], std: Sequence[float]) -> Callable:
     """Resize to final_size / crop_pct (bicubic), centre-crop final_size, normalise."""
-    return create_transform(input_size=final_size, is_training=False, crop_pct=crop_pct, interpolation="bicubic",
-                            mean=tuple(mean), std=tuple(std))
+    return create_transform(
+        input_size=final_size,
+        is_training=False,
+        crop_pct=crop_pct,
+        interpolation="bicubic",
+        mean=tuple(mean),
+        std=tuple(std),
+    )
 
 
-def train_loader(dataset: SeededImageDataset, batch_size: int, epoch: int, rank: int, world_size: int,
-                 workers: int, seed: int, pin_memory: bool) -> DataLoader:
+def train_loader(
+    dataset: SeededImageDataset,
+    batch_size: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    workers: int,
+    seed: int,
+    pin_memory: bool,
+) -> DataLoader:
     """One epoch's loader: a DistributedSampler shuffled by (seed, epoch), full batches only."""
     dataset.epoch = epoch
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                 drop_last=False)
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
     sampler.set_epoch(epoch)
     if len(sampler) < batch_size:
-        raise UserInputError(f"train set: {len(sampler)} images per process but a batch of {batch_size}: "
-                             "lower --batch-size (or use more images)")
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate_with_unreadable, drop_last=True, pin_memory=pin_memory,
-                      generator=torch.Generator().manual_seed(seed * 1000003 + epoch))
+        raise UserInputError(
+            f"train set: {len(sampler)} images per process but a batch of {batch_size}: "
+            "lower --batch-size (or use more images)"
+        )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_with_unreadable,
+        drop_last=True,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed * 1000003 + epoch),
+    )
 
 
-def eval_loader(dataset: SeededImageDataset, batch_size: int, rank: int, world_size: int, workers: int,
-                pin_memory: bool) -> DataLoader:
+def eval_loader(
+    dataset: SeededImageDataset, batch_size: int, rank: int, world_size: int, workers: int, pin_memory: bool
+) -> DataLoader:
     """Every validation image exactly once over all processes (rank r takes r, r+world, ...)."""
     indices = list(range(rank, len(dataset), world_size))
-    return DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=workers,
-                      collate_fn=collate_with_unreadable, pin_memory=pin_memory,
-                      generator=torch.Generator().manual_seed(0))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=indices,
+        num_workers=workers,
+        collate_fn=collate_with_unreadable,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def corrupt_error(sample: CorruptSample) -> UserInputError:
-    return UserInputError(f"image {sample.path} cannot be read ({sample.reason}): replace or delete it, or pass "
-                          "--corrupt-images skip to skip unreadable images and count them")
+    return UserInputError(
+        f"image {sample.path} cannot be read ({sample.reason}): replace or delete it, or pass "
+        "--corrupt-images skip to skip unreadable images and count them"
+    )

@@ -5,6 +5,7 @@ from SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID (tools/slurm_pretrain.sh exports MA
 The group uses `env://`, NCCL on GPUs and gloo on CPUs. A group this module created is destroyed by
 `DistContext.close()`; one the caller created is left alone (main() may be called in-process).
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,9 @@ def _env_int(name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise UserInputError(f"environment variable {name}={value!r} is not a whole number: "
-                             "unset it or fix the launcher") from None
+        raise UserInputError(
+            f"environment variable {name}={value!r} is not a whole number: unset it or fix the launcher"
+        ) from None
 
 
 def _launch_ranks() -> tuple[int, int, int]:
@@ -91,8 +93,10 @@ def _launch_ranks() -> tuple[int, int, int]:
     tasks = _env_int("SLURM_NTASKS")
     if tasks and tasks > 1 and "SLURM_PROCID" in os.environ:
         if not os.environ.get("MASTER_ADDR"):
-            raise UserInputError("Slurm job without MASTER_ADDR: launch through tools/slurm_pretrain.sh, or export "
-                                 "MASTER_ADDR (first host of $SLURM_JOB_NODELIST) and MASTER_PORT before srun")
+            raise UserInputError(
+                "Slurm job without MASTER_ADDR: launch through tools/slurm_pretrain.sh, or export "
+                "MASTER_ADDR (first host of $SLURM_JOB_NODELIST) and MASTER_PORT before srun"
+            )
         return _env_int("SLURM_PROCID") or 0, tasks, _env_int("SLURM_LOCALID") or 0
     return 0, 1, 0
 
@@ -122,10 +126,13 @@ def init_distributed(requested_device: str) -> DistContext:
     if not dist.is_initialized():
         for name in ("MASTER_ADDR", "MASTER_PORT"):
             if not os.environ.get(name):
-                raise UserInputError(f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun "
-                                     "(tools/dist_pretrain.sh) or Slurm (tools/slurm_pretrain.sh)")
+                raise UserInputError(
+                    f"WORLD_SIZE={world_size} but {name} is not set: launch with torchrun "
+                    "(tools/dist_pretrain.sh) or Slurm (tools/slurm_pretrain.sh)"
+                )
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)
         owns = True
-    return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                       device=device, owns_group=owns)
+    return DistContext(
+        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=device, owns_group=owns
+    )

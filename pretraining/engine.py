@@ -5,6 +5,7 @@
 the data pipeline is rebuilt (input size, RandAugment magnitude, batch), size-bound model parameters
 and their optimizer moments are resampled, and DDP is re-wrapped around the new parameters.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,8 +60,8 @@ class TrainingDiverged(UserInputError):
 class Progress:
     """Counters a resume restores (stored under `resume` in last.pth)."""
 
-    epoch: int = 0                 # next epoch to train
-    updates: int = 0               # optimizer steps done
+    epoch: int = 0  # next epoch to train
+    updates: int = 0  # optimizer steps done
     images_seen: int = 0
     wall_clock_s: float = 0.0
     best_top1: float | None = None
@@ -84,8 +85,14 @@ class Pipeline:
 class Pretrainer:
     """One pretraining run on this process (rank `dist.rank` of `dist.world_size`)."""
 
-    def __init__(self, config: PretrainConfig, curriculum: Curriculum, dist: DistContext,
-                 callbacks: Sequence[TrainingCallback] = (), say: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: PretrainConfig,
+        curriculum: Curriculum,
+        dist: DistContext,
+        callbacks: Sequence[TrainingCallback] = (),
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.cfg = config
         self.curriculum = curriculum
         self.dist = dist
@@ -132,17 +139,21 @@ class Pretrainer:
         train_folder, val_folder = load_image_folders(cfg.data)
         self.num_classes = len(train_folder.classes)
         if resume and resume["resume"].get("classes") != list(train_folder.classes):
-            raise UserInputError(f"--data {cfg.data} holds other classes ({self.num_classes}, e.g. "
-                                 f"{train_folder.classes[:3]}) than the checkpoint being resumed "
-                                 f"({len(resume['resume'].get('classes') or [])}): resume with the same data")
-        self.model, self.model_kwargs = build_model(cfg.model, self.num_classes, self.final_size,
-                                                    cfg.model_kwargs, cfg.drop_path)
+            raise UserInputError(
+                f"--data {cfg.data} holds other classes ({self.num_classes}, e.g. "
+                f"{train_folder.classes[:3]}) than the checkpoint being resumed "
+                f"({len(resume['resume'].get('classes') or [])}): resume with the same data"
+            )
+        self.model, self.model_kwargs = build_model(
+            cfg.model, self.num_classes, self.final_size, cfg.model_kwargs, cfg.drop_path
+        )
         data_config = resolve_data_config({}, model=self.model)
         mean, std = data_config["mean"], data_config["std"]
         self.mean_std = (mean, std)
         self.train_set = SeededImageDataset(train_folder, seed=cfg.seed)
-        self.val_set = SeededImageDataset(val_folder, seed=cfg.seed,
-                                          transform=eval_transform(self.final_size, cfg.crop_pct, mean, std))
+        self.val_set = SeededImageDataset(
+            val_folder, seed=cfg.seed, transform=eval_transform(self.final_size, cfg.crop_pct, mean, std)
+        )
         self.model.to(self.device)
 
         start_epoch = resume["resume"]["epoch"] if resume else 0
@@ -177,8 +188,10 @@ class Pretrainer:
         if len(rng) == self.dist.world_size:
             restore_rng_state(rng[self.dist.rank])
         else:
-            self.say(f"warning: the checkpoint was written by {len(rng)} processes, this run has "
-                     f"{self.dist.world_size}: random streams are re-seeded, so the run is not bit-identical")
+            self.say(
+                f"warning: the checkpoint was written by {len(rng)} processes, this run has "
+                f"{self.dist.world_size}: random streams are re-seeded, so the run is not bit-identical"
+            )
             seed_everything(self.cfg.seed + 7919 * state["epoch"] + self.dist.rank)
 
     # --- stages ----------------------------------------------------------------------------------
@@ -203,24 +216,39 @@ class Pretrainer:
         self.schedule.step(epoch)
         previous = f", previous stage {self._stage_images_per_s:.1f} img/s" if self._stage_images_per_s else ""
         pipe, world = self.pipeline, self.dist.world_size
-        self.say(f"stage {index + 1}/{len(self.curriculum.stages)}: epochs {stage.start_epoch}-{stage.end_epoch - 1}, "
-                 f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), "
-                 f"randaug m={stage.randaug_magnitude:g}, batch {pipe.batch_size}/device x {world} x accum "
-                 f"{pipe.accum_steps} (effective {pipe.batch_size * world * pipe.accum_steps}), "
-                 f"lr {self._lr():.3g}{previous}")
+        self.say(
+            f"stage {index + 1}/{len(self.curriculum.stages)}: epochs {stage.start_epoch}-{stage.end_epoch - 1}, "
+            f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), "
+            f"randaug m={stage.randaug_magnitude:g}, batch {pipe.batch_size}/device x {world} x accum "
+            f"{pipe.accum_steps} (effective {pipe.batch_size * world * pipe.accum_steps}), "
+            f"lr {self._lr():.3g}{previous}"
+        )
         self.callbacks.on_stage_start(index)
 
     # --- one epoch -------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, float]:
         assert self.pipeline is not None
         pipe, cfg = self.pipeline, self.cfg
-        loader = train_loader(self.train_set, pipe.batch_size, epoch, self.dist.rank, self.dist.world_size,
-                              cfg.workers, cfg.seed, pin_memory=self.device.type == "cuda")
+        loader = train_loader(
+            self.train_set,
+            pipe.batch_size,
+            epoch,
+            self.dist.rank,
+            self.dist.world_size,
+            cfg.workers,
+            cfg.seed,
+            pin_memory=self.device.type == "cuda",
+        )
         self.model.train()
         steps = len(loader)
         loss_sum, images, unreadable = 0.0, 0, set(self.progress.unreadable)
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{self.curriculum.total_epochs}", leave=False,
-                   disable=not (self.dist.is_main and sys.stderr.isatty()), file=sys.stderr)
+        bar = tqdm(
+            total=steps,
+            desc=f"epoch {epoch + 1}/{self.curriculum.total_epochs}",
+            leave=False,
+            disable=not (self.dist.is_main and sys.stderr.isatty()),
+            file=sys.stderr,
+        )
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         for i, (x, y, bad) in enumerate(loader):
@@ -261,28 +289,36 @@ class Pretrainer:
         images = int(self.dist.all_reduce_sum([float(images)])[0])
         self.progress.images_seen += images
         self.progress.unreadable = sorted(unreadable)
-        return {"train_loss": loss_sum / max(steps, 1), "images_per_s": images / max(elapsed, 1e-9),
-                "images": images}
+        return {"train_loss": loss_sum / max(steps, 1), "images_per_s": images / max(elapsed, 1e-9), "images": images}
 
     def _optimizer_step(self) -> None:
         self.progress.updates += 1
-        optimizer_update(self.model, self.optimizer, self.scaler, self.cfg.clip_grad, self.ema,
-                         self.progress.updates)
+        optimizer_update(self.model, self.optimizer, self.scaler, self.cfg.clip_grad, self.ema, self.progress.updates)
 
     def _diverged(self, value: float, epoch: int, step: int) -> None:
         last = self.work_dir / ckpt.LAST
-        kept = (f"the last good checkpoint {last} (before epoch {epoch}) is kept" if last.is_file()
-                else "no checkpoint was written yet")
+        kept = (
+            f"the last good checkpoint {last} (before epoch {epoch}) is kept"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
         raise TrainingDiverged(
             f"training diverged: the loss became {value} at epoch {epoch} step {step} (stage "
             f"{self.pipeline.stage_index}, size {self.pipeline.stage.input_size}, lr {self._lr():.3g}); {kept}: "
-            "lower --lr/--blr, set --clip-grad, or turn off --amp, then rerun with --resume")
+            "lower --lr/--blr, set --clip-grad, or turn off --amp, then rerun with --resume"
+        )
 
     @torch.no_grad()
     def evaluate(self, module: torch.nn.Module) -> tuple[float, float]:
         """Top-1 / top-5 (percent) over the whole validation set at the final size."""
-        loader = eval_loader(self.val_set, self.cfg.batch_size, self.dist.rank, self.dist.world_size,
-                             self.cfg.workers, pin_memory=self.device.type == "cuda")
+        loader = eval_loader(
+            self.val_set,
+            self.cfg.batch_size,
+            self.dist.rank,
+            self.dist.world_size,
+            self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+        )
         module.eval()
         correct1 = correct5 = total = 0.0
         k = min(5, self.num_classes)
@@ -305,17 +341,31 @@ class Pretrainer:
         """docs/FORMATS.md provenance (plus `recipe`, the resolved settings, and a few extras)."""
         p = self.progress
         return {
-            "model_name": self.cfg.model, "model_kwargs": dict(self.model_kwargs),
-            "curriculum": self.curriculum.to_dict(), "lowfreq": self.cfg.lowfreq,
-            "epochs": self.curriculum.total_epochs, "budget_epochs": self.curriculum.budget_epochs,
+            "model_name": self.cfg.model,
+            "model_kwargs": dict(self.model_kwargs),
+            "curriculum": self.curriculum.to_dict(),
+            "lowfreq": self.cfg.lowfreq,
+            "epochs": self.curriculum.total_epochs,
+            "budget_epochs": self.curriculum.budget_epochs,
             "equivalent_epochs": round(self.curriculum.equivalent_epochs(), 4),
-            "wall_clock_s": round(p.wall_clock_s, 3), "device_hours": p.wall_clock_s * self.dist.world_size / 3600,
-            "devices": self.dist.world_size, "device_type": self.device.type, "images_seen": p.images_seen,
-            "seed": self.cfg.seed, "best_top1": p.best_top1, "final_top1": p.final_top1, "final_top5": p.final_top5,
-            "ema_top1": p.ema_top1, "ema_top5": p.ema_top5, "num_classes": self.num_classes,
-            "final_size": self.final_size, "effective_batch": self.effective_batch,
-            "unreadable_images": len(p.unreadable), "recipe": dict(self.config_dict),
-            "versions": ckpt.package_versions(), "git_commit": self._git_commit,
+            "wall_clock_s": round(p.wall_clock_s, 3),
+            "device_hours": p.wall_clock_s * self.dist.world_size / 3600,
+            "devices": self.dist.world_size,
+            "device_type": self.device.type,
+            "images_seen": p.images_seen,
+            "seed": self.cfg.seed,
+            "best_top1": p.best_top1,
+            "final_top1": p.final_top1,
+            "final_top5": p.final_top5,
+            "ema_top1": p.ema_top1,
+            "ema_top5": p.ema_top5,
+            "num_classes": self.num_classes,
+            "final_size": self.final_size,
+            "effective_batch": self.effective_batch,
+            "unreadable_images": len(p.unreadable),
+            "recipe": dict(self.config_dict),
+            "versions": ckpt.package_versions(),
+            "git_commit": self._git_commit,
         }
 
     def _weights(self) -> dict[str, Any]:
@@ -331,10 +381,16 @@ class Pretrainer:
         payload = self._weights()
         payload["provenance"] = self.provenance()
         payload["resume"] = {
-            "epoch": self.progress.epoch, "input_size": self.current_size, "progress": asdict(self.progress),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": rng, "config": dict(self.config_dict),
-            "world_size": self.dist.world_size, "effective_batch": self.effective_batch,
+            "epoch": self.progress.epoch,
+            "input_size": self.current_size,
+            "progress": asdict(self.progress),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "config": dict(self.config_dict),
+            "world_size": self.dist.world_size,
+            "effective_batch": self.effective_batch,
             "classes": list(self.train_set.classes),
         }
         ckpt.save_checkpoint(payload, self.work_dir / ckpt.LAST, on_write=self.callbacks.on_checkpoint_written)
@@ -361,11 +417,13 @@ class Pretrainer:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(json.dumps(self.curriculum.to_dict(), indent=2) + "\n", self.work_dir / ckpt.CURRICULUM)
             ckpt.trim_log(self.work_dir / ckpt.LOG, self.progress.epoch)
-        self.say(f"model {cfg.model} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M params, "
-                 f"{self.num_classes} classes), {len(self.train_set)} train / {len(self.val_set)} val images, "
-                 f"{self.dist.world_size} x {self.device.type}; LR {self.schedule.describe()}, peak "
-                 f"{peak_lr(cfg, self.effective_batch):.3g} at effective batch {self.effective_batch}"
-                 + (f"; resuming at epoch {self.progress.epoch}" if resume else ""))
+        self.say(
+            f"model {cfg.model} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M params, "
+            f"{self.num_classes} classes), {len(self.train_set)} train / {len(self.val_set)} val images, "
+            f"{self.dist.world_size} x {self.device.type}; LR {self.schedule.describe()}, peak "
+            f"{peak_lr(cfg, self.effective_batch):.3g} at effective batch {self.effective_batch}"
+            + (f"; resuming at epoch {self.progress.epoch}" if resume else "")
+        )
         clock = time.perf_counter()
         for epoch in range(self.progress.epoch, total):
             epoch_start = time.perf_counter()
@@ -386,25 +444,41 @@ class Pretrainer:
             clock = now
             self.progress.epoch = epoch + 1
             stage = self.pipeline.stage
-            record = {"epoch": epoch, "stage": self.pipeline.stage_index, "input_size": stage.input_size,
-                      "randaug_magnitude": stage.randaug_magnitude, "lr": self._lr(),
-                      "train_loss": metrics["train_loss"], "images_per_s": metrics["images_per_s"],
-                      "epoch_time_s": now - epoch_start, "wall_clock_s": self.progress.wall_clock_s,
-                      "top1": top1, "top5": top5, "ema_top1": ema1, "ema_top5": ema5,
-                      "batch_size": self.pipeline.batch_size, "accum_steps": self.pipeline.accum_steps,
-                      "updates": self.progress.updates, "images_seen": self.progress.images_seen,
-                      "unreadable_images": len(self.progress.unreadable)}
+            record = {
+                "epoch": epoch,
+                "stage": self.pipeline.stage_index,
+                "input_size": stage.input_size,
+                "randaug_magnitude": stage.randaug_magnitude,
+                "lr": self._lr(),
+                "train_loss": metrics["train_loss"],
+                "images_per_s": metrics["images_per_s"],
+                "epoch_time_s": now - epoch_start,
+                "wall_clock_s": self.progress.wall_clock_s,
+                "top1": top1,
+                "top5": top5,
+                "ema_top1": ema1,
+                "ema_top5": ema5,
+                "batch_size": self.pipeline.batch_size,
+                "accum_steps": self.pipeline.accum_steps,
+                "updates": self.progress.updates,
+                "images_seen": self.progress.images_seen,
+                "unreadable_images": len(self.progress.unreadable),
+            }
             if self.dist.is_main:
                 ckpt.append_log(self.work_dir / ckpt.LOG, record)
             evaluated = "" if top1 is None else f", top1 {top1:.2f} top5 {top5:.2f}"
             evaluated += "" if ema1 is None else f", ema top1 {ema1:.2f}"
-            self.say(f"epoch {epoch + 1}/{total} size {stage.input_size}: loss {metrics['train_loss']:.4f}, "
-                     f"lr {self._lr():.3g}, {metrics['images_per_s']:.1f} img/s, {now - epoch_start:.1f}s{evaluated}")
+            self.say(
+                f"epoch {epoch + 1}/{total} size {stage.input_size}: loss {metrics['train_loss']:.4f}, "
+                f"lr {self._lr():.3g}, {metrics['images_per_s']:.1f} img/s, {now - epoch_start:.1f}s{evaluated}"
+            )
             self.save_last()
         if self.progress.unreadable:
             self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")
         provenance = self.save_final()
-        self.say(f"done: {self.work_dir / ckpt.FINAL} (final top1 {provenance['final_top1']}, best "
-                 f"{provenance['best_top1']}, ema {provenance['ema_top1']}, "
-                 f"{provenance['device_hours']:.4f} device-hours)")
+        self.say(
+            f"done: {self.work_dir / ckpt.FINAL} (final top1 {provenance['final_top1']}, best "
+            f"{provenance['best_top1']}, ema {provenance['ema_top1']}, "
+            f"{provenance['device_hours']:.4f} device-hours)"
+        )
         return provenance

@@ -4,6 +4,7 @@
 h x w image (on the device, on whole batches). `low_frequency_downsample` and `LowFrequencyResize`
 approximate it with an antialiased resize, cheap enough for data-loader workers.
 """
+
 from __future__ import annotations
 
 from typing import Any

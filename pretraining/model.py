@@ -5,6 +5,7 @@ position bias tables of the windows); timm's `set_input_size` resamples them and
 parameters, so `resize_model_input` also swaps the new tensors into the optimizer and resamples
 their AdamW moments the same way (as the official EfficientTrain code does).
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,9 @@ from etcore.errors import UserInputError
 Resizer = Callable[[torch.Tensor], torch.Tensor]
 
 
-def build_model(name: str, num_classes: int, final_size: int, model_kwargs: dict[str, Any],
-                drop_path: float | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+def build_model(
+    name: str, num_classes: int, final_size: int, model_kwargs: dict[str, Any], drop_path: float | None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """`timm.create_model(name, pretrained=False, ...)`; returns the model and the kwargs it was built with.
 
     Models that take `img_size` (ViT, Swin, PVT) are built for `final_size`. Unknown names and kwargs
@@ -43,14 +45,17 @@ def build_model(name: str, num_classes: int, final_size: int, model_kwargs: dict
         return timm.create_model(name, pretrained=False, **with_size), with_size
     except TypeError as err:
         if "img_size" not in str(err) or "img_size" in kwargs:
-            raise UserInputError(f"model kwargs {sorted(model_kwargs)} not accepted by timm model {name} ({err}): "
-                                 "fix model_kwargs / --drop-path") from None
+            raise UserInputError(
+                f"model kwargs {sorted(model_kwargs)} not accepted by timm model {name} ({err}): "
+                "fix model_kwargs / --drop-path"
+            ) from None
     try:
         return timm.create_model(name, pretrained=False, **kwargs), kwargs
     except (TypeError, ValueError, AssertionError) as err:
         detail = " ".join(str(err).split()) or type(err).__name__
-        raise UserInputError(f"model kwargs {kwargs} not accepted by timm model {name} ({detail}): "
-                             "fix model_kwargs / --drop-path") from None
+        raise UserInputError(
+            f"model kwargs {kwargs} not accepted by timm model {name} ({detail}): fix model_kwargs / --drop-path"
+        ) from None
 
 
 def has_input_size(model: torch.nn.Module) -> bool:
@@ -76,7 +81,8 @@ def _resizers(model: torch.nn.Module, old: dict[str, Any], new: dict[str, Any]) 
     if "pos_embed" in dict(model.named_parameters()) and old.get("grid") != new.get("grid"):
         prefix = 0 if getattr(model, "no_embed_class", False) else getattr(model, "num_prefix_tokens", 1)
         resizers["pos_embed"] = lambda t: resample_abs_pos_embed(
-            t, new_size=list(new["grid"]), old_size=list(old["grid"]), num_prefix_tokens=prefix)
+            t, new_size=list(new["grid"]), old_size=list(old["grid"]), num_prefix_tokens=prefix
+        )
     for module_name, old_window in old["windows"].items():
         new_window = new["windows"][module_name]
         if new_window == old_window:
@@ -86,13 +92,13 @@ def _resizers(model: torch.nn.Module, old: dict[str, Any], new: dict[str, Any]) 
         def resize(t: torch.Tensor, old_w: tuple = old_window, new_w: tuple = new_window) -> torch.Tensor:
             shape = ((2 * new_w[0] - 1) * (2 * new_w[1] - 1), t.shape[-1])
             return resize_rel_pos_bias_table(t, new_window_size=new_w, new_bias_shape=shape, old_window_size=old_w)
+
         resizers[param_name] = resize
     return resizers
 
 
 @torch.no_grad()
-def resize_model_input(model: torch.nn.Module, size: int,
-                       optimizer: torch.optim.Optimizer | None = None) -> list[str]:
+def resize_model_input(model: torch.nn.Module, size: int, optimizer: torch.optim.Optimizer | None = None) -> list[str]:
     """Set the model's input size to `size` x `size`; returns the names of the parameters replaced.
 
     With an optimizer, the replaced parameters take the place of the old ones in its param groups and
@@ -111,15 +117,18 @@ def resize_model_input(model: torch.nn.Module, size: int,
     resizers = _resizers(model, old_geometry, _geometry(model))
     unknown = [name for name in replaced if name not in resizers]
     if unknown:
-        raise RuntimeError(f"set_input_size replaced parameters {unknown} that pretraining.model cannot resample; "
-                           "add a resizer for them")
+        raise RuntimeError(
+            f"set_input_size replaced parameters {unknown} that pretraining.model cannot resample; "
+            "add a resizer for them"
+        )
     if optimizer is not None:
         _swap_into_optimizer(optimizer, {id(before[n]): (before[n], after[n], resizers[n]) for n in replaced})
     return replaced
 
 
-def _swap_into_optimizer(optimizer: torch.optim.Optimizer,
-                         swaps: dict[int, tuple[torch.Tensor, torch.Tensor, Resizer]]) -> None:
+def _swap_into_optimizer(
+    optimizer: torch.optim.Optimizer, swaps: dict[int, tuple[torch.Tensor, torch.Tensor, Resizer]]
+) -> None:
     for group in optimizer.param_groups:
         group["params"] = [swaps[id(p)][1] if id(p) in swaps else p for p in group["params"]]
     for old, new, resize in swaps.values():

@@ -4,6 +4,7 @@ The LR follows one cosine with warm-up over the whole run (timm's CosineLRSchedu
 either epochs or, for EfficientTrain++, compute done (`Curriculum.compute_progress`) measured in
 equivalent full-size epochs, so the LR never jumps at a stage boundary.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,8 +30,9 @@ def peak_lr(config: Any, effective_batch: int) -> float:
 
 def build_optimizer(model: torch.nn.Module, config: Any, lr: float) -> torch.optim.Optimizer:
     """timm optimizer (AdamW by default); no weight decay on norms, biases and position tables."""
-    return create_optimizer_v2(model, opt=config.opt, lr=lr, weight_decay=config.weight_decay,
-                               betas=tuple(config.betas), eps=config.opt_eps)
+    return create_optimizer_v2(
+        model, opt=config.opt, lr=lr, weight_decay=config.weight_decay, betas=tuple(config.betas), eps=config.opt_eps
+    )
 
 
 class CurriculumLRSchedule:
@@ -44,9 +46,15 @@ class CurriculumLRSchedule:
         warmup = config.warmup_epochs
         self.warmup = self.length * REFERENCE_WARMUP_FRACTION if warmup is None else min(float(warmup), self.length)
         self.scheduler = CosineLRScheduler(
-            optimizer, t_initial=max(self.length - self.warmup, 1e-9), lr_min=config.min_lr,
-            warmup_t=self.warmup, warmup_lr_init=config.warmup_lr, warmup_prefix=True, cycle_limit=1,
-            t_in_epochs=False)
+            optimizer,
+            t_initial=max(self.length - self.warmup, 1e-9),
+            lr_min=config.min_lr,
+            warmup_t=self.warmup,
+            warmup_lr_init=config.warmup_lr,
+            warmup_prefix=True,
+            cycle_limit=1,
+            t_in_epochs=False,
+        )
 
     def schedule_time(self, epoch: float) -> float:
         """Position on the schedule axis (epochs, or equivalent epochs of compute done)."""
@@ -67,9 +75,15 @@ def build_mixup(config: Any, num_classes: int) -> Mixup | None:
     """timm Mixup/CutMix with label smoothing folded into the soft targets, or None when both are off."""
     if config.mixup <= 0 and config.cutmix <= 0:
         return None
-    return Mixup(mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, prob=config.mixup_prob,
-                 switch_prob=config.mixup_switch_prob, mode=config.mixup_mode, label_smoothing=config.smoothing,
-                 num_classes=num_classes)
+    return Mixup(
+        mixup_alpha=config.mixup,
+        cutmix_alpha=config.cutmix,
+        prob=config.mixup_prob,
+        switch_prob=config.mixup_switch_prob,
+        mode=config.mixup_mode,
+        label_smoothing=config.smoothing,
+        num_classes=num_classes,
+    )
 
 
 def build_criterion(config: Any, mixup: Mixup | None) -> torch.nn.Module:
@@ -88,8 +102,14 @@ def build_ema(model: torch.nn.Module, config: Any) -> ModelEmaV3 | None:
     return ModelEmaV3(model, decay=config.ema_decay)
 
 
-def optimizer_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                     clip_grad: float | None, ema: ModelEmaV3 | None, updates: int) -> None:
+def optimizer_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    clip_grad: float | None,
+    ema: ModelEmaV3 | None,
+    updates: int,
+) -> None:
     """One optimiser update after the backward pass(es): unscale + clip, step, reset grads, then EMA.
 
     Shared by the engine and the curriculum benchmark, so the benchmark times exactly the engine's step.

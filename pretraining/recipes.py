@@ -6,6 +6,7 @@ batch 4096, cosine with 20 warm-up epochs of 300, wd 0.05, RandAugment (9, 0.5),
 ConvNeXt (no AMP), grad clipping 5.0 for DeiT/PVT/Swin, and each model's stochastic depth.
 A curriculum may scale stochastic depth (`Curriculum.drop_path_scale`; EfficientTrain++: budget / 200).
 """
+
 from __future__ import annotations
 
 import re
@@ -15,10 +16,16 @@ from pretraining.curriculum import Curriculum, model_family
 
 # Stochastic depth of the original recipes (ConvNeXt, Swin, DeiT, PVTv2 papers), by timm name prefix.
 DROP_PATH_BY_MODEL = (
-    (r"^convnext_tiny", 0.1), (r"^convnext_small", 0.4), (r"^convnext_base", 0.5), (r"^convnext_large", 0.5),
-    (r"^swin_tiny", 0.2), (r"^swin_small", 0.3), (r"^swin_base", 0.5),
+    (r"^convnext_tiny", 0.1),
+    (r"^convnext_small", 0.4),
+    (r"^convnext_base", 0.5),
+    (r"^convnext_large", 0.5),
+    (r"^swin_tiny", 0.2),
+    (r"^swin_small", 0.3),
+    (r"^swin_base", 0.5),
     (r"^deit_(tiny|small|base)", 0.1),
-    (r"^pvt_v2_b[012]", 0.1), (r"^pvt_v2_b[345]", 0.3),
+    (r"^pvt_v2_b[012]", 0.1),
+    (r"^pvt_v2_b[345]", 0.3),
 )
 GRAD_CLIP_FAMILIES = {"deit", "vit", "swin", "pvt"}
 EMA_FAMILIES = {"convnext", "cswin"}

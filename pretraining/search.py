@@ -16,6 +16,7 @@ Every finished trial is appended to a JSON-lines log (rewritten atomically); a r
 same log re-uses finished trials instead of re-running them. Nothing in this module trains: the caller
 passes `evaluate(schedule) -> {model_name: accuracy}` (see tools/search_curriculum.py for real runs).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,16 @@ class Trial:
     reused: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "trial", "schedule": list(self.schedule), "accuracy": dict(self.accuracy),
-                "equivalent_epochs": self.equivalent_epochs, "compute_ratio": self.compute_ratio,
-                "accepted": self.accepted, "stage": self.stage, "wall_time_s": self.wall_time_s}
+        return {
+            "kind": "trial",
+            "schedule": list(self.schedule),
+            "accuracy": dict(self.accuracy),
+            "equivalent_epochs": self.equivalent_epochs,
+            "compute_ratio": self.compute_ratio,
+            "accepted": self.accepted,
+            "stage": self.stage,
+            "wall_time_s": self.wall_time_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class SearchResult:
     baseline_accuracy: Mapping[str, float]
     trials: tuple[Trial, ...]
     evaluated: int = field(default=0)  # trials run by this call
-    reused: int = field(default=0)     # trials taken from the log
+    reused: int = field(default=0)  # trials taken from the log
 
 
 def default_magnitudes(num_stages: int, magnitude: float = BASELINE_MAGNITUDE) -> tuple[float, ...]:
@@ -76,9 +84,14 @@ def default_magnitudes(num_stages: int, magnitude: float = BASELINE_MAGNITUDE) -
     return (float(magnitude),) * num_stages
 
 
-def schedule_curriculum(schedule: Sequence[int], epochs: float, final_size: int,
-                        magnitudes: Sequence[float] | None = None, layout: str = "equal_epochs",
-                        name: str | None = None) -> Curriculum:
+def schedule_curriculum(
+    schedule: Sequence[int],
+    epochs: float,
+    final_size: int,
+    magnitudes: Sequence[float] | None = None,
+    layout: str = "equal_epochs",
+    name: str | None = None,
+) -> Curriculum:
     """The curriculum a schedule stands for: N equal-epoch stages over `epochs` real epochs
     (`equal_epochs`), or N equal-compute stages within `epochs` equivalent epochs (`equal_compute`)."""
     if layout not in LAYOUTS:
@@ -90,11 +103,19 @@ def schedule_curriculum(schedule: Sequence[int], epochs: float, final_size: int,
     return curriculum_from_budget(tuple(schedule), magnitudes, epochs, final_size, name=name)
 
 
-def greedy_curriculum_search(evaluate: Evaluate, num_stages: int, candidates: Sequence[int],
-                             baseline_accuracy: Mapping[str, float] | None, tolerance: float = 0.0,
-                             trial_log: str | Path | None = None, *, epochs: int | None = None,
-                             final_size: int | None = None, magnitudes: Sequence[float] | None = None,
-                             smallest_first: bool = True) -> SearchResult:
+def greedy_curriculum_search(
+    evaluate: Evaluate,
+    num_stages: int,
+    candidates: Sequence[int],
+    baseline_accuracy: Mapping[str, float] | None,
+    tolerance: float = 0.0,
+    trial_log: str | Path | None = None,
+    *,
+    epochs: int | None = None,
+    final_size: int | None = None,
+    magnitudes: Sequence[float] | None = None,
+    smallest_first: bool = True,
+) -> SearchResult:
     """The paper's backward greedy search at a fixed number of epochs (see the module docstring).
 
     `candidates` are the sizes B may take; the final size defaults to the largest. `baseline_accuracy`
@@ -103,8 +124,16 @@ def greedy_curriculum_search(evaluate: Evaluate, num_stages: int, candidates: Se
     `smallest_first=False` tries sizes downwards from the next stage's and stops at the first failure:
     fewer trials, but it assumes accuracy never rises when B shrinks.
     """
-    runner = _TrialRunner(evaluate, num_stages, candidates, final_size, epochs if epochs is not None else num_stages,
-                          magnitudes, "equal_epochs", trial_log)
+    runner = _TrialRunner(
+        evaluate,
+        num_stages,
+        candidates,
+        final_size,
+        epochs if epochs is not None else num_stages,
+        magnitudes,
+        "equal_epochs",
+        trial_log,
+    )
     baseline = runner.baseline(baseline_accuracy)
 
     def passes(trial_accuracy: Mapping[str, float]) -> bool:
@@ -118,7 +147,7 @@ def greedy_curriculum_search(evaluate: Evaluate, num_stages: int, candidates: Se
             options.reverse()
         chosen = upper
         for size in options:
-            schedule = tuple([size] * (stage + 1) + current[stage + 1:])
+            schedule = tuple([size] * (stage + 1) + current[stage + 1 :])
             trial = runner.run(schedule, stage, passes)
             if trial.accepted:
                 chosen = size
@@ -126,23 +155,31 @@ def greedy_curriculum_search(evaluate: Evaluate, num_stages: int, candidates: Se
                     break
             elif not smallest_first:
                 break
-        current[:stage + 1] = [chosen] * (stage + 1)
+        current[: stage + 1] = [chosen] * (stage + 1)
     return runner.result(tuple(current), baseline)
 
 
-def compute_constrained_search(evaluate: Evaluate, num_stages: int, candidates: Sequence[int],
-                               budget_epochs: float, baseline_accuracy: Mapping[str, float] | None = None,
-                               tolerance: float = 0.0, trial_log: str | Path | None = None, *,
-                               final_size: int | None = None,
-                               magnitudes: Sequence[float] | None = None) -> SearchResult:
+def compute_constrained_search(
+    evaluate: Evaluate,
+    num_stages: int,
+    candidates: Sequence[int],
+    budget_epochs: float,
+    baseline_accuracy: Mapping[str, float] | None = None,
+    tolerance: float = 0.0,
+    trial_log: str | Path | None = None,
+    *,
+    final_size: int | None = None,
+    magnitudes: Sequence[float] | None = None,
+) -> SearchResult:
     """Fixed-compute search: N equal-compute stages within `budget_epochs` equivalent epochs.
 
     From the last stage backwards, every candidate B <= the next stage's size is tried (the earlier stages
     share it); the one with the highest worst-case margin min_m(acc_m - baseline_m) wins, and a smaller B
     wins any margin within `tolerance` of the best. The baseline is full size at the same budget.
     """
-    runner = _TrialRunner(evaluate, num_stages, candidates, final_size, budget_epochs, magnitudes,
-                          "equal_compute", trial_log)
+    runner = _TrialRunner(
+        evaluate, num_stages, candidates, final_size, budget_epochs, magnitudes, "equal_compute", trial_log
+    )
     baseline = runner.baseline(baseline_accuracy)
 
     def margin(trial_accuracy: Mapping[str, float]) -> float:
@@ -151,25 +188,33 @@ def compute_constrained_search(evaluate: Evaluate, num_stages: int, candidates: 
     current = [runner.final_size] * num_stages
     for stage in reversed(range(num_stages)):
         upper = current[stage + 1] if stage + 1 < num_stages else runner.final_size
-        keep = tuple([upper] * (stage + 1) + current[stage + 1:])
+        keep = tuple([upper] * (stage + 1) + current[stage + 1 :])
         # `keep` was evaluated before (the previous stage's choice), or is the full-size baseline (margin 0)
         scored = [(0.0 if keep == runner.full_schedule else margin(runner.accuracy_of(keep)), upper)]
         for size in (s for s in runner.candidates if s < upper):
-            schedule = tuple([size] * (stage + 1) + current[stage + 1:])
+            schedule = tuple([size] * (stage + 1) + current[stage + 1 :])
             scored.append((margin(runner.run(schedule, stage, None).accuracy), size))
         best = max(score for score, _ in scored)
         chosen = min(size for score, size in scored if score >= best - tolerance)
-        runner.mark_accepted(tuple([chosen] * (stage + 1) + current[stage + 1:]))
-        current[:stage + 1] = [chosen] * (stage + 1)
+        runner.mark_accepted(tuple([chosen] * (stage + 1) + current[stage + 1 :]))
+        current[: stage + 1] = [chosen] * (stage + 1)
     return runner.result(tuple(current), baseline)
 
 
 class _TrialRunner:
     """Evaluates schedules once each, records them in the log, and re-uses the log's finished trials."""
 
-    def __init__(self, evaluate: Evaluate, num_stages: int, candidates: Sequence[int], final_size: int | None,
-                 epochs: float, magnitudes: Sequence[float] | None, layout: str,
-                 trial_log: str | Path | None) -> None:
+    def __init__(
+        self,
+        evaluate: Evaluate,
+        num_stages: int,
+        candidates: Sequence[int],
+        final_size: int | None,
+        epochs: float,
+        magnitudes: Sequence[float] | None,
+        layout: str,
+        trial_log: str | Path | None,
+    ) -> None:
         if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 1:
             raise UserInputError(f"number of stages must be a positive whole number, got {num_stages!r}")
         sizes = sorted({int(c) for c in candidates})
@@ -177,17 +222,22 @@ class _TrialRunner:
             raise UserInputError(f"candidate sizes must be positive whole numbers, got {list(candidates)!r}")
         self.final_size = int(final_size) if final_size is not None else sizes[-1]
         if sizes[-1] > self.final_size:
-            raise UserInputError(f"candidate size {sizes[-1]} is above the final size {self.final_size}: "
-                                 "drop it from the candidates or raise the final size")
+            raise UserInputError(
+                f"candidate size {sizes[-1]} is above the final size {self.final_size}: "
+                "drop it from the candidates or raise the final size"
+            )
         if not math.isfinite(epochs) or epochs <= 0:
             raise UserInputError(f"epochs must be positive, got {epochs!r}")
         self.candidates = [s for s in sizes if s < self.final_size]
         self.evaluate, self.num_stages, self.epochs, self.layout = evaluate, num_stages, epochs, layout
-        self.magnitudes = tuple(float(m) for m in magnitudes) if magnitudes is not None \
-            else default_magnitudes(num_stages)
+        self.magnitudes = (
+            tuple(float(m) for m in magnitudes) if magnitudes is not None else default_magnitudes(num_stages)
+        )
         if len(self.magnitudes) != num_stages:
-            raise UserInputError(f"{len(self.magnitudes)} RandAugment magnitudes for {num_stages} stages: "
-                                 "give one per stage (or a single value)")
+            raise UserInputError(
+                f"{len(self.magnitudes)} RandAugment magnitudes for {num_stages} stages: "
+                "give one per stage (or a single value)"
+            )
         self.log_path = Path(trial_log) if trial_log is not None else None
         self.models: tuple[str, ...] | None = None
         self.full_schedule: Schedule = (self.final_size,) * num_stages
@@ -201,9 +251,16 @@ class _TrialRunner:
 
     # --- header and log ------------------------------------------------------------------------
     def header(self) -> dict[str, Any]:
-        return {"kind": "header", "format": LOG_FORMAT, "layout": self.layout, "num_stages": self.num_stages,
-                "epochs": self.epochs, "final_size": self.final_size, "magnitudes": list(self.magnitudes),
-                "models": list(self.models) if self.models is not None else None}
+        return {
+            "kind": "header",
+            "format": LOG_FORMAT,
+            "layout": self.layout,
+            "num_stages": self.num_stages,
+            "epochs": self.epochs,
+            "final_size": self.final_size,
+            "magnitudes": list(self.magnitudes),
+            "models": list(self.models) if self.models is not None else None,
+        }
 
     def _read_log(self) -> None:
         if self.log_path is None or not self.log_path.exists():
@@ -216,8 +273,10 @@ class _TrialRunner:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise UserInputError(f"trial log {self.log_path} line {number} is not JSON ({err.msg}): "
-                                     "delete the log (its trials will be re-run) or fix the line") from None
+                raise UserInputError(
+                    f"trial log {self.log_path} line {number} is not JSON ({err.msg}): "
+                    "delete the log (its trials will be re-run) or fix the line"
+                ) from None
             if not isinstance(record, dict):
                 raise UserInputError(f"trial log {self.log_path} line {number} is not a JSON object: fix or delete it")
             records.append((number, record))
@@ -225,14 +284,18 @@ class _TrialRunner:
             return
         first_number, header = records[0]
         if header.get("kind") != "header" or header.get("format") != LOG_FORMAT:
-            raise UserInputError(f"trial log {self.log_path} does not start with a {LOG_FORMAT} header: "
-                                 "point the search at a new log (or work dir)")
+            raise UserInputError(
+                f"trial log {self.log_path} does not start with a {LOG_FORMAT} header: "
+                "point the search at a new log (or work dir)"
+            )
         mine = self.header()
         for key in ("layout", "num_stages", "epochs", "final_size", "magnitudes"):
             if header.get(key) != mine[key]:
-                raise UserInputError(f"trial log {self.log_path} was written by a search with {key}="
-                                     f"{header.get(key)!r}, this one has {mine[key]!r}: use the same settings "
-                                     "or a new log (work dir)")
+                raise UserInputError(
+                    f"trial log {self.log_path} was written by a search with {key}="
+                    f"{header.get(key)!r}, this one has {mine[key]!r}: use the same settings "
+                    "or a new log (work dir)"
+                )
         self.models = tuple(header["models"]) if header.get("models") is not None else None
         for number, record in records[1:]:
             if record.get("kind") != "trial":
@@ -242,8 +305,9 @@ class _TrialRunner:
                 accuracy = {str(m): float(a) for m, a in record["accuracy"].items()}
                 wall = float(record.get("wall_time_s", 0.0))
             except (KeyError, TypeError, ValueError, AttributeError):
-                raise UserInputError(f"trial log {self.log_path} line {number} is not a valid trial record: "
-                                     "fix or delete that line") from None
+                raise UserInputError(
+                    f"trial log {self.log_path} line {number} is not a valid trial record: fix or delete that line"
+                ) from None
             self.cache[schedule] = accuracy
             self.cached_wall[schedule] = wall
             self.logged_records[schedule] = record
@@ -261,8 +325,7 @@ class _TrialRunner:
     def cost(self, schedule: Schedule) -> tuple[float, float]:
         """(equivalent epochs, compute ratio to the full-size run) of the schedule's real curriculum."""
         curriculum = schedule_curriculum(schedule, self.epochs, self.final_size, self.magnitudes, self.layout)
-        full = schedule_curriculum(self.full_schedule, self.epochs, self.final_size,
-                                   self.magnitudes, self.layout)
+        full = schedule_curriculum(self.full_schedule, self.epochs, self.final_size, self.magnitudes, self.layout)
         return curriculum.equivalent_epochs(), curriculum.equivalent_epochs() / full.equivalent_epochs()
 
     def _evaluate(self, schedule: Schedule) -> tuple[dict[str, float], float, bool]:
@@ -286,11 +349,17 @@ class _TrialRunner:
     def accuracy_of(self, schedule: Schedule) -> dict[str, float]:
         return self._evaluate(schedule)[0] if schedule not in self.cache else self.cache[schedule]
 
-    def run(self, schedule: Schedule, stage: int | None,
-            passes: Callable[[Mapping[str, float]], bool] | None) -> Trial:
+    def run(self, schedule: Schedule, stage: int | None, passes: Callable[[Mapping[str, float]], bool] | None) -> Trial:
         accuracy, wall, reused = self._evaluate(schedule)
-        trial = Trial(schedule, accuracy, *self.cost(schedule), accepted=bool(passes(accuracy)) if passes else False,
-                      stage=stage, wall_time_s=wall, reused=reused)
+        trial = Trial(
+            schedule,
+            accuracy,
+            *self.cost(schedule),
+            accepted=bool(passes(accuracy)) if passes else False,
+            stage=stage,
+            wall_time_s=wall,
+            reused=reused,
+        )
         self.trials.append(trial)
         self._write_log()
         return trial
@@ -300,8 +369,16 @@ class _TrialRunner:
         for index in range(len(self.trials) - 1, -1, -1):
             if self.trials[index].schedule == schedule:
                 trial = self.trials[index]
-                self.trials[index] = Trial(trial.schedule, trial.accuracy, trial.equivalent_epochs,
-                                           trial.compute_ratio, True, trial.stage, trial.wall_time_s, trial.reused)
+                self.trials[index] = Trial(
+                    trial.schedule,
+                    trial.accuracy,
+                    trial.equivalent_epochs,
+                    trial.compute_ratio,
+                    True,
+                    trial.stage,
+                    trial.wall_time_s,
+                    trial.reused,
+                )
                 self._write_log()
                 return
 
@@ -312,8 +389,10 @@ class _TrialRunner:
             if not baseline:
                 raise UserInputError("baseline accuracy names no model: give at least one")
             if self.models is not None and set(self.models) != set(baseline):
-                raise UserInputError(f"trial log {self.log_path} holds models {', '.join(self.models)} but the "
-                                     f"baseline names {', '.join(sorted(baseline))}: use the same models or a new log")
+                raise UserInputError(
+                    f"trial log {self.log_path} holds models {', '.join(self.models)} but the "
+                    f"baseline names {', '.join(sorted(baseline))}: use the same models or a new log"
+                )
             self.models = tuple(sorted(baseline))
             return baseline
         trial = self.run(self.full_schedule, None, lambda accuracy: True)
@@ -321,6 +400,12 @@ class _TrialRunner:
 
     def result(self, schedule: Schedule, baseline: Mapping[str, float]) -> SearchResult:
         self._write_log()
-        curriculum = schedule_curriculum(schedule, self.epochs, self.final_size, self.magnitudes, self.layout,
-                                         name="searched-" + "-".join(str(s) for s in schedule))
+        curriculum = schedule_curriculum(
+            schedule,
+            self.epochs,
+            self.final_size,
+            self.magnitudes,
+            self.layout,
+            name="searched-" + "-".join(str(s) for s in schedule),
+        )
         return SearchResult(schedule, curriculum, dict(baseline), tuple(self.trials), self.evaluated, self.reused)

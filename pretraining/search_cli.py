@@ -17,6 +17,7 @@ full-size baseline runs first (once per model). Output in --work-dir:
 Re-running the same command resumes: logged trials are re-used, finished runs are read back, and an
 interrupted run continues from its last.pth (`--resume auto`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,36 +42,71 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     extra: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
-    parser = ArgumentParser(prog="tools/search_curriculum.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    parser = ArgumentParser(
+        prog="tools/search_curriculum.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--models", required=True, help="comma-separated timm model names, e.g. resnet18,convnext_atto")
     parser.add_argument("--data", required=True, help="ImageNet-style folder (train/ and val/ class folders)")
-    parser.add_argument("--epochs", type=float, required=True,
-                        help="epochs of every trial (--mode compute: the budget in equivalent full-size epochs)")
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        required=True,
+        help="epochs of every trial (--mode compute: the budget in equivalent full-size epochs)",
+    )
     parser.add_argument("--stages", type=int, default=5, help="number of equal stages N (default 5)")
-    parser.add_argument("--candidates", default="96,128,160,192,224",
-                        help="comma-separated input sizes a stage may use (default 96,128,160,192,224)")
+    parser.add_argument(
+        "--candidates",
+        default="96,128,160,192,224",
+        help="comma-separated input sizes a stage may use (default 96,128,160,192,224)",
+    )
     parser.add_argument("--final-size", type=int, default=None, help="final input size (default: largest candidate)")
-    parser.add_argument("--tolerance", type=float, default=0.0,
-                        help="allowed top-1 drop below each model's baseline, in points (default 0)")
-    parser.add_argument("--mode", choices=("epochs", "compute"), default="epochs",
-                        help="epochs: fixed epochs, smallest sizes without accuracy loss (EfficientTrain); "
-                             "compute: fixed compute, best accuracy (EfficientTrain++ style)")
-    parser.add_argument("--randaug-magnitudes", default="9",
-                        help="RandAugment magnitude during the search: one value or one per stage (default 9)")
-    parser.add_argument("--result-magnitudes", default=None,
-                        help="magnitudes written into searched_curriculum.yaml (default: the search's), "
-                             "e.g. 1,3,5,7,9 for EfficientTrain's ramp")
-    parser.add_argument("--largest-first", action="store_true",
-                        help="try sizes downwards and stop at the first failure (fewer trials; epochs mode)")
-    parser.add_argument("--model-kwargs", action="append", default=[], metavar="MODEL=JSON",
-                        help="timm kwargs of one model's runs, e.g. convnext_atto='{\"dims\": [8, 16, 24, 32]}' "
-                             "(repeatable)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="allowed top-1 drop below each model's baseline, in points (default 0)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("epochs", "compute"),
+        default="epochs",
+        help="epochs: fixed epochs, smallest sizes without accuracy loss (EfficientTrain); "
+        "compute: fixed compute, best accuracy (EfficientTrain++ style)",
+    )
+    parser.add_argument(
+        "--randaug-magnitudes",
+        default="9",
+        help="RandAugment magnitude during the search: one value or one per stage (default 9)",
+    )
+    parser.add_argument(
+        "--result-magnitudes",
+        default=None,
+        help="magnitudes written into searched_curriculum.yaml (default: the search's), "
+        "e.g. 1,3,5,7,9 for EfficientTrain's ramp",
+    )
+    parser.add_argument(
+        "--largest-first",
+        action="store_true",
+        help="try sizes downwards and stop at the first failure (fewer trials; epochs mode)",
+    )
+    parser.add_argument(
+        "--model-kwargs",
+        action="append",
+        default=[],
+        metavar="MODEL=JSON",
+        help="timm kwargs of one model's runs, e.g. convnext_atto='{\"dims\": [8, 16, 24, 32]}' (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of every pretraining run (default 0)")
-    parser.add_argument("--size-multiple", type=int, default=None,
-                        help="sizes must be multiples of this (default: what each model needs, e.g. 32); "
-                             "passed on to every pretraining run")
+    parser.add_argument(
+        "--size-multiple",
+        type=int,
+        default=None,
+        help="sizes must be multiples of this (default: what each model needs, e.g. 32); "
+        "passed on to every pretraining run",
+    )
     parser.add_argument("--work-dir", required=True, help="output folder (re-use it to resume)")
     return parser.parse_args(argv), extra
 
@@ -103,15 +139,17 @@ def _model_kwargs(items: Sequence[str], models: Sequence[str]) -> dict[str, str]
     for item in items:
         model, sep, text = item.partition("=")
         if not sep or model not in models:
-            raise UserInputError(f"--model-kwargs {item!r} must be MODEL=JSON with MODEL one of --models "
-                                 f"({', '.join(models)})")
+            raise UserInputError(
+                f"--model-kwargs {item!r} must be MODEL=JSON with MODEL one of --models ({', '.join(models)})"
+            )
         try:
             valid = isinstance(json.loads(text), dict)
         except json.JSONDecodeError:
             valid = False
         if not valid:
-            raise UserInputError(f"--model-kwargs {item!r}: the part after '=' must be a JSON object, "
-                                 "e.g. '{\"embed_dim\": 32}'")
+            raise UserInputError(
+                f"--model-kwargs {item!r}: the part after '=' must be a JSON object, e.g. '{{\"embed_dim\": 32}}'"
+            )
         parsed[model] = text
     return parsed
 
@@ -128,8 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (math.isfinite(args.epochs) and args.epochs > 0):
         raise UserInputError(f"--epochs {args.epochs:g} must be positive")
     if args.mode == "epochs" and (args.epochs != int(args.epochs) or args.epochs < args.stages):
-        raise UserInputError(f"--epochs {args.epochs:g} must be a whole number of at least --stages ({args.stages}) "
-                             "so that every stage trains at least one epoch")
+        raise UserInputError(
+            f"--epochs {args.epochs:g} must be a whole number of at least --stages ({args.stages}) "
+            "so that every stage trains at least one epoch"
+        )
     if args.tolerance < 0:
         raise UserInputError(f"--tolerance {args.tolerance:g} must be >= 0 (a drop in top-1 points)")
     candidates = _int_list(args.candidates, "--candidates")
@@ -141,42 +181,79 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [c for c in candidates + [final_size] if c % multiple]
         if bad:
             needs = "--size-multiple" if args.size_multiple else f"{model}"
-            raise UserInputError(f"--candidates: size {bad[0]} is not a multiple of {multiple}, which {needs} needs: "
-                                 f"use multiples of {multiple}")
+            raise UserInputError(
+                f"--candidates: size {bad[0]} is not a multiple of {multiple}, which {needs} needs: "
+                f"use multiples of {multiple}"
+            )
     if args.size_multiple and "--size-multiple" not in extra:
         extra = [*extra, "--size-multiple", str(args.size_multiple)]
     model_kwargs = _model_kwargs(args.model_kwargs, models)
     magnitudes = _magnitudes(args.randaug_magnitudes, args.stages, "--randaug-magnitudes")
-    result_magnitudes = _magnitudes(args.result_magnitudes, args.stages, "--result-magnitudes") \
-        if args.result_magnitudes else magnitudes
+    result_magnitudes = (
+        _magnitudes(args.result_magnitudes, args.stages, "--result-magnitudes")
+        if args.result_magnitudes
+        else magnitudes
+    )
     work_dir = Path(args.work_dir)
     layout = "equal_epochs" if args.mode == "epochs" else "equal_compute"
     epochs = int(args.epochs) if args.mode == "epochs" else args.epochs
-    evaluator = PretrainEvaluator(models, args.data, work_dir, epochs, final_size, magnitudes, layout,
-                                  args.seed, extra, model_kwargs)
+    evaluator = PretrainEvaluator(
+        models, args.data, work_dir, epochs, final_size, magnitudes, layout, args.seed, extra, model_kwargs
+    )
     log = work_dir / SEARCH_TRIALS
     if args.mode == "epochs":
-        result = greedy_curriculum_search(evaluator, args.stages, candidates, None, tolerance=args.tolerance,
-                                          trial_log=log, epochs=epochs, final_size=final_size,
-                                          magnitudes=magnitudes, smallest_first=not args.largest_first)
+        result = greedy_curriculum_search(
+            evaluator,
+            args.stages,
+            candidates,
+            None,
+            tolerance=args.tolerance,
+            trial_log=log,
+            epochs=epochs,
+            final_size=final_size,
+            magnitudes=magnitudes,
+            smallest_first=not args.largest_first,
+        )
     else:
-        result = compute_constrained_search(evaluator, args.stages, candidates, epochs, None,
-                                            tolerance=args.tolerance, trial_log=log, final_size=final_size,
-                                            magnitudes=magnitudes)
+        result = compute_constrained_search(
+            evaluator,
+            args.stages,
+            candidates,
+            epochs,
+            None,
+            tolerance=args.tolerance,
+            trial_log=log,
+            final_size=final_size,
+            magnitudes=magnitudes,
+        )
 
-    found = schedule_curriculum(result.schedule, epochs, final_size, result_magnitudes, layout,
-                                name="searched-" + schedule_tag(result.schedule)[1:])
+    found = schedule_curriculum(
+        result.schedule,
+        epochs,
+        final_size,
+        result_magnitudes,
+        layout,
+        name="searched-" + schedule_tag(result.schedule)[1:],
+    )
     save_curriculum_file(found, work_dir / SEARCH_RESULT)
     summary: dict[str, Any] = {
-        "schedule": list(result.schedule), "mode": args.mode, "models": models, "tolerance": args.tolerance,
-        "baseline_top1": dict(result.baseline_accuracy), "trials": len(result.trials),
-        "trials_run_now": result.evaluated, "trials_reused": result.reused,
-        "equivalent_epochs": found.equivalent_epochs(), "compute_ratio": found.compute_ratio(),
+        "schedule": list(result.schedule),
+        "mode": args.mode,
+        "models": models,
+        "tolerance": args.tolerance,
+        "baseline_top1": dict(result.baseline_accuracy),
+        "trials": len(result.trials),
+        "trials_run_now": result.evaluated,
+        "trials_reused": result.reused,
+        "equivalent_epochs": found.equivalent_epochs(),
+        "compute_ratio": found.compute_ratio(),
         "curriculum": found.to_dict(),
     }
     write_text_atomic(json.dumps(summary, indent=2) + "\n", work_dir / SEARCH_SUMMARY)
     plot_search(result, args.tolerance, work_dir / SEARCH_PLOT)
     print(found.describe())
-    print(f"{len(result.trials)} trials ({result.evaluated} run now, {result.reused} re-used); "
-          f"curriculum file: {work_dir / SEARCH_RESULT}")
+    print(
+        f"{len(result.trials)} trials ({result.evaluated} run now, {result.reused} re-used); "
+        f"curriculum file: {work_dir / SEARCH_RESULT}"
+    )
     return 0

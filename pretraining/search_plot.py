@@ -1,4 +1,5 @@
 """The curriculum search's picture: top-1 change and compute ratio of every trial, the accepted path highlighted."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,15 +20,23 @@ def plot_search(result: SearchResult, tolerance: float, path: Path) -> Path:
     xs = list(range(len(trials)))
     for model, base in sorted(result.baseline_accuracy.items()):
         deltas = [t.accuracy[model] - base for t in trials]
-        line, = top.plot(xs, deltas, marker="o", linestyle="-", linewidth=0.8, label=model)
-        top.scatter([x for x, t in zip(xs, trials) if t.accepted], [d for d, t in zip(deltas, trials) if t.accepted],
-                    s=90, facecolors="none", edgecolors=line.get_color())
+        (line,) = top.plot(xs, deltas, marker="o", linestyle="-", linewidth=0.8, label=model)
+        top.scatter(
+            [x for x, t in zip(xs, trials) if t.accepted],
+            [d for d, t in zip(deltas, trials) if t.accepted],
+            s=90,
+            facecolors="none",
+            edgecolors=line.get_color(),
+        )
     top.axhline(0.0, color="gray", linewidth=0.8)
     top.axhline(-tolerance, color="red", linestyle="--", linewidth=0.8, label=f"-tolerance ({tolerance:g})")
     top.set_ylabel("top-1 minus baseline (points)")
     top.legend(fontsize=8)
-    top.set_title(f"curriculum search: found {schedule_tag(result.schedule)} "
-                  f"({result.curriculum.compute_ratio():.3f} of full-size compute)", fontsize=10)
+    top.set_title(
+        f"curriculum search: found {schedule_tag(result.schedule)} "
+        f"({result.curriculum.compute_ratio():.3f} of full-size compute)",
+        fontsize=10,
+    )
     ratios = [t.compute_ratio for t in trials]
     bottom.plot(xs, ratios, marker="o", color="tab:gray", linewidth=0.8)
     accepted = [(x, r) for x, r, t in zip(xs, ratios, trials) if t.accepted]
@@ -45,4 +54,3 @@ def plot_search(result: SearchResult, tolerance: float, path: Path) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
-

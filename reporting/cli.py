@@ -7,6 +7,7 @@ their resolved configs differ in nothing but the pretrained checkpoint, the work
 
     python tools/compare.py work_dirs/demo [--format markdown|csv|latex|json] [--out FILE] [--paper]
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """The papers' published COCO numbers, and how a run's backbone name maps onto the papers' labels."""
+
 from __future__ import annotations
 
 import re
@@ -10,12 +11,18 @@ from reporting.stats import Stat
 # The paper's COCO results (box AP / mask AP, percent), baseline -> EfficientTrain (arXiv 2211.09703).
 PAPER_RESULTS = {
     ("retinanet", "1x", "Swin-T"): {"baseline": {"bbox": 41.7}, "efficienttrain": {"bbox": 41.8}},
-    ("cascade_mask_rcnn", "1x", "Swin-T"): {"baseline": {"bbox": 48.1, "segm": 41.5},
-                                            "efficienttrain": {"bbox": 48.2, "segm": 41.8}},
-    ("cascade_mask_rcnn", "1x", "Swin-S"): {"baseline": {"bbox": 50.0, "segm": 43.1},
-                                            "efficienttrain": {"bbox": 50.6, "segm": 43.6}},
-    ("cascade_mask_rcnn", "1x", "Swin-B"): {"baseline": {"bbox": 50.9, "segm": 44.0},
-                                            "efficienttrain": {"bbox": 51.3, "segm": 44.2}},
+    ("cascade_mask_rcnn", "1x", "Swin-T"): {
+        "baseline": {"bbox": 48.1, "segm": 41.5},
+        "efficienttrain": {"bbox": 48.2, "segm": 41.8},
+    },
+    ("cascade_mask_rcnn", "1x", "Swin-S"): {
+        "baseline": {"bbox": 50.0, "segm": 43.1},
+        "efficienttrain": {"bbox": 50.6, "segm": 43.6},
+    },
+    ("cascade_mask_rcnn", "1x", "Swin-B"): {
+        "baseline": {"bbox": 50.9, "segm": 44.0},
+        "efficienttrain": {"bbox": 51.3, "segm": 44.2},
+    },
 }
 _FAMILIES = {"swin": "Swin", "convnext": "ConvNeXt", "deit": "DeiT", "cswin": "CSWin"}
 _SIZES = {"tiny": "T", "small": "S", "base": "B", "large": "L", "t": "T", "s": "S", "b": "B", "l": "L"}
@@ -41,9 +48,13 @@ def paper_rows(group: tuple[str, str, str]) -> list[dict[str, Any]]:
         for iou_type, value in reference[arm].items():
             row[f"{iou_type}_AP"] = Stat(value)
         rows.append(row)
-    delta = {"row": "paper", "detector": detector, "backbone": backbone, "schedule": schedule,
-             "pretraining": "paper: Δ efficienttrain − baseline"}
+    delta = {
+        "row": "paper",
+        "detector": detector,
+        "backbone": backbone,
+        "schedule": schedule,
+        "pretraining": "paper: Δ efficienttrain − baseline",
+    }
     for iou_type, value in reference["efficienttrain"].items():
         delta[f"{iou_type}_AP"] = Stat(round(value - reference[BASELINE][iou_type], 1), signed=True)
     return rows + [delta]
-

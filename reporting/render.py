@@ -1,4 +1,5 @@
 """Render a comparison `Table` as markdown, csv, latex or json (the formats of tools/compare.py)."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ def _cell_text(row: dict, column: Column, plus_minus: str = " ± ") -> str:
 
 
 def _markdown(table: Table) -> str:
-    lines = ["| " + " | ".join(c.header for c in table.columns) + " |",
-             "|" + "|".join("---:" if c.numeric else ":---" for c in table.columns) + "|"]
+    lines = [
+        "| " + " | ".join(c.header for c in table.columns) + " |",
+        "|" + "|".join("---:" if c.numeric else ":---" for c in table.columns) + "|",
+    ]
     for row in table.rows:
         cells = [_cell_text(row, c).replace("|", "\\|") or "–" for c in table.columns]
         lines.append("| " + " | ".join(cells) + " |")
@@ -55,16 +58,29 @@ def _csv(table: Table) -> str:
         for column in table.columns:
             value = row.get(column.key)
             if column.numeric:
-                cells += ["", ""] if value is None else [round(value.mean, 4),
-                                                          "" if value.std is None else round(value.std, 4)]
+                cells += (
+                    ["", ""]
+                    if value is None
+                    else [round(value.mean, 4), "" if value.std is None else round(value.std, 4)]
+                )
             else:
                 cells.append("" if value is None else value)
         writer.writerow(cells)
     return buffer.getvalue()
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _latex_text(text: str) -> str:
@@ -74,8 +90,12 @@ def _latex_text(text: str) -> str:
 
 def _latex(table: Table) -> str:
     spec = "".join("r" if c.numeric else "l" for c in table.columns)
-    lines = [f"\\begin{{tabular}}{{{spec}}}", r"\hline",
-             " & ".join(_latex_text(c.header) for c in table.columns) + r" \\", r"\hline"]
+    lines = [
+        f"\\begin{{tabular}}{{{spec}}}",
+        r"\hline",
+        " & ".join(_latex_text(c.header) for c in table.columns) + r" \\",
+        r"\hline",
+    ]
     for row in table.rows:
         lines.append(" & ".join(_latex_text(_cell_text(row, c)) for c in table.columns) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
@@ -89,10 +109,12 @@ def _json(table: Table) -> str:
             return {"mean": value.mean, "std": value.std, "n": value.n}
         return value
 
-    document = {"schema": COMPARE_SCHEMA,
-                "columns": [{"key": c.key, "header": c.header} for c in table.columns],
-                "rows": [{c.key: cell(row.get(c.key)) for c in table.columns} for row in table.rows],
-                "notes": table.notes}
+    document = {
+        "schema": COMPARE_SCHEMA,
+        "columns": [{"key": c.key, "header": c.header} for c in table.columns],
+        "rows": [{c.key: cell(row.get(c.key)) for c in table.columns} for row in table.rows],
+        "notes": table.notes,
+    }
     return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -102,4 +124,3 @@ def render(table: Table, fmt: str = "markdown") -> str:
     if fmt not in renderers:
         raise UserInputError(f"--format {fmt!r} is unknown: use one of {', '.join(FORMATS)}")
     return renderers[fmt](table)
-

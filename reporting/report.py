@@ -6,6 +6,7 @@ Reads only what the runs wrote (pretraining `log.jsonl` / `curriculum.json` / `f
 `coco_metrics.json` / `pretrain_provenance.json`); the table is the one tools/compare.py prints.
 Work-root layout (the demo's): `WORK_ROOT/pretrain/<model>_<curriculum>_s<seed>/`, `WORK_ROOT/det/...`.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,14 +90,23 @@ def plot_ap_vs_cost(runs: Sequence, out: Path) -> Path:
             if cost is None or value is None:
                 continue
             colour = "tab:blue" if run.curriculum == "baseline" else "tab:orange"
-            ax.scatter(cost, value, marker=markers.get(run.detector, "^"), s=60, color=colour,
-                       facecolors=colour if fill == "full" else "none",
-                       label=f"{run.detector} {'box' if iou_type == 'bbox' else 'mask'} AP, {run.curriculum}")
+            ax.scatter(
+                cost,
+                value,
+                marker=markers.get(run.detector, "^"),
+                s=60,
+                color=colour,
+                facecolors=colour if fill == "full" else "none",
+                label=f"{run.detector} {'box' if iou_type == 'bbox' else 'mask'} AP, {run.curriculum}",
+            )
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7)
-    ax.set(xlabel="pretraining cost (equivalent full-size epochs)", ylabel="COCO AP (%)",
-           title="detection AP vs pretraining cost")
+    ax.set(
+        xlabel="pretraining cost (equivalent full-size epochs)",
+        ylabel="COCO AP (%)",
+        title="detection AP vs pretraining cost",
+    )
     ax.grid(alpha=0.3)
     return _save(fig, out)
 
@@ -110,17 +120,22 @@ def _save(fig, out: Path) -> Path:
 
 
 def _pretraining_summary(pretrain_dirs: Sequence[Path]) -> list[str]:
-    lines = ["| run | epochs | equivalent epochs | wall-clock (s) | images seen | final top-1 |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| run | epochs | equivalent epochs | wall-clock (s) | images seen | final top-1 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for directory in pretrain_dirs:
         prov = load_checkpoint_file(directory / PRETRAIN_FINAL)["provenance"]
-        lines.append(f"| {_label(directory)} | {prov['epochs']} | {prov['equivalent_epochs']:.1f} | "
-                     f"{prov['wall_clock_s']:.0f} | {prov['images_seen']} | {prov['final_top1']:.1f} |")
+        lines.append(
+            f"| {_label(directory)} | {prov['epochs']} | {prov['equivalent_epochs']:.1f} | "
+            f"{prov['wall_clock_s']:.0f} | {prov['images_seen']} | {prov['final_top1']:.1f} |"
+        )
     return lines
 
 
-def write_report(root: Path, det_root: Path, pretrain_dirs: Sequence[Path], profile_name: str = "",
-                 elapsed_s: float | None = None) -> str:
+def write_report(
+    root: Path, det_root: Path, pretrain_dirs: Sequence[Path], profile_name: str = "", elapsed_s: float | None = None
+) -> str:
     """Write `root/report.md` and its PNG plots; return the comparison table (markdown)."""
     runs = load_runs([det_root])
     table = render(build_table(runs), "markdown")
@@ -129,11 +144,22 @@ def write_report(root: Path, det_root: Path, pretrain_dirs: Sequence[Path], prof
         "Pretraining curves": plot_pretraining(pretrain_dirs, root / "plots" / "pretraining.png"),
         "AP vs pretraining cost": plot_ap_vs_cost(runs, root / "plots" / "ap_vs_cost.png"),
     }
-    lines = [f"# EfficientTrain demo report{f' ({profile_name})' if profile_name else ''}", "",
-             "Pretraining on the generated ImageNet-style set, then RetinaNet and Cascade Mask R-CNN fine-tuned "
-             "from each checkpoint on the generated COCO-format set. Numbers are real runs of this machine; "
-             "every AP below was re-computed with pycocotools from the run's own dumped detections.", "",
-             "## COCO results", "", table.rstrip(), "", "## Pretraining", "", *_pretraining_summary(pretrain_dirs), ""]
+    lines = [
+        f"# EfficientTrain demo report{f' ({profile_name})' if profile_name else ''}",
+        "",
+        "Pretraining on the generated ImageNet-style set, then RetinaNet and Cascade Mask R-CNN fine-tuned "
+        "from each checkpoint on the generated COCO-format set. Numbers are real runs of this machine; "
+        "every AP below was re-computed with pycocotools from the run's own dumped detections.",
+        "",
+        "## COCO results",
+        "",
+        table.rstrip(),
+        "",
+        "## Pretraining",
+        "",
+        *_pretraining_summary(pretrain_dirs),
+        "",
+    ]
     for title, path in plots.items():
         lines += [f"## {title}", "", f"![{title}]({path.relative_to(root).as_posix()})", ""]
     if elapsed_s is not None:

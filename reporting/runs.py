@@ -4,6 +4,7 @@ A `Run` is what one work dir says: what was trained (detector, backbone, schedul
 metrics in percent, its resolved config, and the pretraining it started from. Malformed files are a
 `UserInputError` naming the file and the fix.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ class Run:
     detector: str
     backbone: str
     schedule: str
-    seed: int | None                     # None: the run recorded no seed
+    seed: int | None  # None: the run recorded no seed
     metrics: dict[str, dict[str, float | None]]
     resolved_config: dict | None
     curriculum: str
@@ -51,8 +52,9 @@ def _read_json(path: Path, fix: str) -> dict:
     except FileNotFoundError:
         raise UserInputError(f"{path} is missing: {fix}") from None
     except json.JSONDecodeError as err:
-        raise UserInputError(f"{path} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}): "
-                             f"{fix}") from None
+        raise UserInputError(
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno}): {fix}"
+        ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise UserInputError(f"{path} cannot be read ({err}): {fix}") from None
     if not isinstance(data, dict):
@@ -79,8 +81,10 @@ def _percent(value: Any, key: str, path: Path) -> float | None:
     if value < 0:
         return None
     if value > 1:
-        raise UserInputError(f"{path}: {key} = {value} is not a fraction in [0, 1]: AP values are written "
-                             "as pycocotools reports them (tools/test.py does this)")
+        raise UserInputError(
+            f"{path}: {key} = {value} is not a fraction in [0, 1]: AP values are written "
+            "as pycocotools reports them (tools/test.py does this)"
+        )
     return 100.0 * value
 
 
@@ -96,14 +100,23 @@ def _pretrain_info(path: Path) -> tuple[str, dict[str, Any]]:
         return ("random init" if checkpoint is None else "foreign checkpoint"), info
     if not isinstance(provenance, dict):
         raise UserInputError(f"{path}: 'provenance' must be an object or null: {fix}")
-    name = _get(provenance, "curriculum.name", str, path, "the pretraining checkpoint lacks its provenance; "
-                "re-create it with tools/pretrain.py")
+    name = _get(
+        provenance,
+        "curriculum.name",
+        str,
+        path,
+        "the pretraining checkpoint lacks its provenance; re-create it with tools/pretrain.py",
+    )
     hours = provenance.get("device_hours")
     if hours is None and isinstance(provenance.get("wall_clock_s"), (int, float)):
         hours = provenance["wall_clock_s"] / 3600
     top1_key = "ema_top1" if record.get("weights") == "model_ema" else "final_top1"
-    info.update(epochs=provenance.get("epochs"), equivalent_epochs=provenance.get("equivalent_epochs"),
-                hours=hours, top1=provenance.get(top1_key))
+    info.update(
+        epochs=provenance.get("epochs"),
+        equivalent_epochs=provenance.get("equivalent_epochs"),
+        hours=hours,
+        top1=provenance.get(top1_key),
+    )
     for key in ("epochs", "equivalent_epochs", "hours", "top1"):
         if info[key] is not None and (not isinstance(info[key], (int, float)) or isinstance(info[key], bool)):
             raise UserInputError(f"{path}: provenance value for {key} = {info[key]!r} is not a number: {fix}")
@@ -122,17 +135,23 @@ def load_run(metrics_path: Path) -> Run:
         if iou_type == "segm" and "segm" not in _get(document, "metrics", dict, metrics_path, fix):
             continue
         block = _get(document, f"metrics.{iou_type}", dict, metrics_path, fix)
-        metrics[iou_type] = {key: _percent(_get(block, key, (int, float), metrics_path, fix),
-                                           f"metrics.{iou_type}.{key}", metrics_path) for key in METRIC_KEYS}
+        metrics[iou_type] = {
+            key: _percent(_get(block, key, (int, float), metrics_path, fix), f"metrics.{iou_type}.{key}", metrics_path)
+            for key in METRIC_KEYS
+        }
     config = document.get("resolved_config")
     curriculum, pretrain = _pretrain_info(metrics_path.parent / PROVENANCE_FILE)
-    return Run(work_dir=metrics_path.parent,
-               detector=_get(document, "detector", str, metrics_path, fix),
-               backbone=_get(document, "backbone", str, metrics_path, fix),
-               schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
-               seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
-               metrics=metrics, resolved_config=config if isinstance(config, dict) else None,
-               curriculum=curriculum, pretrain=pretrain)
+    return Run(
+        work_dir=metrics_path.parent,
+        detector=_get(document, "detector", str, metrics_path, fix),
+        backbone=_get(document, "backbone", str, metrics_path, fix),
+        schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
+        seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
+        metrics=metrics,
+        resolved_config=config if isinstance(config, dict) else None,
+        curriculum=curriculum,
+        pretrain=pretrain,
+    )
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
@@ -151,7 +170,8 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
             raise UserInputError(f"{path} does not exist: pass detection work dirs (e.g. work_dirs/demo)")
     if not found:
         shown = ", ".join(str(p) for p in paths)
-        raise UserInputError(f"no {METRICS_FILE} found under {shown}: run tools/test.py on the trained "
-                             "detectors first, or pass the folder that holds their work dirs")
+        raise UserInputError(
+            f"no {METRICS_FILE} found under {shown}: run tools/test.py on the trained "
+            "detectors first, or pass the folder that holds their work dirs"
+        )
     return [load_run(path) for path in found]
-

@@ -1,4 +1,5 @@
 """Numbers of a comparison table: mean +- std over seeds, and which config keys two runs differ in."""
+
 from __future__ import annotations
 
 import statistics
@@ -46,8 +47,11 @@ def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
 
 def _pairing_ignores(key: str) -> bool:
     parts = key.split(".")
-    return (any(key == k or key.startswith(k + ".") for k in PAIRING_IGNORED_KEYS)
-            or parts[0] == "randomness" or parts[-1] == "seed")
+    return (
+        any(key == k or key.startswith(k + ".") for k in PAIRING_IGNORED_KEYS)
+        or parts[0] == "randomness"
+        or parts[-1] == "seed"
+    )
 
 
 def config_differences(first: Run, second: Run) -> list[str]:
@@ -64,4 +68,3 @@ def config_differences(first: Run, second: Run) -> list[str]:
 
     a, b = normalised(first), normalised(second)
     return sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
-

@@ -4,6 +4,7 @@ Runs are grouped by (detector, backbone, schedule); within a group an arm is a c
 pretraining epochs, or the foreign checkpoint). Runs are paired only when their resolved configs differ
 in nothing but the pretrained checkpoint, the work dir and the seed; refused pairs become notes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ class Table:
     notes: list[str]
 
 
-
 def _arm_label(run: Run) -> str:
     epochs = run.pretrain.get("epochs")
     if run.pretrain.get("foreign_checkpoint"):
@@ -42,11 +42,18 @@ def _arm_label(run: Run) -> str:
 
 
 def _columns(with_masks: bool) -> list[Column]:
-    columns = [Column("row", "Row"), Column("detector", "Detector"), Column("backbone", "Backbone"),
-               Column("schedule", "Sched."), Column("pretraining", "Pretraining"),
-               Column("epochs", "Ep.", True, 0), Column("equivalent_epochs", "Eq. ep.", True, 1),
-               Column("pretrain_hours", "Pretrain h", True, 3), Column("top1", "Top-1", True, 1),
-               Column("seeds", "Seeds")]
+    columns = [
+        Column("row", "Row"),
+        Column("detector", "Detector"),
+        Column("backbone", "Backbone"),
+        Column("schedule", "Sched."),
+        Column("pretraining", "Pretraining"),
+        Column("epochs", "Ep.", True, 0),
+        Column("equivalent_epochs", "Eq. ep.", True, 1),
+        Column("pretrain_hours", "Pretrain h", True, 3),
+        Column("top1", "Top-1", True, 1),
+        Column("seeds", "Seeds"),
+    ]
     for iou_type, label in IOU_TYPES.items():
         if iou_type == "segm" and not with_masks:
             continue
@@ -69,10 +76,20 @@ def _seeds_text(seeds: Iterable[int | None]) -> str:
 def _arm_row(runs: list[Run]) -> dict[str, Any]:
     first = runs[0]
     pretrainings = _unique_pretrainings(runs)
-    row = {"row": "run", "detector": first.detector, "backbone": first.backbone, "schedule": first.schedule,
-           "pretraining": _arm_label(first), "seeds": _seeds_text(r.seed for r in runs)}
-    for key, source in (("epochs", "epochs"), ("equivalent_epochs", "equivalent_epochs"),
-                        ("pretrain_hours", "hours"), ("top1", "top1")):
+    row = {
+        "row": "run",
+        "detector": first.detector,
+        "backbone": first.backbone,
+        "schedule": first.schedule,
+        "pretraining": _arm_label(first),
+        "seeds": _seeds_text(r.seed for r in runs),
+    }
+    for key, source in (
+        ("epochs", "epochs"),
+        ("equivalent_epochs", "equivalent_epochs"),
+        ("pretrain_hours", "hours"),
+        ("top1", "top1"),
+    ):
         row[key] = summarize([p.get(source) for p in pretrainings])
     for iou_type in IOU_TYPES:
         for key in METRIC_KEYS:
@@ -104,23 +121,36 @@ def _delta_row(arm_runs: list[Run], base_runs: list[Run], notes: list[str]) -> d
     for run in arm_runs:
         base = by_seed.get(run.seed)
         if base is None:
-            notes.append(f"{first.detector} {first.backbone} {first.schedule}: {label} seed {run.seed} "
-                         f"({run.work_dir}) has no {base_label} run with that seed; left out of the paired delta")
+            notes.append(
+                f"{first.detector} {first.backbone} {first.schedule}: {label} seed {run.seed} "
+                f"({run.work_dir}) has no {base_label} run with that seed; left out of the paired delta"
+            )
             continue
         differing = config_differences(run, base)
         if differing:
-            notes.append(f"not paired: {run.work_dir} ({label} seed {run.seed}) and {base.work_dir} "
-                         f"({base_label} seed {base.seed}): resolved_config differs in {_shown(differing)}")
+            notes.append(
+                f"not paired: {run.work_dir} ({label} seed {run.seed}) and {base.work_dir} "
+                f"({base_label} seed {base.seed}): resolved_config differs in {_shown(differing)}"
+            )
             continue
         pairs.append((run, base))
-    row: dict[str, Any] = {"row": "delta", "detector": first.detector, "backbone": first.backbone,
-                           "schedule": first.schedule, "seeds": _seeds_text(r.seed for r, _ in pairs)}
+    row: dict[str, Any] = {
+        "row": "delta",
+        "detector": first.detector,
+        "backbone": first.backbone,
+        "schedule": first.schedule,
+        "seeds": _seeds_text(r.seed for r, _ in pairs),
+    }
     arm_hours = summarize([p.get("hours") for p in _unique_pretrainings(arm_runs)])
     base_hours = summarize([p.get("hours") for p in _unique_pretrainings(base_runs)])
-    ratio = (f", {arm_hours.mean / base_hours.mean:.2f}x pretrain time"
-             if arm_hours and base_hours and base_hours.mean > 0 else "")
-    row["pretraining"] = (f"Δ {label} − {base_label}{ratio}" if pairs
-                          else f"Δ {label} − {base_label}: not paired (see notes)")
+    ratio = (
+        f", {arm_hours.mean / base_hours.mean:.2f}x pretrain time"
+        if arm_hours and base_hours and base_hours.mean > 0
+        else ""
+    )
+    row["pretraining"] = (
+        f"Δ {label} − {base_label}{ratio}" if pairs else f"Δ {label} − {base_label}: not paired (see notes)"
+    )
     for key, source in (("pretrain_hours", "hours"), ("top1", "top1")):
         arm_stat = summarize([p.get(source) for p in _unique_pretrainings(arm_runs)])
         base_stat = summarize([p.get(source) for p in _unique_pretrainings(base_runs)])
@@ -135,7 +165,6 @@ def _delta_row(arm_runs: list[Run], base_runs: list[Run], notes: list[str]) -> d
     return row
 
 
-
 def _check_arm(group: tuple[str, str, str], arm_runs: list[Run], notes: list[str]) -> None:
     """Sort an arm's runs by seed; refuse two runs with one seed, note seeds trained with another recipe."""
     arm_runs.sort(key=lambda r: (r.seed is not None, r.seed or 0))
@@ -143,13 +172,17 @@ def _check_arm(group: tuple[str, str, str], arm_runs: list[Run], notes: list[str
     duplicate = next((s for s in seeds if seeds.count(s) > 1), None)
     if duplicate is not None or seeds.count(None) > 1:
         dirs = " and ".join(str(r.work_dir) for r in arm_runs if r.seed == duplicate)
-        raise UserInputError(f"{dirs} are both {' '.join(group)} {_arm_label(arm_runs[0])} seed {duplicate}: "
-                             "give each run its own seed, or compare them separately")
+        raise UserInputError(
+            f"{dirs} are both {' '.join(group)} {_arm_label(arm_runs[0])} seed {duplicate}: "
+            "give each run its own seed, or compare them separately"
+        )
     for run in arm_runs[1:]:
         differing = config_differences(run, arm_runs[0])
         if differing:
-            notes.append(f"{run.work_dir} and {arm_runs[0].work_dir} are averaged as {_arm_label(run)} but "
-                         f"their resolved_config differs in {_shown(differing)}")
+            notes.append(
+                f"{run.work_dir} and {arm_runs[0].work_dir} are averaged as {_arm_label(run)} but "
+                f"their resolved_config differs in {_shown(differing)}"
+            )
 
 
 def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
@@ -165,8 +198,9 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
         for arm_runs in arms.values():
             _check_arm(group, arm_runs, notes)
         baselines = {arm: r for arm, r in arms.items() if arm[0] == BASELINE}
-        order = sorted(arms, key=lambda a: (a[0] != BASELINE, str(a[0]), a[1] if isinstance(a[1], (int, float)) else -1,
-                                            str(a[2])))
+        order = sorted(
+            arms, key=lambda a: (a[0] != BASELINE, str(a[0]), a[1] if isinstance(a[1], (int, float)) else -1, str(a[2]))
+        )
         for arm in order:
             rows.append(_arm_row(arms[arm]))
             if arm[0] == BASELINE:
@@ -184,8 +218,9 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
             matched_paper |= bool(reference)
             rows += reference
     if paper and not matched_paper:
-        notes.append("--paper: no run matches the paper's settings (RetinaNet 1x Swin-T; Cascade Mask R-CNN 1x "
-                     "Swin-T/S/B), so no reference rows were added")
+        notes.append(
+            "--paper: no run matches the paper's settings (RetinaNet 1x Swin-T; Cascade Mask R-CNN 1x "
+            "Swin-T/S/B), so no reference rows were added"
+        )
     with_masks = any(f"segm_{key}" in row and row[f"segm_{key}"] is not None for row in rows for key in METRIC_KEYS)
     return Table(_columns(with_masks), rows, notes)
-

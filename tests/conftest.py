@@ -5,6 +5,7 @@ Tests that change a data set copy it first (`shutil.copytree`). Helper modules (
 Markers (pyproject.toml): `slow` (more than about 10 s on 2 cores) and `subprocess` (starts processes);
 `make test-fast` runs the rest.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,15 +42,17 @@ def coco_tiny(tmp_path_factory: pytest.TempPathFactory, demo_classes: list[str])
 @pytest.fixture(scope="session")
 def coco_small_objects(tmp_path_factory: pytest.TempPathFactory, demo_classes: list[str]) -> Path:
     """8 train / 6 val images whose objects are about the size of RetinaNet's smallest anchors."""
-    return write_coco_instances(tmp_path_factory.mktemp("coco_small"), demo_classes, train_images=8, val_images=6,
-                                object_scale=(0.08, 0.14))
+    return write_coco_instances(
+        tmp_path_factory.mktemp("coco_small"), demo_classes, train_images=8, val_images=6, object_scale=(0.08, 0.14)
+    )
 
 
 @pytest.fixture(scope="session")
 def coco_large_objects(tmp_path_factory: pytest.TempPathFactory, demo_classes: list[str]) -> Path:
     """8 train / 6 val images of large objects: a barely trained detector already overlaps some of them."""
-    return write_coco_instances(tmp_path_factory.mktemp("coco_large"), demo_classes, train_images=8, val_images=6,
-                                object_scale=(0.35, 0.48))
+    return write_coco_instances(
+        tmp_path_factory.mktemp("coco_large"), demo_classes, train_images=8, val_images=6, object_scale=(0.35, 0.48)
+    )
 
 
 @pytest.fixture(scope="session")

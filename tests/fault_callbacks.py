@@ -7,6 +7,7 @@ update N becomes NaN); several are comma-separated. Run a pretraining with fault
 
     python tests/fault_callbacks.py SPEC -- <tools/pretrain.py arguments>
 """
+
 from __future__ import annotations
 
 import os
@@ -66,4 +67,4 @@ if __name__ == "__main__":
 
     cut = sys.argv.index("--")
     callback = FaultCallback(sys.argv[1])
-    run_cli(lambda argv: main(argv, callbacks=[callback]), sys.argv[cut + 1:])
+    run_cli(lambda argv: main(argv, callbacks=[callback]), sys.argv[cut + 1 :])

@@ -1,4 +1,5 @@
 """Shared helpers of the pretraining tests: a tiny generated ImageFolder, tiny model configs, run arguments."""
+
 from __future__ import annotations
 
 import json
@@ -30,28 +31,58 @@ def make_image_folder(root: Path, classes: int = 3, per_class: int = 8, size: in
             for i in range(per_class):
                 image = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
                 image[:, :, c % 3] += 120
-                image[(c * 7) % size:(c * 7) % size + 6, :, :] = 255
+                image[(c * 7) % size : (c * 7) % size + 6, :, :] = 255
                 Image.fromarray(image).save(folder / f"{i}.png")
     return root
 
 
-def write_two_stage_curriculum(path: Path, small: int = 32, final: int = 64, small_epochs: int = 1,
-                               final_epochs: int = 1) -> Path:
+def write_two_stage_curriculum(
+    path: Path, small: int = 32, final: int = 64, small_epochs: int = 1, final_epochs: int = 1
+) -> Path:
     """A custom curriculum file: `small_epochs` at `small` px then `final_epochs` at `final` px."""
-    path.write_text(json.dumps({"name": "two-stage", "final_size": final, "stages": [
-        {"epochs": small_epochs, "input_size": small, "randaug_magnitude": 2},
-        {"epochs": final_epochs, "input_size": final, "randaug_magnitude": 6}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "two-stage",
+                "final_size": final,
+                "stages": [
+                    {"epochs": small_epochs, "input_size": small, "randaug_magnitude": 2},
+                    {"epochs": final_epochs, "input_size": final, "randaug_magnitude": 6},
+                ],
+            }
+        )
+    )
     return path
 
 
-def tiny_args(model: str, data: Path, work_dir: Path, curriculum: Path | str, epochs: int,
-              final_size: int = 64, **overrides: Any) -> list[str]:
+def tiny_args(
+    model: str, data: Path, work_dir: Path, curriculum: Path | str, epochs: int, final_size: int = 64, **overrides: Any
+) -> list[str]:
     """Command-line arguments of a tiny, deterministic CPU run (batch 4, no workers)."""
-    options: dict[str, Any] = {"batch-size": 4, "workers": 0, "device": "cpu", "seed": 0, "warmup-epochs": 0.5,
-                               "lr": 1e-3, "model-kwargs": json.dumps(TINY_MODELS[model])}
+    options: dict[str, Any] = {
+        "batch-size": 4,
+        "workers": 0,
+        "device": "cpu",
+        "seed": 0,
+        "warmup-epochs": 0.5,
+        "lr": 1e-3,
+        "model-kwargs": json.dumps(TINY_MODELS[model]),
+    }
     options.update({k.replace("_", "-"): v for k, v in overrides.items()})
-    argv = ["--model", model, "--data", str(data), "--work-dir", str(work_dir), "--curriculum", str(curriculum),
-            "--epochs", str(epochs), "--final-size", str(final_size)]
+    argv = [
+        "--model",
+        model,
+        "--data",
+        str(data),
+        "--work-dir",
+        str(work_dir),
+        "--curriculum",
+        str(curriculum),
+        "--epochs",
+        str(epochs),
+        "--final-size",
+        str(final_size),
+    ]
     for key, value in options.items():
         if value is True:
             argv.append(f"--{key}")

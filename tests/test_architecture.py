@@ -3,6 +3,7 @@
 Walks every `.py` file with `ast` (imports inside functions count too) instead of importing anything,
 so a violation is found even on a code path no other test runs.
 """
+
 from __future__ import annotations
 
 import ast
@@ -88,7 +89,7 @@ def test_no_import_circles() -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = 2
@@ -127,8 +128,11 @@ def test_no_tool_shadows_a_package() -> None:
     saved = list(sys.path)
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(tools_dir)]
     try:
-        shadowing = [p.stem for p in (REPO / "tools").glob("*.py")
-                     if p.stem not in SHADOW_EXEMPT and (p.stem in ROOMS or importlib.util.find_spec(p.stem))]
+        shadowing = [
+            p.stem
+            for p in (REPO / "tools").glob("*.py")
+            if p.stem not in SHADOW_EXEMPT and (p.stem in ROOMS or importlib.util.find_spec(p.stem))
+        ]
     finally:
         sys.path[:] = saved
     assert not shadowing, shadowing
@@ -138,8 +142,14 @@ def test_the_readme_folder_table_matches_the_tree() -> None:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     table = [line for line in text.splitlines() if line.startswith("| `") and line.split("|")[1].strip().endswith("/`")]
     listed = {line.split("|")[1].strip().strip("`").rstrip("/") for line in table}
-    folders = {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")
-               and p.name not in {"build", "work_dirs", "data", "__pycache__"} and not p.name.endswith(".egg-info")}
+    folders = {
+        p.name
+        for p in REPO.iterdir()
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and p.name not in {"build", "work_dirs", "data", "__pycache__"}
+        and not p.name.endswith(".egg-info")
+    }
     assert listed == folders, (sorted(listed - folders), sorted(folders - listed))
 
 

@@ -1,5 +1,6 @@
 """TimmBackbone gives timm's own feature maps (NCHW, mmdet levels) for every family, at square and detection sizes,
 through the Swin/ConvNeXt detectors' per-output LayerNorms where those are on."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,13 @@ OUT_NORM_EPS = {"swin_tiny_patch4_window7_224": 1e-5, "convnext_atto": 1e-6}  # 
 
 def _reference(name: str, kwargs: dict, backbone: TimmBackbone) -> torch.nn.Module:
     """Stock timm features_only model with the backbone's resolved kwargs and weights."""
-    ref = timm.create_model(name, pretrained=False, features_only=True, out_indices=backbone.spec.timm_out_indices,
-                            **backbone.spec.timm_kwargs)
+    ref = timm.create_model(
+        name,
+        pretrained=False,
+        features_only=True,
+        out_indices=backbone.spec.timm_out_indices,
+        **backbone.spec.timm_kwargs,
+    )
     ref.load_state_dict(backbone.body.state_dict(), strict=True)
     return ref.eval()
 
@@ -63,8 +69,9 @@ def test_out_norms_auto_is_on_for_swin_and_convnext_only(name: str) -> None:
     if name not in OUT_NORM_EPS:
         assert norm_keys == {}
         return
-    assert norm_keys == {f"norm{i}.{p}": (c,) for i, c in zip((1, 2, 3), backbone.out_channels)
-                         for p in ("weight", "bias")}
+    assert norm_keys == {
+        f"norm{i}.{p}": (c,) for i, c in zip((1, 2, 3), backbone.out_channels) for p in ("weight", "bias")
+    }
     for i in (1, 2, 3):  # a fresh LayerNorm, as the official detectors start it
         norm = getattr(backbone, f"norm{i}")
         assert torch.equal(norm.weight, torch.ones_like(norm.weight))
@@ -97,7 +104,7 @@ def test_feature_channels_match_backbone(name: str) -> None:
     for out_indices in [(0, 1, 2, 3), (1, 2, 3)]:
         backbone = TimmBackbone(name, out_indices=out_indices, **kwargs)
         assert feature_channels(name, out_indices, **kwargs) == backbone.out_channels
-        assert backbone.strides == [4 * 2 ** i for i in out_indices]
+        assert backbone.strides == [4 * 2**i for i in out_indices]
         with torch.no_grad():
             out = backbone.eval()(torch.randn(1, 3, 64, 96))
         assert [o.shape[1] for o in out] == backbone.out_channels
@@ -114,8 +121,9 @@ def test_swin_pads_before_shifting() -> None:
     """At 64x64 with window 7 no stage is a multiple of the window: the shifted windows must not wrap the
     image's bottom rows onto its top rows (timm 1.0.31 pads after the roll; we pad first, like mmdet)."""
     torch.manual_seed(0)
-    backbone = TimmBackbone("swin_tiny_patch4_window7_224", out_indices=(0,), embed_dim=16, depths=(2, 1, 1, 1),
-                            num_heads=(2, 2, 2, 2)).eval()
+    backbone = TimmBackbone(
+        "swin_tiny_patch4_window7_224", out_indices=(0,), embed_dim=16, depths=(2, 1, 1, 1), num_heads=(2, 2, 2, 2)
+    ).eval()
     assert backbone.pad_first_swin_blocks == 2  # stage 0's two blocks (later stages are pruned)
     x = torch.randn(1, 3, 64, 64)
     x2 = x.clone()
@@ -131,13 +139,16 @@ def test_frozen_stages_and_norm_eval() -> None:
     backbone = TimmBackbone("resnet18", frozen_stages=1, norm_eval=True)
     backbone.train()
     frozen = {n for n, p in backbone.named_parameters() if not p.requires_grad}
-    assert frozen == {n for n, _ in backbone.named_parameters() if n.startswith(("body.conv1", "body.bn1", "body.layer1"))}
+    assert frozen == {
+        n for n, _ in backbone.named_parameters() if n.startswith(("body.conv1", "body.bn1", "body.layer1"))
+    }
     assert not backbone.body.bn1.training and not backbone.body.layer1.training
     assert backbone.body.layer2.training  # a module stays in train mode ...
     assert not backbone.body.layer2[0].bn1.training  # ... but norm_eval keeps its BatchNorms in eval mode
 
-    swin = TimmBackbone("swin_tiny_patch4_window7_224", frozen_stages=0, embed_dim=16, depths=(1, 1, 1, 1),
-                        num_heads=(1, 1, 1, 1)).train()
+    swin = TimmBackbone(
+        "swin_tiny_patch4_window7_224", frozen_stages=0, embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1)
+    ).train()
     assert all(not p.requires_grad for p in swin.body.patch_embed.parameters())
     assert all(p.requires_grad for p in swin.body.layers_0.parameters())
 
@@ -161,16 +172,19 @@ def test_frozen_stages_freeze_their_output_norms() -> None:
     assert not convnext.norm1.weight.requires_grad and convnext.norm2.weight.requires_grad
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(model_name="not_a_model"), "not a timm model"),
-    (dict(model_name="resnet18", pretrained=True), "checkpoint="),
-    (dict(model_name="resnet18", out_indices=(0, 4)), "strides"),
-    (dict(model_name="deit_tiny_patch16_224", out_indices=(2, 1)), "increasing"),
-    (dict(model_name="resnet18", init_cfg=dict(type="Pretrained", checkpoint="x.pth")), "checkpoint=<file>"),
-    (dict(model_name="resnet18", depth_typo=3), "rejected the kwargs"),
-    (dict(model_name="convnext_atto", out_norms="yes"), "out_norms="),
-    (dict(model_name="deit_tiny_patch16_224", out_norms=True), "simple pyramid"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(model_name="not_a_model"), "not a timm model"),
+        (dict(model_name="resnet18", pretrained=True), "checkpoint="),
+        (dict(model_name="resnet18", out_indices=(0, 4)), "strides"),
+        (dict(model_name="deit_tiny_patch16_224", out_indices=(2, 1)), "increasing"),
+        (dict(model_name="resnet18", init_cfg=dict(type="Pretrained", checkpoint="x.pth")), "checkpoint=<file>"),
+        (dict(model_name="resnet18", depth_typo=3), "rejected the kwargs"),
+        (dict(model_name="convnext_atto", out_norms="yes"), "out_norms="),
+        (dict(model_name="deit_tiny_patch16_224", out_norms=True), "simple pyramid"),
+    ],
+)
 def test_bad_arguments_are_user_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):
         TimmBackbone(**kwargs)

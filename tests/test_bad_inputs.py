@@ -7,6 +7,7 @@ spends most of its ~5 s importing torch/mmdet); the tests then check one case ea
 In-process versions of some cases live in test_pretrain_errors.py / test_det_tools.py; these prove the
 command lines. docs/RELIABILITY.md lists the catalogue.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,9 @@ from etcore.checkpoint_io import load_checkpoint_file
 from pretrain_fixtures import tiny_args, write_two_stage_curriculum
 
 ROOT = Path(__file__).resolve().parents[1]
-RETINANET = ROOT / 'det_configs' / 'tiny' / 'retinanet_convnext-atto_fpn_tiny-demo_baseline.py'
-TRUSTED = ('final.pth', 'last.pth', 'last_checkpoint', 'coco_metrics.json', 'iter_*.pth', 'epoch_*.pth')
-MODEL = 'convnext_atto'
+RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
+TRUSTED = ("final.pth", "last.pth", "last_checkpoint", "coco_metrics.json", "iter_*.pth", "epoch_*.pth")
+MODEL = "convnext_atto"
 
 
 @dataclass
@@ -38,33 +39,42 @@ class Case:
 
     name: str
     argv: list[str]
-    named: list[str]                  # substrings the error line must contain (the input, the fix)
+    named: list[str]  # substrings the error line must contain (the input, the fix)
     work: Path
     env: dict[str, str] = field(default_factory=dict)
     exit_code: int = 2
-    check: Callable[['Case', subprocess.CompletedProcess], None] | None = None
+    check: Callable[["Case", subprocess.CompletedProcess], None] | None = None
     before: dict[str, bytes] = field(default_factory=dict)  # filled just before the run, for `check`
 
 
 def _run(case: Case) -> subprocess.CompletedProcess:
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT), **case.env}
-    return subprocess.run([sys.executable, *case.argv], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **case.env}
+    return subprocess.run([sys.executable, *case.argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _pretrain(data: Path, work: Path, curriculum: Path | str, *extra: str, **options) -> list[str]:
-    return ['tools/pretrain.py', *tiny_args(MODEL, data, work, curriculum, epochs=2, **options), *extra]
+    return ["tools/pretrain.py", *tiny_args(MODEL, data, work, curriculum, epochs=2, **options), *extra]
 
 
 def _det_train(work: Path, coco: Path, *options: str) -> list[str]:
-    return ['tools/train.py', str(RETINANET), '--work-dir', str(work), '--cfg-options', f'data_root={coco}/',
-            'model.backbone.checkpoint=None', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2', *options]
+    return [
+        "tools/train.py",
+        str(RETINANET),
+        "--work-dir",
+        str(work),
+        "--cfg-options",
+        f"data_root={coco}/",
+        "model.backbone.checkpoint=None",
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=2",
+        *options,
+    ]
 
 
 def _coco_variant(base: Path, dest: Path, edit: Callable[[dict], None]) -> Path:
     """A copy of the generated COCO set whose train annotations went through `edit`."""
     shutil.copytree(base, dest)
-    path = dest / 'annotations' / 'instances_train.json'
+    path = dest / "annotations" / "instances_train.json"
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
@@ -84,123 +94,268 @@ def _nothing_trusted_left(work: Path) -> list[str]:
 
 
 def _skip_counts_the_image(case: Case, result: subprocess.CompletedProcess) -> None:
-    provenance = load_checkpoint_file(case.work / 'final.pth')['provenance']
-    assert provenance['unreadable_images'] == 1 and provenance['images_seen'] == 2 * 24
+    provenance = load_checkpoint_file(case.work / "final.pth")["provenance"]
+    assert provenance["unreadable_images"] == 1 and provenance["images_seen"] == 2 * 24
 
 
 def _keeps_epoch_0(case: Case, result: subprocess.CompletedProcess) -> None:
-    assert load_checkpoint_file(case.work / 'last.pth')['resume']['epoch'] == 1  # epoch 0's state, intact
-    assert not (case.work / 'final.pth').exists() and not list(case.work.glob('.*.tmp'))
+    assert load_checkpoint_file(case.work / "last.pth")["resume"]["epoch"] == 1  # epoch 0's state, intact
+    assert not (case.work / "final.pth").exists() and not list(case.work.glob(".*.tmp"))
 
 
 def _resume_target_untouched(case: Case, result: subprocess.CompletedProcess) -> None:
-    assert (case.work / 'last.pth').read_bytes() == case.before['last.pth']
-    assert not (case.work / 'final.pth').exists()
+    assert (case.work / "last.pth").read_bytes() == case.before["last.pth"]
+    assert not (case.work / "final.pth").exists()
 
 
 def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
     """Jobs (lists of cases run in order by one thread) over the shared data and inputs made under `root`."""
-    curriculum = write_two_stage_curriculum(root / 'two.json')
-    other_curriculum = write_two_stage_curriculum(root / 'other.json', small=64)
+    curriculum = write_two_stage_curriculum(root / "two.json")
+    other_curriculum = write_two_stage_curriculum(root / "other.json", small=64)
 
-    empty_class = root / 'empty_class'
+    empty_class = root / "empty_class"
     shutil.copytree(data, empty_class)
-    (empty_class / 'train' / 'class_9').mkdir()
-    (empty_class / 'val' / 'class_9').mkdir()
-    (empty_class / 'val' / 'class_9' / '0.png').write_bytes((data / 'val' / 'class_0' / '0.png').read_bytes())
-    corrupt = root / 'corrupt'
+    (empty_class / "train" / "class_9").mkdir()
+    (empty_class / "val" / "class_9").mkdir()
+    (empty_class / "val" / "class_9" / "0.png").write_bytes((data / "val" / "class_0" / "0.png").read_bytes())
+    corrupt = root / "corrupt"
     shutil.copytree(data, corrupt)
-    jpeg = corrupt / 'train' / 'class_1' / 'broken.jpg'
-    jpeg.write_bytes(b'\xff\xd8\xff\xe0\x00\x10JFIF\x00' + b'\x00' * 40)  # a JPEG header, then nothing
-    (corrupt / 'train' / 'class_1' / '7.png').unlink()  # keep 8 images in the class: 24 per epoch
+    jpeg = corrupt / "train" / "class_1" / "broken.jpg"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40)  # a JPEG header, then nothing
+    (corrupt / "train" / "class_1" / "7.png").unlink()  # keep 8 images in the class: 24 per epoch
 
-    overlap = root / 'overlap.json'
-    overlap.write_text(json.dumps({'name': 'overlap', 'final_size': 64, 'stages': [
-        {'start_epoch': 0, 'end_epoch': 2, 'input_size': 32, 'randaug_magnitude': 2},
-        {'start_epoch': 1, 'end_epoch': 2, 'input_size': 64, 'randaug_magnitude': 6}]}))
-    off_stride = write_two_stage_curriculum(root / 'off_stride.json', small=48)
+    overlap = root / "overlap.json"
+    overlap.write_text(
+        json.dumps(
+            {
+                "name": "overlap",
+                "final_size": 64,
+                "stages": [
+                    {"start_epoch": 0, "end_epoch": 2, "input_size": 32, "randaug_magnitude": 2},
+                    {"start_epoch": 1, "end_epoch": 2, "input_size": 64, "randaug_magnitude": 6},
+                ],
+            }
+        )
+    )
+    off_stride = write_two_stage_curriculum(root / "off_stride.json", small=48)
 
-    malformed = shutil.copytree(coco, root / 'coco_malformed')
-    (malformed / 'annotations' / 'instances_train.json').write_text('{"images": [}')
-    unknown_cat = _coco_variant(coco, root / 'coco_unknown_cat',
-                                lambda d: d['annotations'][2].update(category_id=77))
-    zero_area = _coco_variant(coco, root / 'coco_zero_area',
-                              lambda d: d['annotations'][1].update(bbox=[10.0, 12.0, 0.0, 0.0], area=0.0))
-    missing_image = shutil.copytree(coco, root / 'coco_missing_image')
-    (missing_image / 'train' / 'train_0003.png').unlink()
+    malformed = shutil.copytree(coco, root / "coco_malformed")
+    (malformed / "annotations" / "instances_train.json").write_text('{"images": [}')
+    unknown_cat = _coco_variant(coco, root / "coco_unknown_cat", lambda d: d["annotations"][2].update(category_id=77))
+    zero_area = _coco_variant(
+        coco, root / "coco_zero_area", lambda d: d["annotations"][1].update(bbox=[10.0, 12.0, 0.0, 0.0], area=0.0)
+    )
+    missing_image = shutil.copytree(coco, root / "coco_missing_image")
+    (missing_image / "train" / "train_0003.png").unlink()
 
-    atto = root / 'convnext_atto.pth'
+    atto = root / "convnext_atto.pth"
     import timm
+
     state = timm.create_model(MODEL, pretrained=False).state_dict()
     torch.save(state, atto)
-    other_arch = root / 'resnet10t.pth'
-    torch.save(timm.create_model('resnet10t', pretrained=False).state_dict(), other_arch)
-    missing_key = root / 'convnext_atto_missing_key.pth'
-    torch.save({k: v for k, v in state.items() if k != 'stages.2.blocks.0.conv_dw.weight'}, missing_key)
-    truncated = _truncated(atto, root / 'truncated.pth')
-    blocker = root / 'a_file'
-    blocker.write_text('a regular file where the work dir should go\n')
+    other_arch = root / "resnet10t.pth"
+    torch.save(timm.create_model("resnet10t", pretrained=False).state_dict(), other_arch)
+    missing_key = root / "convnext_atto_missing_key.pth"
+    torch.save({k: v for k, v in state.items() if k != "stages.2.blocks.0.conv_dw.weight"}, missing_key)
+    truncated = _truncated(atto, root / "truncated.pth")
+    blocker = root / "a_file"
+    blocker.write_text("a regular file where the work dir should go\n")
 
     def case(name: str, argv: list[str], *named: str, **kw) -> Case:
-        work = kw.pop('work', root / 'work' / name)
-        argv = [str(work) if a == '{work}' else a for a in argv]
+        work = kw.pop("work", root / "work" / name)
+        argv = [str(work) if a == "{work}" else a for a in argv]
         return Case(name, argv, list(named), work, **kw)
 
-    w = '{work}'
-    nan_work = root / 'work' / 'nan_loss'
+    w = "{work}"
+    nan_work = root / "work" / "nan_loss"
     jobs: list[list[Case]] = [
-        [case('pretrain_missing_data', _pretrain(root / 'nowhere', Path(w), curriculum),
-              '--data', 'nowhere does not exist')],
-        [case('pretrain_empty_class_folder', _pretrain(empty_class, Path(w), curriculum),
-              'class_9 holds no images')],
-        [case('pretrain_corrupt_jpeg_stops', _pretrain(corrupt, Path(w), curriculum),
-              'broken.jpg cannot be read', '--corrupt-images skip')],
-        [case('pretrain_corrupt_jpeg_skipped_and_counted',
-              _pretrain(corrupt, Path(w), curriculum, corrupt_images='skip', mixup=0.0, cutmix=0.0),
-              exit_code=0, check=_skip_counts_the_image)],
-        [case('pretrain_unknown_timm_model',
-              ['tools/pretrain.py', '--model', 'convnxt_atto', '--data', str(data), '--work-dir', w,
-               '--curriculum', str(curriculum), '--epochs', '2', '--final-size', '64', '--device', 'cpu'],
-              "'convnxt_atto' is not a timm model", 'convnext_atto')],
-        [case('pretrain_curriculum_overlapping_stages', _pretrain(data, Path(w), overlap),
-              'overlap.json', 'overlaps or comes before the previous stage')],
-        [case('pretrain_curriculum_size_off_stride', _pretrain(data, Path(w), off_stride),
-              'off_stride.json', 'input_size 48 is not a multiple of 32')],
-        [case('pretrain_work_dir_under_a_file', _pretrain(data, blocker / 'sub', curriculum),
-              str(blocker), work=blocker / 'sub')],
-        [case('pretrain_nan_loss', ['tests/fault_callbacks.py', 'nan@iter=8', '--', *_pretrain(data, Path(w), curriculum)[1:]],
-              'training diverged: the loss became nan', work=nan_work, check=_keeps_epoch_0),
-         case('pretrain_resume_with_another_curriculum', _pretrain(data, nan_work, other_curriculum, '--resume'),
-              'was trained with other settings (curriculum', work=nan_work, check=_resume_target_untouched)],
-        [case('det_train_malformed_coco_json', _det_train(Path(w), malformed),
-              'instances_train.json is not valid JSON', 'line 1')],
-        [case('det_train_unknown_category_id', _det_train(Path(w), unknown_cat),
-              'has category id 77, which is not in "categories"')],
-        [case('det_train_zero_area_box', _det_train(Path(w), zero_area),
-              'instances_train.json', 'have zero area', 'fix or delete them')],
-        [case('det_train_image_file_missing', _det_train(Path(w), missing_image),
-              'missing from', 'train_0003.png')],
-        [case('det_train_pretrained_checkpoint_of_another_model',
-              _det_train(Path(w), coco, f'model.backbone.checkpoint={other_arch}'), str(other_arch))],
-        [case('det_train_pretrained_checkpoint_missing_key',
-              _det_train(Path(w), coco, f'model.backbone.checkpoint={missing_key}'),
-              str(missing_key), 'stages.2.blocks.0.conv_dw.weight')],
-        [case('det_train_resume_from_truncated_checkpoint', _det_train(Path(w), coco) + ['--resume', str(truncated)],
-              str(truncated), 'corrupt or truncated')],
-        [case('det_train_work_dir_under_a_file', _det_train(blocker / 'sub2', coco), str(blocker),
-              work=blocker / 'sub2')],
-        [case('det_test_truncated_checkpoint',
-              ['tools/test.py', str(RETINANET), str(truncated), '--work-dir', w, '--cfg-options', f'data_root={coco}/'],
-              str(truncated), 'corrupt or truncated')],
-        [case('convert_checkpoint_of_another_model',
-              ['tools/convert_checkpoint.py', str(other_arch), str(root / 'out1.pth'), '--model', MODEL],
-              str(other_arch), work=root / 'out1.pth')],
-        [case('convert_checkpoint_missing_key',
-              ['tools/convert_checkpoint.py', str(missing_key), str(root / 'out2.pth'), '--model', MODEL],
-              str(missing_key), 'stages.2.blocks.0.conv_dw.weight', work=root / 'out2.pth')],
-        [case('convert_truncated_checkpoint',
-              ['tools/convert_checkpoint.py', str(truncated), str(root / 'out3.pth'), '--model', MODEL],
-              str(truncated), 'corrupt or truncated', work=root / 'out3.pth')],
+        [
+            case(
+                "pretrain_missing_data",
+                _pretrain(root / "nowhere", Path(w), curriculum),
+                "--data",
+                "nowhere does not exist",
+            )
+        ],
+        [case("pretrain_empty_class_folder", _pretrain(empty_class, Path(w), curriculum), "class_9 holds no images")],
+        [
+            case(
+                "pretrain_corrupt_jpeg_stops",
+                _pretrain(corrupt, Path(w), curriculum),
+                "broken.jpg cannot be read",
+                "--corrupt-images skip",
+            )
+        ],
+        [
+            case(
+                "pretrain_corrupt_jpeg_skipped_and_counted",
+                _pretrain(corrupt, Path(w), curriculum, corrupt_images="skip", mixup=0.0, cutmix=0.0),
+                exit_code=0,
+                check=_skip_counts_the_image,
+            )
+        ],
+        [
+            case(
+                "pretrain_unknown_timm_model",
+                [
+                    "tools/pretrain.py",
+                    "--model",
+                    "convnxt_atto",
+                    "--data",
+                    str(data),
+                    "--work-dir",
+                    w,
+                    "--curriculum",
+                    str(curriculum),
+                    "--epochs",
+                    "2",
+                    "--final-size",
+                    "64",
+                    "--device",
+                    "cpu",
+                ],
+                "'convnxt_atto' is not a timm model",
+                "convnext_atto",
+            )
+        ],
+        [
+            case(
+                "pretrain_curriculum_overlapping_stages",
+                _pretrain(data, Path(w), overlap),
+                "overlap.json",
+                "overlaps or comes before the previous stage",
+            )
+        ],
+        [
+            case(
+                "pretrain_curriculum_size_off_stride",
+                _pretrain(data, Path(w), off_stride),
+                "off_stride.json",
+                "input_size 48 is not a multiple of 32",
+            )
+        ],
+        [
+            case(
+                "pretrain_work_dir_under_a_file",
+                _pretrain(data, blocker / "sub", curriculum),
+                str(blocker),
+                work=blocker / "sub",
+            )
+        ],
+        [
+            case(
+                "pretrain_nan_loss",
+                ["tests/fault_callbacks.py", "nan@iter=8", "--", *_pretrain(data, Path(w), curriculum)[1:]],
+                "training diverged: the loss became nan",
+                work=nan_work,
+                check=_keeps_epoch_0,
+            ),
+            case(
+                "pretrain_resume_with_another_curriculum",
+                _pretrain(data, nan_work, other_curriculum, "--resume"),
+                "was trained with other settings (curriculum",
+                work=nan_work,
+                check=_resume_target_untouched,
+            ),
+        ],
+        [
+            case(
+                "det_train_malformed_coco_json",
+                _det_train(Path(w), malformed),
+                "instances_train.json is not valid JSON",
+                "line 1",
+            )
+        ],
+        [
+            case(
+                "det_train_unknown_category_id",
+                _det_train(Path(w), unknown_cat),
+                'has category id 77, which is not in "categories"',
+            )
+        ],
+        [
+            case(
+                "det_train_zero_area_box",
+                _det_train(Path(w), zero_area),
+                "instances_train.json",
+                "have zero area",
+                "fix or delete them",
+            )
+        ],
+        [case("det_train_image_file_missing", _det_train(Path(w), missing_image), "missing from", "train_0003.png")],
+        [
+            case(
+                "det_train_pretrained_checkpoint_of_another_model",
+                _det_train(Path(w), coco, f"model.backbone.checkpoint={other_arch}"),
+                str(other_arch),
+            )
+        ],
+        [
+            case(
+                "det_train_pretrained_checkpoint_missing_key",
+                _det_train(Path(w), coco, f"model.backbone.checkpoint={missing_key}"),
+                str(missing_key),
+                "stages.2.blocks.0.conv_dw.weight",
+            )
+        ],
+        [
+            case(
+                "det_train_resume_from_truncated_checkpoint",
+                _det_train(Path(w), coco) + ["--resume", str(truncated)],
+                str(truncated),
+                "corrupt or truncated",
+            )
+        ],
+        [
+            case(
+                "det_train_work_dir_under_a_file",
+                _det_train(blocker / "sub2", coco),
+                str(blocker),
+                work=blocker / "sub2",
+            )
+        ],
+        [
+            case(
+                "det_test_truncated_checkpoint",
+                [
+                    "tools/test.py",
+                    str(RETINANET),
+                    str(truncated),
+                    "--work-dir",
+                    w,
+                    "--cfg-options",
+                    f"data_root={coco}/",
+                ],
+                str(truncated),
+                "corrupt or truncated",
+            )
+        ],
+        [
+            case(
+                "convert_checkpoint_of_another_model",
+                ["tools/convert_checkpoint.py", str(other_arch), str(root / "out1.pth"), "--model", MODEL],
+                str(other_arch),
+                work=root / "out1.pth",
+            )
+        ],
+        [
+            case(
+                "convert_checkpoint_missing_key",
+                ["tools/convert_checkpoint.py", str(missing_key), str(root / "out2.pth"), "--model", MODEL],
+                str(missing_key),
+                "stages.2.blocks.0.conv_dw.weight",
+                work=root / "out2.pth",
+            )
+        ],
+        [
+            case(
+                "convert_truncated_checkpoint",
+                ["tools/convert_checkpoint.py", str(truncated), str(root / "out3.pth"), "--model", MODEL],
+                str(truncated),
+                "corrupt or truncated",
+                work=root / "out3.pth",
+            )
+        ],
     ]
     return jobs
 
@@ -209,58 +364,71 @@ def _run_job(job: list[Case]) -> dict[str, tuple[subprocess.CompletedProcess, fl
     done = {}
     for case in job:
         if case.check is _resume_target_untouched:
-            case.before['last.pth'] = (case.work / 'last.pth').read_bytes()
+            case.before["last.pth"] = (case.work / "last.pth").read_bytes()
         start = time.perf_counter()
         result = _run(case)
         done[case.name] = (result, time.perf_counter() - start, _nothing_trusted_left(case.work))
     return done
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path) -> dict:
     """Run every case (2 at a time); {name: (case, result, seconds, trusted files left)} + total seconds."""
     start = time.perf_counter()
-    jobs = _build_cases(tmp_path_factory.mktemp('bad_inputs'), image_folder, coco_tiny)
+    jobs = _build_cases(tmp_path_factory.mktemp("bad_inputs"), image_folder, coco_tiny)
     cases = {c.name: c for job in jobs for c in job}
     results: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         for done in pool.map(_run_job, jobs):
             results.update(done)
     wall = time.perf_counter() - start
-    print(f'\nbad-input catalogue: {len(cases)} cases, {wall:.0f} s wall on 2 threads')
+    print(f"\nbad-input catalogue: {len(cases)} cases, {wall:.0f} s wall on 2 threads")
     for name, (result, seconds, _) in results.items():  # the table of docs/RELIABILITY.md (pytest -s)
-        print(f'  {name} [exit {result.returncode}, {seconds:.1f} s] {result.stderr.strip()[-400:]}')
-    return {name: (cases[name], *results[name]) for name in cases} | {'_wall_s': wall}
+        print(f"  {name} [exit {result.returncode}, {seconds:.1f} s] {result.stderr.strip()[-400:]}")
+    return {name: (cases[name], *results[name]) for name in cases} | {"_wall_s": wall}
 
 
 CASE_NAMES = [
-    'pretrain_missing_data', 'pretrain_empty_class_folder', 'pretrain_corrupt_jpeg_stops',
-    'pretrain_corrupt_jpeg_skipped_and_counted', 'pretrain_unknown_timm_model',
-    'pretrain_curriculum_overlapping_stages', 'pretrain_curriculum_size_off_stride',
-    'pretrain_work_dir_under_a_file', 'pretrain_nan_loss', 'pretrain_resume_with_another_curriculum',
-    'det_train_malformed_coco_json', 'det_train_unknown_category_id', 'det_train_zero_area_box',
-    'det_train_image_file_missing', 'det_train_pretrained_checkpoint_of_another_model',
-    'det_train_pretrained_checkpoint_missing_key', 'det_train_resume_from_truncated_checkpoint',
-    'det_train_work_dir_under_a_file', 'det_test_truncated_checkpoint', 'convert_checkpoint_of_another_model',
-    'convert_checkpoint_missing_key', 'convert_truncated_checkpoint',
+    "pretrain_missing_data",
+    "pretrain_empty_class_folder",
+    "pretrain_corrupt_jpeg_stops",
+    "pretrain_corrupt_jpeg_skipped_and_counted",
+    "pretrain_unknown_timm_model",
+    "pretrain_curriculum_overlapping_stages",
+    "pretrain_curriculum_size_off_stride",
+    "pretrain_work_dir_under_a_file",
+    "pretrain_nan_loss",
+    "pretrain_resume_with_another_curriculum",
+    "det_train_malformed_coco_json",
+    "det_train_unknown_category_id",
+    "det_train_zero_area_box",
+    "det_train_image_file_missing",
+    "det_train_pretrained_checkpoint_of_another_model",
+    "det_train_pretrained_checkpoint_missing_key",
+    "det_train_resume_from_truncated_checkpoint",
+    "det_train_work_dir_under_a_file",
+    "det_test_truncated_checkpoint",
+    "convert_checkpoint_of_another_model",
+    "convert_checkpoint_missing_key",
+    "convert_truncated_checkpoint",
 ]
 
 
 def test_the_catalogue_lists_every_case(catalogue: dict) -> None:
-    assert sorted(CASE_NAMES) == sorted(k for k in catalogue if not k.startswith('_'))
+    assert sorted(CASE_NAMES) == sorted(k for k in catalogue if not k.startswith("_"))
 
 
-@pytest.mark.parametrize('name', CASE_NAMES)
+@pytest.mark.parametrize("name", CASE_NAMES)
 def test_bad_input(catalogue: dict, name: str) -> None:
     case, result, seconds, trusted = catalogue[name]
-    assert result.returncode == case.exit_code, f'{name}: exit {result.returncode}\n{result.stderr[-3000:]}'
-    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == case.exit_code, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     if case.exit_code == 2:
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith('error: '), f'{name}: stderr is\n{result.stderr[-3000:]}'
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: stderr is\n{result.stderr[-3000:]}"
         for text in case.named:
-            assert text in lines[0], f'{name}: {text!r} not in {lines[0]!r}'
-        allowed = {str(case.work / 'last.pth')} if case.check in (_keeps_epoch_0, _resume_target_untouched) else set()
-        assert set(trusted) <= allowed, f'{name} left {trusted}'
+            assert text in lines[0], f"{name}: {text!r} not in {lines[0]!r}"
+        allowed = {str(case.work / "last.pth")} if case.check in (_keeps_epoch_0, _resume_target_untouched) else set()
+        assert set(trusted) <= allowed, f"{name} left {trusted}"
     if case.check is not None:
         case.check(case, result)

@@ -2,6 +2,7 @@
 
 No test asserts a time: speed is measured by the tool (BENCHMARKS.md), never by assertions here.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,8 +101,15 @@ def test_interleaved_rounds_rotates_the_order_and_excludes_warmup():
 
 def test_log_speedups_from_fabricated_logs():
     def log(epoch_times, rates, images=100):
-        return [{"epoch_time_s": t, "images_per_s": r, "images_seen": images * (i + 1),
-                 "wall_clock_s": sum(epoch_times[: i + 1])} for i, (t, r) in enumerate(zip(epoch_times, rates))]
+        return [
+            {
+                "epoch_time_s": t,
+                "images_per_s": r,
+                "images_seen": images * (i + 1),
+                "wall_clock_s": sum(epoch_times[: i + 1]),
+            }
+            for i, (t, r) in enumerate(zip(epoch_times, rates))
+        ]
 
     base = log([10.0, 10.0], [20.0, 20.0])
     cur = log([5.0, 10.0], [40.0, 20.0])
@@ -142,8 +150,24 @@ def _run(bench, argv, tmp_path, name):
 
 
 def test_smoke_curriculum_steps(bench, tmp_path, capsys):
-    result = _run(bench, ["curriculum", "--final-size", "64", "--batch-size", "2", "--rounds", "1", "--warmup", "0",
-                          "--num-classes", "10"], tmp_path, "cur")
+    result = _run(
+        bench,
+        [
+            "curriculum",
+            "--final-size",
+            "64",
+            "--batch-size",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--num-classes",
+            "10",
+        ],
+        tmp_path,
+        "cur",
+    )
     assert "measured/theoretical" in capsys.readouterr().out
     assert result["theoretical_speedup"] > 1 and math.isfinite(result["measured_over_theoretical"]["median"])
 
@@ -151,18 +175,63 @@ def test_smoke_curriculum_steps(bench, tmp_path, capsys):
 def test_smoke_curriculum_end_to_end(bench, tmp_path, capsys):
     data = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=32)
     kwargs = json.dumps(TINY_MODELS["convnext_atto"])
-    result = _run(bench, ["curriculum", "--end-to-end", "--data", str(data), "--epochs", "2", "--final-size", "64",
-                          "--batch-size", "2", "--workers", "0", "--work-dir", str(tmp_path / "runs"),
-                          "--pretrain-args", f"--model-kwargs '{kwargs}' --mixup 0 --cutmix 0"], tmp_path, "e2e")
+    result = _run(
+        bench,
+        [
+            "curriculum",
+            "--end-to-end",
+            "--data",
+            str(data),
+            "--epochs",
+            "2",
+            "--final-size",
+            "64",
+            "--batch-size",
+            "2",
+            "--workers",
+            "0",
+            "--work-dir",
+            str(tmp_path / "runs"),
+            "--pretrain-args",
+            f"--model-kwargs '{kwargs}' --mixup 0 --cutmix 0",
+        ],
+        tmp_path,
+        "e2e",
+    )
     assert set(result["measured_speedup"]) == {"epoch_time_s", "train_time_s", "wall_clock_s"}
     assert (tmp_path / "runs" / "rep0_curriculum" / "log.jsonl").is_file()
     assert "theoretical speedup" in capsys.readouterr().out
 
 
 def test_smoke_lowfreq(bench, tmp_path):
-    result = _run(bench, ["lowfreq", "--final-size", "64", "--sizes", "32", "--batch-sizes", "2", "--rounds", "1",
-                          "--warmup", "0", "--loader-batch", "2", "--loader-batches", "1", "--loader-rounds", "1",
-                          "--workers", "0", "--num-classes", "10"], tmp_path, "lf")
+    result = _run(
+        bench,
+        [
+            "lowfreq",
+            "--final-size",
+            "64",
+            "--sizes",
+            "32",
+            "--batch-sizes",
+            "2",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--loader-batch",
+            "2",
+            "--loader-batches",
+            "1",
+            "--loader-rounds",
+            "1",
+            "--workers",
+            "0",
+            "--num-classes",
+            "10",
+        ],
+        tmp_path,
+        "lf",
+    )
     assert result["ops"][0]["fft_fraction"]["median"] > 0
     assert result["loader"][0]["resize_over_fft"]["n"] == 1
 
@@ -175,8 +244,25 @@ def test_smoke_backbone_checks_equal_outputs(bench, tmp_path):
 
 def test_smoke_detector_tiny_config(bench, tmp_path):
     config = "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py"
-    result = _run(bench, ["detector", "--configs", str(Path(__file__).resolve().parents[1] / config),
-                          "--batch", "1", "--image-size", "64", "64", "--rounds", "1", "--warmup", "0"], tmp_path, "det")
+    result = _run(
+        bench,
+        [
+            "detector",
+            "--configs",
+            str(Path(__file__).resolve().parents[1] / config),
+            "--batch",
+            "1",
+            "--image-size",
+            "64",
+            "64",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ],
+        tmp_path,
+        "det",
+    )
     assert result["rows"][0]["detector"] == "retinanet"
 
 

@@ -1,4 +1,5 @@
 """Checkpoint bridge: every accepted layout loads to the same features; any gap is refused by key name."""
+
 from __future__ import annotations
 
 import re
@@ -42,13 +43,24 @@ def facebook_convnext_layout(state_dict: dict) -> dict:
 
 def pretrain_checkpoint(model: torch.nn.Module, ema: torch.nn.Module | None = None, **top1) -> dict:
     """A docs/FORMATS.md pretraining checkpoint, as the pretraining engine writes it."""
-    provenance = {"model_name": CONVNEXT, "model_kwargs": {"drop_path_rate": 0.1},
-                  "curriculum": {"name": "efficienttrain", "total_epochs": 2, "final_size": 64, "stages": []},
-                  "lowfreq": "fft", "epochs": 2, "equivalent_epochs": 1.3, "wall_clock_s": 1.0,
-                  "device_hours": 0.0, "devices": 1, "images_seen": 64, "seed": 0, "best_top1": None,
-                  "final_top1": top1.get("final_top1"), "ema_top1": top1.get("ema_top1"),
-                  "versions": {"torch": str(torch.__version__), "timm": str(timm.__version__), "python": "3"},
-                  "git_commit": None}
+    provenance = {
+        "model_name": CONVNEXT,
+        "model_kwargs": {"drop_path_rate": 0.1},
+        "curriculum": {"name": "efficienttrain", "total_epochs": 2, "final_size": 64, "stages": []},
+        "lowfreq": "fft",
+        "epochs": 2,
+        "equivalent_epochs": 1.3,
+        "wall_clock_s": 1.0,
+        "device_hours": 0.0,
+        "devices": 1,
+        "images_seen": 64,
+        "seed": 0,
+        "best_top1": None,
+        "final_top1": top1.get("final_top1"),
+        "ema_top1": top1.get("ema_top1"),
+        "versions": {"torch": str(torch.__version__), "timm": str(timm.__version__), "python": "3"},
+        "git_commit": None,
+    }
     ckpt = {"format": PRETRAIN_FORMAT, "model": model.state_dict(), "provenance": provenance}
     if ema is not None:
         ckpt["model_ema"] = ema.state_dict()
@@ -73,8 +85,9 @@ def load(path: Path, model_name: str = CONVNEXT, **kwargs) -> TimmBackbone:
     return backbone
 
 
-@pytest.mark.parametrize("layout", ["plain", "model", "state_dict_module", "facebook", "safetensors",
-                                    "pretrain", "detector"])
+@pytest.mark.parametrize(
+    "layout", ["plain", "model", "state_dict_module", "facebook", "safetensors", "pretrain", "detector"]
+)
 def test_round_trip_gives_source_features(layout: str, convnext, tmp_path: Path) -> None:
     state = convnext.state_dict()
     path = tmp_path / ("ckpt.safetensors" if layout == "safetensors" else "ckpt.pth")
@@ -93,8 +106,13 @@ def test_round_trip_gives_source_features(layout: str, convnext, tmp_path: Path)
     elif layout == "detector":  # an mmdet detector checkpoint whose backbone is a TimmBackbone (with norm{i})
         donor = TimmBackbone(CONVNEXT)
         assert donor.out_norm_names
-        donor.body.load_state_dict({k.replace("stem.", "stem_").replace("stages.", "stages_"): v
-                                    for k, v in state.items() if not k.startswith("head.")})
+        donor.body.load_state_dict(
+            {
+                k.replace("stem.", "stem_").replace("stages.", "stages_"): v
+                for k, v in state.items()
+                if not k.startswith("head.")
+            }
+        )
         detector_state = {f"backbone.{k}": v for k, v in donor.state_dict().items()}
         detector_state["neck.lateral_convs.0.conv.weight"] = torch.zeros(4, 4, 1, 1)
         torch.save({"meta": {"epoch": 12}, "state_dict": detector_state}, path)
@@ -180,8 +198,11 @@ def test_wrong_shape_is_refused_by_name(convnext, tmp_path: Path) -> None:
     state["stages.1.blocks.0.conv_dw.weight"] = torch.zeros(80, 1, 5, 5)
     path = tmp_path / "shape.pth"
     torch.save(state, path)
-    with pytest.raises(UserInputError, match=r"stages\.1\.blocks\.0\.conv_dw\.weight \(80, 1, 5, 5\) vs model "
-                                             r"\(80, 1, 7, 7\)"):
+    with pytest.raises(
+        UserInputError,
+        match=r"stages\.1\.blocks\.0\.conv_dw\.weight \(80, 1, 5, 5\) vs model "
+        r"\(80, 1, 7, 7\)",
+    ):
         load(path)
 
 
@@ -207,6 +228,7 @@ def test_swin_window5_at_160_loads_with_window7_at_512x640(tmp_path: Path) -> No
     assert attn.relative_position_bias_table.shape == (13 * 13, 1)
     # the 13x13 table is the source's 9x9 table resized by timm (not left at its random init)
     from timm.layers import resize_rel_pos_bias_table
+
     source_table = source.layers[0].blocks[0].attn.relative_position_bias_table.detach()
     expected = resize_rel_pos_bias_table(source_table, new_window_size=(7, 7), new_bias_shape=(169, 1))
     torch.testing.assert_close(attn.relative_position_bias_table.detach(), expected)
@@ -223,7 +245,11 @@ def test_deit_at_160_loads_at_224_and_512x640(tmp_path: Path) -> None:
     at224 = load(path, DEIT, **DEIT_TINY)
     assert at224.body.model.pos_embed.shape == (1, 1 + 14 * 14, 32)
     assert [tuple(o.shape) for o in features(at224, torch.randn(1, 3, 224, 224))] == [
-        (1, 8, 56, 56), (1, 16, 28, 28), (1, 32, 14, 14), (1, 32, 7, 7)]
+        (1, 8, 56, 56),
+        (1, 16, 28, 28),
+        (1, 32, 14, 14),
+        (1, 32, 7, 7),
+    ]
     big = load(path, DEIT, img_size=(512, 640), **DEIT_TINY)
     assert big.body.model.pos_embed.shape == (1, 1 + 32 * 40, 32)
     x = torch.randn(1, 3, 512, 640)

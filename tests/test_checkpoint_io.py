@@ -1,4 +1,5 @@
 """etcore.checkpoint_io: clear errors for bad files, and writes that never leave half a file behind."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """convert_checkpoint.py round trip and refusals; PretrainProvenanceHook writes the FORMATS.md record."""
+
 from __future__ import annotations
 
 import json
@@ -112,4 +113,8 @@ def test_provenance_hook_train_and_test_runs(convnext, tmp_path: Path) -> None:
     scratch.backbone = TimmBackbone(CONVNEXT)
     hook.before_run(_runner(scratch, tmp_path / "scratch"))
     assert json.loads((tmp_path / "scratch" / "pretrain_provenance.json").read_text()) == {
-        "checkpoint": None, "sha256": None, "weights": None, "provenance": None}
+        "checkpoint": None,
+        "sha256": None,
+        "weights": None,
+        "provenance": None,
+    }

@@ -1,4 +1,5 @@
 """tools/compare.py on fabricated work dirs with known metrics: grouping, seeds, pairing, formats, errors."""
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,22 @@ CASCADE, SWIN_T = "cascade_mask_rcnn", "swin_tiny_patch4_window7_224"
 OFFSETS = {"AP": 0.0, "AP50": 0.2, "AP75": 0.05, "APs": -0.2, "APm": 0.03, "APl": 0.1}
 
 
-def write_run(root: Path, name: str, *, curriculum: str | None = "baseline", seed: int = 0, box: float = 0.481,
-              mask: float | None = 0.415, detector: str = CASCADE, backbone: str = SWIN_T, epochs: int = 300,
-              hours: float = 10.0, top1: float = 81.0, lr: float = 2e-4, checkpoint: str | None = None) -> Path:
+def write_run(
+    root: Path,
+    name: str,
+    *,
+    curriculum: str | None = "baseline",
+    seed: int = 0,
+    box: float = 0.481,
+    mask: float | None = 0.415,
+    detector: str = CASCADE,
+    backbone: str = SWIN_T,
+    epochs: int = 300,
+    hours: float = 10.0,
+    top1: float = 81.0,
+    lr: float = 2e-4,
+    checkpoint: str | None = None,
+) -> Path:
     """A detection work dir as tools/test.py and the provenance hook write it (docs/FORMATS.md)."""
     work_dir = root / name
     work_dir.mkdir(parents=True)
@@ -38,24 +52,53 @@ def write_run(root: Path, name: str, *, curriculum: str | None = "baseline", see
     def block(ap: float) -> dict:
         return {key: (-1.0 if key == "APl" and ap < 0.3 else round(ap + offset, 4)) for key, offset in OFFSETS.items()}
 
-    config = {"model": {"type": "CascadeRCNN", "backbone": {"type": "TimmBackbone", "model_name": backbone,
-                                                            "checkpoint": checkpoint}},
-              "optim_wrapper": {"optimizer": {"type": "AdamW", "lr": lr}},
-              "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "scale": [1333, 800]}],
-              "work_dir": f"work_dirs/{name}", "load_from": f"work_dirs/{name}/epoch_12.pth",
-              "randomness": {"seed": seed, "deterministic": False}, "train_dataloader": {"sampler": {"seed": seed}}}
-    metrics = {"schema": METRICS_SCHEMA, "config": "det_configs/x.py", "checkpoint": f"{name}/epoch_12.pth",
-               "detector": detector, "backbone": backbone, "schedule": "1x", "seed": seed,
-               "pretrain_checkpoint": checkpoint, "metrics": {"bbox": block(box)}, "resolved_config": config}
+    config = {
+        "model": {
+            "type": "CascadeRCNN",
+            "backbone": {"type": "TimmBackbone", "model_name": backbone, "checkpoint": checkpoint},
+        },
+        "optim_wrapper": {"optimizer": {"type": "AdamW", "lr": lr}},
+        "train_pipeline": [{"type": "LoadImageFromFile"}, {"type": "Resize", "scale": [1333, 800]}],
+        "work_dir": f"work_dirs/{name}",
+        "load_from": f"work_dirs/{name}/epoch_12.pth",
+        "randomness": {"seed": seed, "deterministic": False},
+        "train_dataloader": {"sampler": {"seed": seed}},
+    }
+    metrics = {
+        "schema": METRICS_SCHEMA,
+        "config": "det_configs/x.py",
+        "checkpoint": f"{name}/epoch_12.pth",
+        "detector": detector,
+        "backbone": backbone,
+        "schedule": "1x",
+        "seed": seed,
+        "pretrain_checkpoint": checkpoint,
+        "metrics": {"bbox": block(box)},
+        "resolved_config": config,
+    }
     if mask is not None:
         metrics["metrics"]["segm"] = block(mask)
-    provenance = None if curriculum is None else {
-        "model_name": backbone, "curriculum": {"name": curriculum, "total_epochs": epochs, "stages": []},
-        "epochs": epochs, "equivalent_epochs": epochs * (0.653 if curriculum == "efficienttrain" else 1.0),
-        "wall_clock_s": hours * 3600, "device_hours": hours, "seed": 0, "final_top1": top1, "ema_top1": None}
+    provenance = (
+        None
+        if curriculum is None
+        else {
+            "model_name": backbone,
+            "curriculum": {"name": curriculum, "total_epochs": epochs, "stages": []},
+            "epochs": epochs,
+            "equivalent_epochs": epochs * (0.653 if curriculum == "efficienttrain" else 1.0),
+            "wall_clock_s": hours * 3600,
+            "device_hours": hours,
+            "seed": 0,
+            "final_top1": top1,
+            "ema_top1": None,
+        }
+    )
     (work_dir / "coco_metrics.json").write_text(json.dumps(metrics))
-    (work_dir / "pretrain_provenance.json").write_text(json.dumps(
-        {"checkpoint": checkpoint, "sha256": f"sha-{checkpoint}", "weights": "model", "provenance": provenance}))
+    (work_dir / "pretrain_provenance.json").write_text(
+        json.dumps(
+            {"checkpoint": checkpoint, "sha256": f"sha-{checkpoint}", "weights": "model", "provenance": provenance}
+        )
+    )
     return work_dir
 
 
@@ -87,7 +130,7 @@ def test_multi_seed_mean_std_and_paired_delta(tmp_path):
     base_aps, et_aps = [0.400, 0.410, 0.420], [0.405, 0.412, 0.426, 0.500]
     for seed, ap in enumerate(base_aps):
         write_run(tmp_path / "nested" / "deeper", f"base_s{seed}", seed=seed, box=ap, mask=None)
-    for seed, ap in enumerate(et_aps):          # seed 3 has no baseline partner
+    for seed, ap in enumerate(et_aps):  # seed 3 has no baseline partner
         write_run(tmp_path / "nested", f"et_s{seed}", curriculum="efficienttrain", seed=seed, box=ap, mask=None)
     table = build_table(load_runs([tmp_path]))
     base, et = rows_of(table, "run")
@@ -109,7 +152,7 @@ def test_multi_seed_mean_std_and_paired_delta(tmp_path):
 def test_refuses_to_pair_runs_whose_configs_differ(tmp_path):
     write_run(tmp_path, "base", seed=0)
     write_run(tmp_path, "base1", seed=1)
-    write_run(tmp_path, "et", curriculum="efficienttrain", seed=0, lr=1e-4)    # a different recipe
+    write_run(tmp_path, "et", curriculum="efficienttrain", seed=0, lr=1e-4)  # a different recipe
     write_run(tmp_path, "et1", curriculum="efficienttrain", seed=1, box=0.490)  # differs only as allowed
     table = build_table(load_runs([tmp_path]))
     refused = [note for note in table.notes if note.startswith("not paired")]
@@ -145,7 +188,11 @@ def test_delta_uses_the_baseline_with_the_same_epochs(tmp_path):
     write_run(tmp_path, "et300", curriculum="efficienttrain", epochs=300, box=0.410)
     table = build_table(load_runs([tmp_path]))
     assert [row["pretraining"].split(",")[0] for row in table.rows] == [
-        "baseline 100ep", "baseline 300ep", "efficienttrain 300ep", "Δ efficienttrain 300ep − baseline 300ep"]
+        "baseline 100ep",
+        "baseline 300ep",
+        "efficienttrain 300ep",
+        "Δ efficienttrain 300ep − baseline 300ep",
+    ]
     assert table.rows[3]["bbox_AP"].mean == pytest.approx(1.0)
 
 
@@ -164,11 +211,13 @@ def test_groups_by_detector_backbone_schedule(tmp_path):
     write_run(tmp_path, "c_pp", curriculum="efficienttrain++", backbone="convnext_atto")
     table = build_table(load_runs([tmp_path]))
     keys = [(row["detector"], row["backbone"], row["row"], row["pretraining"].split()[0]) for row in table.rows]
-    assert keys == [(CASCADE, "convnext_atto", "run", "efficienttrain++"),
-                    (CASCADE, SWIN_T, "run", "baseline"),
-                    ("retinanet", SWIN_T, "run", "baseline"),
-                    ("retinanet", SWIN_T, "run", "efficienttrain"),
-                    ("retinanet", SWIN_T, "delta", "Δ")]
+    assert keys == [
+        (CASCADE, "convnext_atto", "run", "efficienttrain++"),
+        (CASCADE, SWIN_T, "run", "baseline"),
+        ("retinanet", SWIN_T, "run", "baseline"),
+        ("retinanet", SWIN_T, "run", "efficienttrain"),
+        ("retinanet", SWIN_T, "delta", "Δ"),
+    ]
     assert any("convnext_atto" in note and "no baseline" in note for note in table.notes)
     assert rows_of(table, "delta")[0]["bbox_AP"].mean == pytest.approx(0.1)
     assert table.rows[2]["segm_AP"] is None  # retinanet has no masks, the cascade runs do
@@ -179,8 +228,11 @@ def test_paper_rows_match_family_and_size(tmp_path):
     write_run(tmp_path, "other", detector="retinanet", backbone="convnext_atto", mask=None)
     table = build_table(load_runs([tmp_path]), paper=True)
     paper = rows_of(table, "paper")
-    assert [row["pretraining"] for row in paper] == ["paper: baseline (Swin-S)", "paper: efficienttrain (Swin-S)",
-                                                     "paper: Δ efficienttrain − baseline"]
+    assert [row["pretraining"] for row in paper] == [
+        "paper: baseline (Swin-S)",
+        "paper: efficienttrain (Swin-S)",
+        "paper: Δ efficienttrain − baseline",
+    ]
     assert (paper[0]["bbox_AP"].mean, paper[0]["segm_AP"].mean) == (50.0, 43.1)
     assert (paper[1]["bbox_AP"].mean, paper[1]["segm_AP"].mean) == (50.6, 43.6)
     assert (paper[2]["bbox_AP"].mean, paper[2]["segm_AP"].mean) == (0.6, 0.5)
@@ -188,9 +240,17 @@ def test_paper_rows_match_family_and_size(tmp_path):
     assert not rows_of(build_table(load_runs([tmp_path])), "paper")
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("swin_tiny_patch4_window7_224", "Swin-T"), ("swin-s", "Swin-S"), ("swin_base_patch4_window12_384", "Swin-B"),
-    ("swinv2_tiny_window8_256", None), ("swin_transformer", None), ("resnet18", None)])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("swin_tiny_patch4_window7_224", "Swin-T"),
+        ("swin-s", "Swin-S"),
+        ("swin_base_patch4_window12_384", "Swin-B"),
+        ("swinv2_tiny_window8_256", None),
+        ("swin_transformer", None),
+        ("resnet18", None),
+    ],
+)
 def test_backbone_family_size(name, expected):
     assert backbone_family_size(name) == expected
 
@@ -271,8 +331,9 @@ def _no_runs(root: Path) -> str:
     return "no coco_metrics.json found"
 
 
-@pytest.mark.parametrize("make_bad", [_malformed_json, _missing_provenance, _percent_not_fraction, _missing_key,
-                                      _duplicate_seed, _no_runs])
+@pytest.mark.parametrize(
+    "make_bad", [_malformed_json, _missing_provenance, _percent_not_fraction, _missing_key, _duplicate_seed, _no_runs]
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make_bad):
     expected = make_bad(tmp_path)
     code, stdout, stderr = run_cli([str(tmp_path)], capsys)
@@ -283,8 +344,9 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make_bad):
 def test_cli_process_exit_code_and_no_traceback(tmp_path):
     tool = ROOT / "tools" / "compare.py"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(tool), str(tmp_path / "nowhere")], capture_output=True, text=True,
-                            env=env)
+    result = subprocess.run(
+        [sys.executable, str(tool), str(tmp_path / "nowhere")], capture_output=True, text=True, env=env
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr and "does not exist" in result.stderr
 

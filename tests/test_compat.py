@@ -1,4 +1,5 @@
 """etcore.compat: mmengine checkpoints load under torch's weights_only default, and nothing else does."""
+
 from __future__ import annotations
 
 import os
@@ -50,14 +51,22 @@ def _runner(work_dir: Path, max_epochs: int, resume: bool):
     from mmengine.runner import Runner
 
     return Runner(
-        model=_tiny_model(), work_dir=str(work_dir), randomness=dict(seed=0),
-        train_dataloader=dict(dataset=_Points(), batch_size=4, collate_fn=dict(type="default_collate"),
-                              sampler=dict(type="DefaultSampler", shuffle=True)),
+        model=_tiny_model(),
+        work_dir=str(work_dir),
+        randomness=dict(seed=0),
+        train_dataloader=dict(
+            dataset=_Points(),
+            batch_size=4,
+            collate_fn=dict(type="default_collate"),
+            sampler=dict(type="DefaultSampler", shuffle=True),
+        ),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01, momentum=0.9)),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
-        default_hooks=dict(logger=dict(type="LoggerHook", interval=1),
-                           checkpoint=dict(type="CheckpointHook", interval=1)),
-        resume=resume)
+        default_hooks=dict(
+            logger=dict(type="LoggerHook", interval=1), checkpoint=dict(type="CheckpointHook", interval=1)
+        ),
+        resume=resume,
+    )
 
 
 def test_runner_checkpoint_needs_the_allowlist_and_resumes_with_it(tmp_path: Path) -> None:
@@ -66,12 +75,16 @@ def test_runner_checkpoint_needs_the_allowlist_and_resumes_with_it(tmp_path: Pat
     assert "message_hub" in torch.load(ckpt, weights_only=True)
 
     # Without etcore, torch 2.14's default safe loading refuses mmengine's own checkpoint.
-    plain = subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(ckpt)!r})"],
-                           capture_output=True, text=True)
+    plain = subprocess.run(
+        [sys.executable, "-c", f"import torch; torch.load({str(ckpt)!r})"], capture_output=True, text=True
+    )
     assert plain.returncode != 0 and "Weights only load failed" in plain.stderr
     # With the allowlist, a fresh process (no HistoryBuffer built yet) reads it with safe loading on.
-    fresh = subprocess.run([sys.executable, "-c", f"import etcore.compat, torch; torch.load({str(ckpt)!r})"],
-                           capture_output=True, text=True)
+    fresh = subprocess.run(
+        [sys.executable, "-c", f"import etcore.compat, torch; torch.load({str(ckpt)!r})"],
+        capture_output=True,
+        text=True,
+    )
     assert fresh.returncode == 0, fresh.stderr[-500:]
 
     saved = torch.load(ckpt, weights_only=True)["state_dict"]
@@ -91,9 +104,11 @@ class _RunsCode:
 def _getattr_escape_pickle() -> bytes:
     """A protocol-2 pickle that calls getattr(HistoryBuffer, '__init__'): the first step of an escape."""
     name = b"__init__"
-    return (b"\x80\x02c__builtin__\ngetattr\n"
-            b"cmmengine.logging.history_buffer\nHistoryBuffer\n"
-            b"X" + len(name).to_bytes(4, "little") + name + b"\x86R.")
+    return (
+        b"\x80\x02c__builtin__\ngetattr\n"
+        b"cmmengine.logging.history_buffer\nHistoryBuffer\n"
+        b"X" + len(name).to_bytes(4, "little") + name + b"\x86R."
+    )
 
 
 def _as_torch_file(path: Path, pickled: bytes) -> None:
@@ -107,8 +122,11 @@ def _as_torch_file(path: Path, pickled: bytes) -> None:
     real.unlink()
 
 
-@pytest.mark.parametrize("pickled", [pickle.dumps({"state_dict": _RunsCode()}, protocol=2),
-                                     _getattr_escape_pickle()], ids=["os.system", "getattr"])
+@pytest.mark.parametrize(
+    "pickled",
+    [pickle.dumps({"state_dict": _RunsCode()}, protocol=2), _getattr_escape_pickle()],
+    ids=["os.system", "getattr"],
+)
 def test_code_running_pickles_are_refused(tmp_path: Path, pickled: bytes) -> None:
     path = tmp_path / "evil.pth"
     _as_torch_file(path, pickled)
@@ -121,10 +139,22 @@ def test_code_running_pickles_are_refused(tmp_path: Path, pickled: bytes) -> Non
 # ---------------------------------------------------------------------------------------------------------
 # Every checkpoint read in the project is a safe one (docs/RELIABILITY.md, "Safe loading").
 
-PROJECT_DIRS = (*tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]
-                ["packages"], "tools", "det_configs", "tests")
-UNSAFE_READERS = {("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("numpy", "load"),
-                  ("np", "load"), ("torch", "load")}
+PROJECT_DIRS = (
+    *tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ],
+    "tools",
+    "det_configs",
+    "tests",
+)
+UNSAFE_READERS = {
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("pickle", "Unpickler"),
+    ("numpy", "load"),
+    ("np", "load"),
+    ("torch", "load"),
+}
 
 
 def _unsafe_calls(source: str, filename: str) -> list[str]:
@@ -157,8 +187,16 @@ def test_every_checkpoint_read_in_the_project_is_weights_only() -> None:
     found = [hit for p in files for hit in _unsafe_calls(p.read_text(encoding="utf-8"), str(p.relative_to(root)))]
     assert not found, found
     # the checker itself catches each form
-    assert len(_unsafe_calls("import torch, pickle\ntorch.load(f)\ntorch.load(f, weights_only=False)\n"
-                             "pickle.load(f)\nx(weights_only=False)\n", "probe.py")) == 5
+    assert (
+        len(
+            _unsafe_calls(
+                "import torch, pickle\ntorch.load(f)\ntorch.load(f, weights_only=False)\n"
+                "pickle.load(f)\nx(weights_only=False)\n",
+                "probe.py",
+            )
+        )
+        == 5
+    )
 
 
 def test_mmengine_mmdet_mmcv_loads_use_torchs_safe_default() -> None:
@@ -180,10 +218,17 @@ def test_mmengine_mmdet_mmcv_loads_use_torchs_safe_default() -> None:
             calls += text.count("torch.load(")
     assert calls > 0
     # ... and that default refuses a pickle that runs code, in a fresh process with nothing allowlisted.
-    probe = subprocess.run([sys.executable, "-c", "import io, os, pickle, torch\n"
-                            "class X:\n    def __reduce__(self): return (os.getcwd, ())\n"
-                            "buf = io.BytesIO(); torch.save({'x': X()}, buf); buf.seek(0)\n"
-                            "try:\n    torch.load(buf)\nexcept pickle.UnpicklingError as e:\n"
-                            "    print('refused' if 'Weights only load failed' in str(e) else e)\n"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import io, os, pickle, torch\n"
+            "class X:\n    def __reduce__(self): return (os.getcwd, ())\n"
+            "buf = io.BytesIO(); torch.save({'x': X()}, buf); buf.seek(0)\n"
+            "try:\n    torch.load(buf)\nexcept pickle.UnpicklingError as e:\n"
+            "    print('refused' if 'Weights only load failed' in str(e) else e)\n",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == "refused", probe.stderr[-500:]

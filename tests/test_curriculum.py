@@ -1,4 +1,5 @@
 """Curriculum values: the papers' schedules, compute accounting, custom files and malformed specs."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,13 @@ from pretraining.curriculum import (
 def test_efficienttrain_300_epochs_matches_iccv_table():
     curriculum = build_curriculum("efficienttrain", 300)
     spans = [(s.start_epoch, s.end_epoch, s.input_size, s.randaug_magnitude) for s in curriculum.stages]
-    assert spans == [(0, 60, 160, 1.0), (60, 120, 160, 3.0), (120, 180, 160, 5.0),
-                     (180, 240, 192, 7.0), (240, 300, 224, 9.0)]
+    assert spans == [
+        (0, 60, 160, 1.0),
+        (60, 120, 160, 3.0),
+        (120, 180, 160, 5.0),
+        (180, 240, 192, 7.0),
+        (240, 300, 224, 9.0),
+    ]
     assert curriculum.total_epochs == 300 and curriculum.final_size == 224
     assert curriculum.equivalent_epochs() == pytest.approx(195.918, abs=1e-3)
     assert round(curriculum.equivalent_epochs(), 1) == 195.9
@@ -48,8 +54,9 @@ def test_stage_lookup_and_compute_progress():
 
 def test_baseline_is_full_size_magnitude_nine():
     curriculum = build_curriculum("baseline", 7, final_size=192)
-    assert [(s.start_epoch, s.end_epoch, s.input_size, s.randaug_magnitude) for s in curriculum.stages] == \
-        [(0, 7, 192, 9.0)]
+    assert [(s.start_epoch, s.end_epoch, s.input_size, s.randaug_magnitude) for s in curriculum.stages] == [
+        (0, 7, 192, 9.0)
+    ]
     assert curriculum.equivalent_epochs() == 7.0 and curriculum.compute_progress(3.5) == 0.5
 
 
@@ -67,11 +74,14 @@ def test_efficienttrain_with_fewer_epochs_than_stages_keeps_the_final_stage():
     assert curriculum.stages[-1].input_size == 224 and curriculum.stages[-1].randaug_magnitude == 9.0
 
 
-@pytest.mark.parametrize("family, sizes", [
-    ("convnext", [160] * 6 + [224] * 4),
-    ("swin", [96] * 2 + [160] * 4 + [224] * 4),
-    ("deit", [96] * 2 + [160] * 4 + [192] * 2 + [224] * 2),
-])
+@pytest.mark.parametrize(
+    "family, sizes",
+    [
+        ("convnext", [160] * 6 + [224] * 4),
+        ("swin", [96] * 2 + [160] * 4 + [224] * 4),
+        ("deit", [96] * 2 + [160] * 4 + [192] * 2 + [224] * 2),
+    ],
+)
 @pytest.mark.parametrize("budget", [300, 200, 100, 37])
 def test_efficienttrain_pp_stages_cost_equal_compute_and_total_the_budget(family, sizes, budget):
     curriculum = build_curriculum("efficienttrain++", budget, family=family)
@@ -112,8 +122,12 @@ def test_dict_round_trip_is_plain_json():
     curriculum = build_curriculum("efficienttrain++", 50, family="deit")
     data = json.loads(json.dumps(curriculum.to_dict()))
     assert Curriculum.from_dict(data) == curriculum
-    assert data["stages"][0] == {"start_epoch": 0, "end_epoch": curriculum.stages[0].end_epoch,
-                                 "input_size": 96, "randaug_magnitude": 0.0}
+    assert data["stages"][0] == {
+        "start_epoch": 0,
+        "end_epoch": curriculum.stages[0].end_epoch,
+        "input_size": 96,
+        "randaug_magnitude": 0.0,
+    }
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
@@ -126,13 +140,17 @@ def test_custom_file_round_trip(tmp_path, suffix):
 
 def test_custom_yaml_with_stage_lengths(tmp_path):
     path = tmp_path / "short.yml"
-    path.write_text("final_size: 192\nstages:\n"
-                    "  - {epochs: 3, input_size: 96, randaug_magnitude: 1}\n"
-                    "  - {epochs: 2, input_size: 192, randaug_magnitude: 9.5}\n")
+    path.write_text(
+        "final_size: 192\nstages:\n"
+        "  - {epochs: 3, input_size: 96, randaug_magnitude: 1}\n"
+        "  - {epochs: 2, input_size: 192, randaug_magnitude: 9.5}\n"
+    )
     curriculum = build_curriculum(str(path), 5, final_size=192)
     assert curriculum.name == "short"
-    assert [(s.start_epoch, s.end_epoch, s.input_size, s.randaug_magnitude) for s in curriculum.stages] == \
-        [(0, 3, 96, 1.0), (3, 5, 192, 9.5)]
+    assert [(s.start_epoch, s.end_epoch, s.input_size, s.randaug_magnitude) for s in curriculum.stages] == [
+        (0, 3, 96, 1.0),
+        (3, 5, 192, 9.5),
+    ]
 
 
 def _write(tmp_path, data, suffix=".json"):
@@ -141,25 +159,62 @@ def _write(tmp_path, data, suffix=".json"):
     return str(path)
 
 
-@pytest.mark.parametrize("stages, epochs, message", [
-    ([{"start_epoch": 0, "end_epoch": 6, "input_size": 160, "randaug_magnitude": 1},
-      {"start_epoch": 5, "end_epoch": 10, "input_size": 224, "randaug_magnitude": 9}], 10, "overlaps"),
-    ([{"start_epoch": 5, "end_epoch": 10, "input_size": 224, "randaug_magnitude": 9},
-      {"start_epoch": 0, "end_epoch": 5, "input_size": 160, "randaug_magnitude": 1}], 10, r"leaves epochs 0-5"),
-    ([{"start_epoch": 0, "end_epoch": 4, "input_size": 160, "randaug_magnitude": 1},
-      {"start_epoch": 5, "end_epoch": 10, "input_size": 224, "randaug_magnitude": 9}], 10, r"leaves epochs 4-5"),
-    ([{"epochs": 5, "input_size": 150, "randaug_magnitude": 1},
-      {"epochs": 5, "input_size": 224, "randaug_magnitude": 9}], 10, r"150 is not a multiple of 32.*160"),
-    ([{"epochs": 5, "input_size": 256, "randaug_magnitude": 1},
-      {"epochs": 5, "input_size": 224, "randaug_magnitude": 9}], 10, r"256 is above the final size 224"),
-    ([{"epochs": 5, "input_size": 224, "randaug_magnitude": 9}], 10, r"cover 5 epochs but the run's --epochs is 10"),
-    ([{"epochs": 0, "input_size": 224, "randaug_magnitude": 9}], None, "has no epochs"),
-    ([{"epochs": 5, "input_size": 224}], 5, r"stages\[0\]: 'randaug_magnitude' is missing"),
-    ([{"epochs": 5, "input_size": 224, "randaug_magnitude": 9, "lr": 1}], 5, r"unknown field\(s\) lr"),
-    ([{"epochs": 5, "input_size": 224, "randaug_magnitude": -1}], 5, "must be a number >= 0"),
-    ([{"epochs": "5", "input_size": 224, "randaug_magnitude": 9}], 5, r"'epochs' must be a whole number"),
-    ([], 5, "'stages' must be a non-empty list"),
-])
+@pytest.mark.parametrize(
+    "stages, epochs, message",
+    [
+        (
+            [
+                {"start_epoch": 0, "end_epoch": 6, "input_size": 160, "randaug_magnitude": 1},
+                {"start_epoch": 5, "end_epoch": 10, "input_size": 224, "randaug_magnitude": 9},
+            ],
+            10,
+            "overlaps",
+        ),
+        (
+            [
+                {"start_epoch": 5, "end_epoch": 10, "input_size": 224, "randaug_magnitude": 9},
+                {"start_epoch": 0, "end_epoch": 5, "input_size": 160, "randaug_magnitude": 1},
+            ],
+            10,
+            r"leaves epochs 0-5",
+        ),
+        (
+            [
+                {"start_epoch": 0, "end_epoch": 4, "input_size": 160, "randaug_magnitude": 1},
+                {"start_epoch": 5, "end_epoch": 10, "input_size": 224, "randaug_magnitude": 9},
+            ],
+            10,
+            r"leaves epochs 4-5",
+        ),
+        (
+            [
+                {"epochs": 5, "input_size": 150, "randaug_magnitude": 1},
+                {"epochs": 5, "input_size": 224, "randaug_magnitude": 9},
+            ],
+            10,
+            r"150 is not a multiple of 32.*160",
+        ),
+        (
+            [
+                {"epochs": 5, "input_size": 256, "randaug_magnitude": 1},
+                {"epochs": 5, "input_size": 224, "randaug_magnitude": 9},
+            ],
+            10,
+            r"256 is above the final size 224",
+        ),
+        (
+            [{"epochs": 5, "input_size": 224, "randaug_magnitude": 9}],
+            10,
+            r"cover 5 epochs but the run's --epochs is 10",
+        ),
+        ([{"epochs": 0, "input_size": 224, "randaug_magnitude": 9}], None, "has no epochs"),
+        ([{"epochs": 5, "input_size": 224}], 5, r"stages\[0\]: 'randaug_magnitude' is missing"),
+        ([{"epochs": 5, "input_size": 224, "randaug_magnitude": 9, "lr": 1}], 5, r"unknown field\(s\) lr"),
+        ([{"epochs": 5, "input_size": 224, "randaug_magnitude": -1}], 5, "must be a number >= 0"),
+        ([{"epochs": "5", "input_size": 224, "randaug_magnitude": 9}], 5, r"'epochs' must be a whole number"),
+        ([], 5, "'stages' must be a non-empty list"),
+    ],
+)
 def test_malformed_files_raise_user_input_error_naming_the_problem(tmp_path, stages, epochs, message):
     path = _write(tmp_path, {"final_size": 224, "stages": stages})
     with pytest.raises(UserInputError, match=message) as info:
@@ -177,11 +232,12 @@ def test_malformed_names_and_files(tmp_path):
     with pytest.raises(UserInputError, match=r"broken.yaml is not valid YAML"):
         build_curriculum(str(broken), 3)
     bad_json = tmp_path / "bad.json"
-    bad_json.write_text("{\"stages\": [}")
+    bad_json.write_text('{"stages": [}')
     with pytest.raises(UserInputError, match=r"bad.json is not valid JSON"):
         build_curriculum(str(bad_json), 3)
-    mismatch = _write(tmp_path, {"final_size": 256, "stages": [{"epochs": 2, "input_size": 256,
-                                                                "randaug_magnitude": 9}]}, ".yaml")
+    mismatch = _write(
+        tmp_path, {"final_size": 256, "stages": [{"epochs": 2, "input_size": 256, "randaug_magnitude": 9}]}, ".yaml"
+    )
     with pytest.raises(UserInputError, match="final_size 256 differs from the run's final input size 224"):
         build_curriculum(mismatch, 2, final_size=224)
     with pytest.raises(UserInputError, match="unknown curriculum option"):

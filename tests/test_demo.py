@@ -1,4 +1,5 @@
 """tools/demo.py: the plan it runs, what it counts as finished, and its independent AP check."""
+
 from __future__ import annotations
 
 import json
@@ -43,15 +44,18 @@ def _run_dir(tmp_path: Path, recorded_ap: float) -> Path:
     run.mkdir()
     (run / "iter_4.pth").write_bytes(b"weights")
     (run / "last_checkpoint").write_text(str(run / "iter_4.pth"))
-    detections = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
-                  for a in truth["annotations"]]
+    detections = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+        for a in truth["annotations"]
+    ]
     (run / "detections.bbox.json").write_text(json.dumps(detections))
     metrics = {"bbox": {"AP": recorded_ap, "AP50": 1.0, "AP75": 1.0, "APs": 1.0, "APm": 1.0, "APl": -1.0}}
     areas = [a["area"] for a in truth["annotations"]]
-    for name, low, high in (("APs", 0, 32 ** 2), ("APm", 32 ** 2, 96 ** 2), ("APl", 96 ** 2, 1e10)):
+    for name, low, high in (("APs", 0, 32**2), ("APm", 32**2, 96**2), ("APl", 96**2, 1e10)):
         metrics["bbox"][name] = 1.0 if any(low <= a < high for a in areas) else -1.0
-    (run / "coco_metrics.json").write_text(json.dumps(
-        {"metrics": metrics, "resolved_config": {"test_evaluator": {"ann_file": str(ann_file)}}}))
+    (run / "coco_metrics.json").write_text(
+        json.dumps({"metrics": metrics, "resolved_config": {"test_evaluator": {"ann_file": str(ann_file)}}})
+    )
     return run
 
 

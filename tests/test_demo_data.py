@@ -1,4 +1,5 @@
 """tools/make_demo_data.py: COCO validity (pycocotools, mmdet), determinism, caching, and the class design."""
+
 from __future__ import annotations
 
 import contextlib
@@ -89,9 +90,9 @@ def test_coco_annotations_are_valid_and_self_evaluate_to_ap_1(dataset, split):
 def test_polygons_keep_holes_exactly():
     mask = np.zeros((40, 50), bool)
     mask[5:35, 5:45] = True
-    mask[12:20, 12:20] = False          # a hole (an occluder lying on top)
-    mask[25:30, 30:33] = False          # a second hole
-    mask[0, 49] = True                  # a one-pixel fragment
+    mask[12:20, 12:20] = False  # a hole (an occluder lying on top)
+    mask[25:30, 30:33] = False  # a second hole
+    mask[0, 49] = True  # a one-pixel fragment
     polygons = demo.mask_to_polygons(mask)
     decoded = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, 40, 50))).astype(bool)
     assert np.array_equal(decoded, mask)
@@ -106,7 +107,7 @@ def test_annotation_is_the_visible_part_of_each_object():
         assert len(objects) >= params.min_objects
         for position, obj in enumerate(objects):
             above = np.zeros_like(obj.mask)
-            for later in objects[position + 1:]:
+            for later in objects[position + 1 :]:
                 above |= later.mask
             assert np.array_equal(obj.visible, obj.mask & ~above)
             assert obj.visible.sum() >= max(params.min_visible_area, params.min_visible_fraction * obj.mask.sum())
@@ -123,12 +124,17 @@ def test_mmdet_coco_dataset_loads_without_warnings(dataset):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = CocoDataset(
-            data_root=str(dataset / "coco"), ann_file="annotations/instances_train.json",
-            data_prefix=dict(img="train/"), metainfo=dict(classes=classes),
+            data_root=str(dataset / "coco"),
+            ann_file="annotations/instances_train.json",
+            data_prefix=dict(img="train/"),
+            metainfo=dict(classes=classes),
             filter_cfg=dict(filter_empty_gt=True, min_size=32),
-            pipeline=[dict(type="LoadImageFromFile"),
-                      dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
-                      dict(type="PackDetInputs")])
+            pipeline=[
+                dict(type="LoadImageFromFile"),
+                dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+                dict(type="PackDetInputs"),
+            ],
+        )
         sample = loaded[0]
     assert [str(w.message) for w in caught] == []
     assert len(loaded) == TINY["coco_train"]
@@ -154,12 +160,12 @@ def test_skips_when_complete_and_regenerates_when_stale(tmp_path, capsys):
     demo.make_demo_data(out, **sizes)
     assert "up to date" in capsys.readouterr().out
     assert probe.stat().st_mtime_ns == mtime
-    demo.make_demo_data(out, **dict(sizes, coco_val=2))           # parameters changed
+    demo.make_demo_data(out, **dict(sizes, coco_val=2))  # parameters changed
     assert len(json.loads(probe.read_text())["images"]) == 2
-    probe.write_text("{}")                                          # content damaged
+    probe.write_text("{}")  # content damaged
     demo.make_demo_data(out, **dict(sizes, coco_val=2))
     assert len(json.loads(probe.read_text())["images"]) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]   # no temp folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no temp folders left
     (tmp_path / "plain").mkdir()
     assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode  # not mkdtemp's private 0700
 
@@ -186,8 +192,12 @@ def test_cli_bad_parameter_is_one_line_exit_2(tmp_path):
     root = Path(__file__).resolve().parents[1]
     tool = root / "tools" / "make_demo_data.py"
     env = dict(os.environ, PYTHONPATH=str(root))
-    result = subprocess.run([sys.executable, str(tool), "--out", str(tmp_path / "d"), "--classes", "3"],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, str(tool), "--out", str(tmp_path / "d"), "--classes", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--classes 3" in result.stderr
     assert not (tmp_path / "d").exists()
@@ -203,6 +213,7 @@ def _spectrum_features(images: np.ndarray, max_frequency: float) -> np.ndarray:
 
 def _nearest_mean_accuracy(root: Path, class_a: str, class_b: str, max_frequency: float) -> float:
     """Train a nearest-class-mean classifier on the train split of two classes, score it on val."""
+
     def load(split: str, name: str) -> np.ndarray:
         files = sorted((root / split / name).glob("*.png"))
         return np.stack([cv2.imread(str(f)).astype(np.float32).mean(-1) / 255 for f in files])
@@ -219,8 +230,7 @@ def _nearest_mean_accuracy(root: Path, class_a: str, class_b: str, max_frequency
 def test_texture_lives_in_high_frequencies(dataset):
     """Classes sharing a shape are separable from the full image, near chance after a low-pass filter."""
     pairs = demo.class_pairs(10)
-    same_shape = [(f"{s}_{t}", f"{s2}_{t2}") for i, (s, t) in enumerate(pairs)
-                  for s2, t2 in pairs[i + 1:] if s2 == s]
+    same_shape = [(f"{s}_{t}", f"{s2}_{t2}") for i, (s, t) in enumerate(pairs) for s2, t2 in pairs[i + 1 :] if s2 == s]
     assert len(same_shape) == 5
     root = dataset / "imagenet"
     full = [_nearest_mean_accuracy(root, a, b, max_frequency=1.0) for a, b in same_shape]

@@ -1,4 +1,5 @@
 """A detector that keeps no box is still evaluated: tools/test.py scores the empty result with pycocotools."""
+
 from __future__ import annotations
 
 import json
@@ -19,4 +20,4 @@ def test_no_detections_score_zero_where_ground_truth_exists(tmp_path: Path) -> N
     for iou_type in ("bbox", "segm"):
         assert metrics[iou_type]["AP"] == 0.0 and metrics[iou_type]["AP50"] == 0.0
         # pycocotools' -1 marks an area range without ground truth (large: area > 96^2)
-        assert metrics[iou_type]["APl"] == (0.0 if max(areas) > 96 ** 2 else -1.0)
+        assert metrics[iou_type]["APl"] == (0.0 if max(areas) > 96**2 else -1.0)

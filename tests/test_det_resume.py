@@ -10,6 +10,7 @@ tools/test.py the same coco_metrics.json numbers. mmengine replays the data orde
 InfiniteSampler is seeded from the run's seed and IterBasedTrainLoop advances the dataloader by the
 resumed iteration count (re-running the pipeline, so the numpy draws of RandomFlip repeat too).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ from finetune import checkpoints as det_checkpoints
 from finetune.checkpoints import AtomicLocalBackend, resume_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-RETINANET = ROOT / 'det_configs' / 'tiny' / 'retinanet_convnext-atto_fpn_tiny-demo_baseline.py'
+RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
 ITERS = 6
 
 KILL_HOOK = '''
@@ -67,157 +68,179 @@ class SigkillHook(Hook):
 
 
 def _options(data_root: Path) -> list[str]:
-    return ['--cfg-options', f'data_root={data_root}/', 'model.backbone.checkpoint=None',
-            f'train_cfg.max_iters={ITERS}', 'train_cfg.val_interval=100', 'randomness.seed=0',
-            'randomness.deterministic=True', 'default_hooks.checkpoint.interval=2',
-            'default_hooks.checkpoint.max_keep_ckpts=3']
+    return [
+        "--cfg-options",
+        f"data_root={data_root}/",
+        "model.backbone.checkpoint=None",
+        f"train_cfg.max_iters={ITERS}",
+        "train_cfg.val_interval=100",
+        "randomness.seed=0",
+        "randomness.deterministic=True",
+        "default_hooks.checkpoint.interval=2",
+        "default_hooks.checkpoint.max_keep_ckpts=3",
+    ]
 
 
 def _run(args: list[str], extra_path: Path | None = None) -> subprocess.CompletedProcess:
     path = os.pathsep.join(str(p) for p in (ROOT, extra_path) if p)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': path}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def _train(config: Path, work: Path, data_root: Path, *extra: str,
-           hook_dir: Path | None = None) -> subprocess.CompletedProcess:
-    return _run(['tools/train.py', str(config), '--work-dir', str(work), *extra, *_options(data_root)], hook_dir)
+def _train(
+    config: Path, work: Path, data_root: Path, *extra: str, hook_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    return _run(["tools/train.py", str(config), "--work-dir", str(work), *extra, *_options(data_root)], hook_dir)
 
 
 def _killing_config(folder: Path, **hook: object) -> Path:
     """RETINANET plus the SigkillHook (its module is written next to the config)."""
-    (folder / 'sigkill_hook.py').write_text(KILL_HOOK)
-    hook_args = ', '.join(f'{k}={v!r}' for k, v in hook.items())
-    config = folder / f'kill_{"_".join(str(v) for v in hook.values())}.py'.replace('.pth', '')
-    config.write_text(f"_base_ = {str(RETINANET)!r}\n"
-                      "custom_imports = dict(imports=['backbones', 'sigkill_hook'], allow_failed_imports=False)\n"
-                      f"custom_hooks = [dict(type='PretrainProvenanceHook'), dict(type='SigkillHook', {hook_args})]\n")
+    (folder / "sigkill_hook.py").write_text(KILL_HOOK)
+    hook_args = ", ".join(f"{k}={v!r}" for k, v in hook.items())
+    config = folder / f"kill_{'_'.join(str(v) for v in hook.values())}.py".replace(".pth", "")
+    config.write_text(
+        f"_base_ = {str(RETINANET)!r}\n"
+        "custom_imports = dict(imports=['backbones', 'sigkill_hook'], allow_failed_imports=False)\n"
+        f"custom_hooks = [dict(type='PretrainProvenanceHook'), dict(type='SigkillHook', {hook_args})]\n"
+    )
     return config
 
 
 def _test(work: Path, data_root: Path) -> dict:
-    result = _run(['tools/test.py', str(RETINANET), str(work / f'iter_{ITERS}.pth'), '--work-dir', str(work),
-                   '--dump-detections', '--cfg-options', f'data_root={data_root}/', 'model.test_cfg.score_thr=0.0'])
+    result = _run(
+        [
+            "tools/test.py",
+            str(RETINANET),
+            str(work / f"iter_{ITERS}.pth"),
+            "--work-dir",
+            str(work),
+            "--dump-detections",
+            "--cfg-options",
+            f"data_root={data_root}/",
+            "model.test_cfg.score_thr=0.0",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    return {'metrics': json.loads((work / 'coco_metrics.json').read_text())['metrics'],
-            'detections': json.loads((work / 'detections.bbox.json').read_text())}
+    return {
+        "metrics": json.loads((work / "coco_metrics.json").read_text())["metrics"],
+        "detections": json.loads((work / "detections.bbox.json").read_text()),
+    }
 
 
 def _assert_same_run(reference: Path, resumed: Path) -> None:
     """iter_6.pth: same weights, optimizer state and scheduler state, bit for bit."""
-    ref, mine = (load_checkpoint_file(p / f'iter_{ITERS}.pth') for p in (reference, resumed))
-    assert ref['state_dict'].keys() == mine['state_dict'].keys()
-    different = [k for k in ref['state_dict'] if not torch.equal(ref['state_dict'][k], mine['state_dict'][k])]
-    assert not different, f'{len(different)} of {len(ref["state_dict"])} tensors differ, e.g. {different[:3]}'
-    ref_state, my_state = ref['optimizer']['state'], mine['optimizer']['state']
+    ref, mine = (load_checkpoint_file(p / f"iter_{ITERS}.pth") for p in (reference, resumed))
+    assert ref["state_dict"].keys() == mine["state_dict"].keys()
+    different = [k for k in ref["state_dict"] if not torch.equal(ref["state_dict"][k], mine["state_dict"][k])]
+    assert not different, f"{len(different)} of {len(ref['state_dict'])} tensors differ, e.g. {different[:3]}"
+    ref_state, my_state = ref["optimizer"]["state"], mine["optimizer"]["state"]
     assert ref_state.keys() == my_state.keys()
     for index in ref_state:
         for name, value in ref_state[index].items():
-            assert torch.equal(value, my_state[index][name]), f'optimizer state {index}.{name} differs'
-    assert ref['param_schedulers'] == mine['param_schedulers']
-    assert (ref['meta']['iter'], mine['meta']['iter']) == (ITERS, ITERS)
+            assert torch.equal(value, my_state[index][name]), f"optimizer state {index}.{name} differs"
+    assert ref["param_schedulers"] == mine["param_schedulers"]
+    assert (ref["meta"]["iter"], mine["meta"]["iter"]) == (ITERS, ITERS)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> dict:
     """Data, an uninterrupted reference run (+ its metrics) and two killed runs, 2 subprocesses at a time."""
-    root = tmp_path_factory.mktemp('det_resume')
+    root = tmp_path_factory.mktemp("det_resume")
     data = coco_small_objects
-    hooks = root / 'hooks'
+    hooks = root / "hooks"
     hooks.mkdir()
     jobs = {
-        'reference': lambda: _train(RETINANET, root / 'reference', data),
-        'killed_at_5': lambda: _train(_killing_config(hooks, after_iter=5), root / 'killed_at_5', data,
-                                      hook_dir=hooks),
-        'killed_saving_4': lambda: _train(_killing_config(hooks, renaming='iter_4.pth'), root / 'killed_saving_4',
-                                          data, hook_dir=hooks),
+        "reference": lambda: _train(RETINANET, root / "reference", data),
+        "killed_at_5": lambda: _train(_killing_config(hooks, after_iter=5), root / "killed_at_5", data, hook_dir=hooks),
+        "killed_saving_4": lambda: _train(
+            _killing_config(hooks, renaming="iter_4.pth"), root / "killed_saving_4", data, hook_dir=hooks
+        ),
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         results = {name: future.result() for name, future in futures.items()}
-    assert results['reference'].returncode == 0, results['reference'].stderr[-3000:]
-    for name in ('killed_at_5', 'killed_saving_4'):
+    assert results["reference"].returncode == 0, results["reference"].stderr[-3000:]
+    for name in ("killed_at_5", "killed_saving_4"):
         assert results[name].returncode == -signal.SIGKILL, results[name].stderr[-3000:]
-    return {'root': root, 'data': data, 'reference_metrics': _test(root / 'reference', data)}
+    return {"root": root, "data": data, "reference_metrics": _test(root / "reference", data)}
 
 
 def test_killed_between_checkpoints_resumes_to_the_same_weights_and_metrics(runs: dict) -> None:
-    root, data = runs['root'], runs['data']
-    work = root / 'resume_at_5'
-    shutil.copytree(root / 'killed_at_5', work, symlinks=True)
-    assert (work / 'last_checkpoint').read_text().endswith('killed_at_5/iter_4.pth')
-    assert not (work / f'iter_{ITERS}.pth').exists()
+    root, data = runs["root"], runs["data"]
+    work = root / "resume_at_5"
+    shutil.copytree(root / "killed_at_5", work, symlinks=True)
+    assert (work / "last_checkpoint").read_text().endswith("killed_at_5/iter_4.pth")
+    assert not (work / f"iter_{ITERS}.pth").exists()
 
-    resumed = _train(RETINANET, work, data, '--resume', str(work / 'iter_4.pth'))
+    resumed = _train(RETINANET, work, data, "--resume", str(work / "iter_4.pth"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    _assert_same_run(root / 'reference', work)
+    _assert_same_run(root / "reference", work)
     tested = _test(work, data)
-    assert tested['metrics'] == runs['reference_metrics']['metrics']
-    assert tested['detections'] == runs['reference_metrics']['detections']  # every box and score
-    assert len(tested['detections']) > 0 and tested['metrics']['bbox']['AP50'] > 0  # not trivially equal
+    assert tested["metrics"] == runs["reference_metrics"]["metrics"]
+    assert tested["detections"] == runs["reference_metrics"]["detections"]  # every box and score
+    assert len(tested["detections"]) > 0 and tested["metrics"]["bbox"]["AP50"] > 0  # not trivially equal
 
 
 def test_killed_while_writing_a_checkpoint_leaves_no_partial_file_and_resumes(runs: dict) -> None:
-    root, data = runs['root'], runs['data']
-    work = root / 'killed_saving_4'
-    assert not (work / 'iter_4.pth').exists()  # the kill came before the rename: no partial iter_4.pth
-    assert list(work.glob('.iter_4.pth.*.tmp')), 'the killed save should leave its temporary file'
-    assert (work / 'last_checkpoint').read_text().endswith('iter_2.pth')
+    root, data = runs["root"], runs["data"]
+    work = root / "killed_saving_4"
+    assert not (work / "iter_4.pth").exists()  # the kill came before the rename: no partial iter_4.pth
+    assert list(work.glob(".iter_4.pth.*.tmp")), "the killed save should leave its temporary file"
+    assert (work / "last_checkpoint").read_text().endswith("iter_2.pth")
 
-    resumed = _train(RETINANET, work, data, '--resume')
+    resumed = _train(RETINANET, work, data, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    log = max(work.glob('*/*.log')).read_text()
-    assert 'resumed epoch: 0, iter: 2' in log
-    _assert_same_run(root / 'reference', work)
+    log = max(work.glob("*/*.log")).read_text()
+    assert "resumed epoch: 0, iter: 2" in log
+    _assert_same_run(root / "reference", work)
 
 
 def test_resume_skips_a_truncated_checkpoint_that_last_checkpoint_names(runs: dict) -> None:
     """What mmengine's own non-atomic writer leaves when killed mid-write: iter_4.pth cut short."""
-    root, data = runs['root'], runs['data']
-    work = root / 'truncated_4'
-    shutil.copytree(root / 'killed_at_5', work, symlinks=True)
-    (work / 'last_checkpoint').write_text(str(work / 'iter_4.pth'))
-    checkpoint = work / 'iter_4.pth'
-    checkpoint.write_bytes(checkpoint.read_bytes()[:checkpoint.stat().st_size // 3])
+    root, data = runs["root"], runs["data"]
+    work = root / "truncated_4"
+    shutil.copytree(root / "killed_at_5", work, symlinks=True)
+    (work / "last_checkpoint").write_text(str(work / "iter_4.pth"))
+    checkpoint = work / "iter_4.pth"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 3])
 
-    resumed = _train(RETINANET, work, data, '--resume')
+    resumed = _train(RETINANET, work, data, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f'resuming from {work / "iter_2.pth"}, the newest intact checkpoint' in resumed.stdout
-    _assert_same_run(root / 'reference', work)
+    assert f"resuming from {work / 'iter_2.pth'}, the newest intact checkpoint" in resumed.stdout
+    _assert_same_run(root / "reference", work)
 
 
 def test_resume_checkpoint_choices(tmp_path: Path) -> None:
     """The fallback rules of finetune.checkpoints.resume_checkpoint, in process."""
     assert resume_checkpoint(tmp_path) == (None, None)  # nothing there: mmengine starts afresh
-    torch.save({'w': torch.ones(2)}, tmp_path / 'iter_2.pth')
-    torch.save({'w': torch.ones(2)}, tmp_path / 'iter_10.pth')
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_10.pth'))
+    torch.save({"w": torch.ones(2)}, tmp_path / "iter_2.pth")
+    torch.save({"w": torch.ones(2)}, tmp_path / "iter_10.pth")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "iter_10.pth"))
     assert resume_checkpoint(tmp_path) == (None, None)  # intact: mmengine's own auto-resume takes it
-    (tmp_path / 'last_checkpoint').write_text('')  # killed while writing the pointer
+    (tmp_path / "last_checkpoint").write_text("")  # killed while writing the pointer
     found, note = resume_checkpoint(tmp_path)
-    assert found == str(tmp_path / 'iter_10.pth') and 'empty' in note  # numeric order, not text order
-    for name in ('iter_2.pth', 'iter_10.pth'):
-        (tmp_path / name).write_bytes(b'PK\x03\x04 cut')
-    with pytest.raises(UserInputError, match='no intact checkpoint is left'):
+    assert found == str(tmp_path / "iter_10.pth") and "empty" in note  # numeric order, not text order
+    for name in ("iter_2.pth", "iter_10.pth"):
+        (tmp_path / name).write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(UserInputError, match="no intact checkpoint is left"):
         resume_checkpoint(tmp_path)
 
 
-def test_atomic_backend_keeps_the_old_file_when_a_write_fails(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / 'iter_2.pth'
+def test_atomic_backend_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "iter_2.pth"
     backend = AtomicLocalBackend()
-    backend.put(b'old', target)
+    backend.put(b"old", target)
 
     def failing_write(data: bytes, tmp: str) -> None:
         """Fails half-way through the write, like a full disk."""
-        with open(tmp, 'wb') as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data[:2])
-        raise OSError(28, 'No space left on device')
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(det_checkpoints, '_write_bytes', failing_write)
+    monkeypatch.setattr(det_checkpoints, "_write_bytes", failing_write)
     with pytest.raises(OSError):
-        backend.put(b'new content', target)
-    assert target.read_bytes() == b'old' and [p.name for p in tmp_path.iterdir()] == ['iter_2.pth']
+        backend.put(b"new content", target)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["iter_2.pth"]
     monkeypatch.undo()
-    backend.put_text('iter_2.pth', tmp_path / 'last_checkpoint')
-    assert (tmp_path / 'last_checkpoint').read_text() == 'iter_2.pth'
+    backend.put_text("iter_2.pth", tmp_path / "last_checkpoint")
+    assert (tmp_path / "last_checkpoint").read_text() == "iter_2.pth"

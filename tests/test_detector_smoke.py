@@ -1,4 +1,5 @@
 """RetinaNet and Cascade Mask R-CNN (mmdet's own model dicts) with TimmBackbone: one train step, predict."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,9 +58,15 @@ def batch(with_masks: bool) -> dict:
     torch.manual_seed(0)
     samples = []
     for i in range(2):
-        sample = DetDataSample(metainfo=dict(img_shape=(HEIGHT, WIDTH), ori_shape=(HEIGHT, WIDTH),
-                                             pad_shape=(HEIGHT, WIDTH), scale_factor=(1.0, 1.0),
-                                             batch_input_shape=(HEIGHT, WIDTH)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(HEIGHT, WIDTH),
+                ori_shape=(HEIGHT, WIDTH),
+                pad_shape=(HEIGHT, WIDTH),
+                scale_factor=(1.0, 1.0),
+                batch_input_shape=(HEIGHT, WIDTH),
+            )
+        )
         boxes = torch.tensor([[10.0, 12.0, 70.0, 90.0], [60.0 + i, 30.0, 150.0, 120.0]])
         instances = InstanceData(bboxes=boxes, labels=torch.tensor([0, 2]))
         if with_masks:
@@ -73,8 +80,9 @@ def batch(with_masks: bool) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
-@pytest.mark.parametrize("build, masks", [(tiny_retinanet, False), (tiny_cascade, True)],
-                         ids=["retinanet", "cascade_mask_rcnn"])
+@pytest.mark.parametrize(
+    "build, masks", [(tiny_retinanet, False), (tiny_cascade, True)], ids=["retinanet", "cascade_mask_rcnn"]
+)
 def test_train_step_and_predict(build, masks: bool) -> None:
     register_all_modules()
     torch.manual_seed(0)

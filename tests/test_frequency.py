@@ -1,4 +1,5 @@
 """Low-frequency crop is exact (against an independent numpy implementation); the fast resize behaves."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ def numpy_reference_crop(image: np.ndarray, h: int, w: int) -> np.ndarray:
     height, width = image.shape[-2:]
     centred = np.fft.fftshift(np.fft.fft2(image.astype(np.float64)), axes=(-2, -1))
     top, left = height // 2 - h // 2, width // 2 - w // 2
-    block = centred[..., top:top + h, left:left + w]
+    block = centred[..., top : top + h, left : left + w]
     return np.real(np.fft.ifft2(np.fft.ifftshift(block, axes=(-2, -1)))) * (h * w) / (height * width)
 
 
@@ -24,13 +25,20 @@ def numpy_zero_pad_upsample(image: np.ndarray, height: int, width: int) -> np.nd
     centred = np.fft.fftshift(np.fft.fft2(image), axes=(-2, -1))
     padded = np.zeros(image.shape[:-2] + (height, width), dtype=complex)
     top, left = height // 2 - h // 2, width // 2 - w // 2
-    padded[..., top:top + h, left:left + w] = centred
+    padded[..., top : top + h, left : left + w] = centred
     return np.real(np.fft.ifft2(np.fft.ifftshift(padded, axes=(-2, -1)))) * (height * width) / (h * w)
 
 
-@pytest.mark.parametrize("shape, size", [
-    ((3, 32, 32), 16), ((2, 3, 48, 40), (24, 20)), ((32, 32), (15, 9)), ((1, 33, 31), (17, 12)), ((4, 64, 64), 1),
-])
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((3, 32, 32), 16),
+        ((2, 3, 48, 40), (24, 20)),
+        ((32, 32), (15, 9)),
+        ((1, 33, 31), (17, 12)),
+        ((4, 64, 64), 1),
+    ],
+)
 def test_matches_independent_numpy_implementation(shape, size):
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(shape, generator=generator, dtype=torch.float64)
@@ -49,8 +57,12 @@ def test_full_size_is_identity():
 def test_pure_low_frequency_image_survives_crop_and_zero_pad_upsampling():
     n = 64
     yy, xx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    image = (0.5 + 0.3 * np.cos(2 * np.pi * (3 * yy) / n) + 0.2 * np.cos(2 * np.pi * (2 * yy + 5 * xx) / n + 0.7)
-             - 0.1 * np.sin(2 * np.pi * (7 * xx) / n))
+    image = (
+        0.5
+        + 0.3 * np.cos(2 * np.pi * (3 * yy) / n)
+        + 0.2 * np.cos(2 * np.pi * (2 * yy + 5 * xx) / n + 0.7)
+        - 0.1 * np.sin(2 * np.pi * (7 * xx) / n)
+    )
     cropped = low_frequency_crop(torch.from_numpy(image), 16).numpy()  # keeps frequencies -8..7
     np.testing.assert_allclose(numpy_zero_pad_upsample(cropped, n, n), image, atol=1e-10)
     # a frequency above the band is removed entirely
@@ -117,5 +129,6 @@ def test_cuda_matches_cpu(dtype):
     on_gpu = low_frequency_crop(x.to("cuda", dtype), (24, 20))
     assert on_gpu.device.type == "cuda" and on_gpu.dtype == dtype
     tolerance = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
-    torch.testing.assert_close(on_gpu.cpu().float(), low_frequency_crop(x.to(dtype).float(), (24, 20)),
-                               atol=tolerance, rtol=0)
+    torch.testing.assert_close(
+        on_gpu.cpu().float(), low_frequency_crop(x.to(dtype).float(), (24, 20)), atol=tolerance, rtol=0
+    )

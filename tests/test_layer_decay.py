@@ -1,4 +1,5 @@
 """TimmLayerDecayOptimizerConstructor: mmdet's ConvNeXt layer ids on timm names, for ConvNeXt, Swin, ResNet, ViT."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,8 @@ class Detector(nn.Module):
 def groups_of(model: nn.Module, decay_type: str, num_layers: int) -> dict[str, dict]:
     constructor = TimmLayerDecayOptimizerConstructor(
         dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.05)),
-        dict(decay_rate=RATE, decay_type=decay_type, num_layers=num_layers))
+        dict(decay_rate=RATE, decay_type=decay_type, num_layers=num_layers),
+    )
     optimizer = constructor(model).optimizer
     by_name = {}
     for group in optimizer.param_groups:
@@ -39,16 +41,20 @@ def scale(groups: dict, name: str) -> float:
 def test_convnext_layer_wise() -> None:
     model = Detector(TimmBackbone("convnext_atto"))  # depths (2, 2, 6, 2)
     g = groups_of(model, "layer_wise", 6)
-    assert scale(g, "backbone.body.stem_0.weight") == pytest.approx(RATE ** 7)
-    assert scale(g, "backbone.body.stages_0.blocks.0.conv_dw.weight") == pytest.approx(RATE ** 6)
-    assert scale(g, "backbone.body.stages_1.downsample.1.weight") == pytest.approx(RATE ** 5)
-    assert scale(g, "backbone.body.stages_2.blocks.0.mlp.fc1.weight") == pytest.approx(RATE ** 4)
-    assert scale(g, "backbone.body.stages_2.blocks.5.mlp.fc1.weight") == pytest.approx(RATE ** 3)
-    assert scale(g, "backbone.body.stages_3.blocks.1.mlp.fc2.weight") == pytest.approx(RATE ** 1)
+    assert scale(g, "backbone.body.stem_0.weight") == pytest.approx(RATE**7)
+    assert scale(g, "backbone.body.stages_0.blocks.0.conv_dw.weight") == pytest.approx(RATE**6)
+    assert scale(g, "backbone.body.stages_1.downsample.1.weight") == pytest.approx(RATE**5)
+    assert scale(g, "backbone.body.stages_2.blocks.0.mlp.fc1.weight") == pytest.approx(RATE**4)
+    assert scale(g, "backbone.body.stages_2.blocks.5.mlp.fc1.weight") == pytest.approx(RATE**3)
+    assert scale(g, "backbone.body.stages_3.blocks.1.mlp.fc2.weight") == pytest.approx(RATE**1)
     assert scale(g, "bbox_head.weight") == pytest.approx(1.0)
     assert g["backbone.body.stages_3.blocks.1.mlp.fc2.weight"]["weight_decay"] == 0.05
-    for no_decay in ("backbone.body.stages_3.blocks.1.mlp.fc2.bias", "backbone.body.stages_3.blocks.1.gamma",
-                     "backbone.body.stages_0.blocks.0.norm.weight", "bbox_head.bias"):
+    for no_decay in (
+        "backbone.body.stages_3.blocks.1.mlp.fc2.bias",
+        "backbone.body.stages_3.blocks.1.gamma",
+        "backbone.body.stages_0.blocks.0.norm.weight",
+        "bbox_head.bias",
+    ):
         assert g[no_decay]["weight_decay"] == 0.0, no_decay
 
 
@@ -56,31 +62,31 @@ def test_swin_layer_and_stage_wise() -> None:
     backbone = TimmBackbone("swin_tiny_patch4_window7_224", embed_dim=16, depths=(2, 2, 6, 2), num_heads=(1, 1, 2, 2))
     model = Detector(backbone)
     g = groups_of(model, "layer_wise", 6)
-    assert scale(g, "backbone.body.patch_embed.proj.weight") == pytest.approx(RATE ** 7)
-    assert scale(g, "backbone.body.layers_0.blocks.0.attn.qkv.weight") == pytest.approx(RATE ** 6)
-    assert scale(g, "backbone.body.layers_2.blocks.5.attn.qkv.weight") == pytest.approx(RATE ** 3)
-    assert scale(g, "backbone.body.layers_3.blocks.1.mlp.fc1.weight") == pytest.approx(RATE ** 1)
+    assert scale(g, "backbone.body.patch_embed.proj.weight") == pytest.approx(RATE**7)
+    assert scale(g, "backbone.body.layers_0.blocks.0.attn.qkv.weight") == pytest.approx(RATE**6)
+    assert scale(g, "backbone.body.layers_2.blocks.5.attn.qkv.weight") == pytest.approx(RATE**3)
+    assert scale(g, "backbone.body.layers_3.blocks.1.mlp.fc1.weight") == pytest.approx(RATE**1)
     assert scale(g, "bbox_head.weight") == pytest.approx(1.0)
     table = "backbone.body.layers_1.blocks.0.attn.relative_position_bias_table"
-    assert g[table]["weight_decay"] == 0.0 and g[table].get("lr") == pytest.approx(1e-3 * RATE ** 5)
+    assert g[table]["weight_decay"] == 0.0 and g[table].get("lr") == pytest.approx(1e-3 * RATE**5)
     s = groups_of(model, "stage_wise", 4)
-    assert scale(s, "backbone.body.patch_embed.proj.weight") == pytest.approx(RATE ** 5)
-    assert scale(s, "backbone.body.layers_0.blocks.1.mlp.fc1.weight") == pytest.approx(RATE ** 4)
-    assert scale(s, "backbone.body.layers_3.downsample.reduction.weight") == pytest.approx(RATE ** 1)
+    assert scale(s, "backbone.body.patch_embed.proj.weight") == pytest.approx(RATE**5)
+    assert scale(s, "backbone.body.layers_0.blocks.1.mlp.fc1.weight") == pytest.approx(RATE**4)
+    assert scale(s, "backbone.body.layers_3.downsample.reduction.weight") == pytest.approx(RATE**1)
     assert scale(s, "bbox_head.weight") == pytest.approx(1.0)
 
 
 def test_resnet_and_vit_and_frozen() -> None:
     g = groups_of(Detector(TimmBackbone("resnet18", frozen_stages=1)), "layer_wise", 6)
     assert "backbone.body.conv1.weight" not in g and "backbone.body.layer1.0.conv1.weight" not in g  # frozen
-    assert scale(g, "backbone.body.layer2.0.downsample.0.weight") == pytest.approx(RATE ** 5)
-    assert scale(g, "backbone.body.layer4.1.conv2.weight") == pytest.approx(RATE ** 1)
+    assert scale(g, "backbone.body.layer2.0.downsample.0.weight") == pytest.approx(RATE**5)
+    assert scale(g, "backbone.body.layer4.1.conv2.weight") == pytest.approx(RATE**1)
     vit = Detector(TimmBackbone("deit_tiny_patch16_224", embed_dim=32, depth=4, num_heads=2))
     v = groups_of(vit, "layer_wise", 4)
-    assert scale(v, "backbone.body.model.pos_embed") == pytest.approx(RATE ** 5)
+    assert scale(v, "backbone.body.model.pos_embed") == pytest.approx(RATE**5)
     assert v["backbone.body.model.pos_embed"]["weight_decay"] == 0.0
-    assert scale(v, "backbone.body.model.blocks.0.attn.qkv.weight") == pytest.approx(RATE ** 4)
-    assert scale(v, "backbone.body.model.blocks.3.attn.qkv.weight") == pytest.approx(RATE ** 1)
+    assert scale(v, "backbone.body.model.blocks.0.attn.qkv.weight") == pytest.approx(RATE**4)
+    assert scale(v, "backbone.body.model.blocks.3.attn.qkv.weight") == pytest.approx(RATE**1)
     assert scale(v, "backbone.pyramid.levels.0.0.weight") == pytest.approx(1.0)
     with pytest.raises(UserInputError, match="stage_wise"):
         groups_of(vit, "stage_wise", 4)
@@ -103,8 +109,9 @@ def test_output_norms_train_at_the_heads_lr_without_weight_decay(decay_type: str
 
 
 def test_frozen_output_norms_are_left_out() -> None:
-    backbone = TimmBackbone("swin_tiny_patch4_window7_224", frozen_stages=1, embed_dim=16, depths=(1, 1, 2, 1),
-                            num_heads=(1, 1, 2, 2))
+    backbone = TimmBackbone(
+        "swin_tiny_patch4_window7_224", frozen_stages=1, embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 1, 2, 2)
+    )
     g = groups_of(Detector(backbone), "layer_wise", 6)
     assert "backbone.norm0.weight" not in g  # frozen with stage 0, as mmdet's Swin does
     assert scale(g, "backbone.norm1.weight") == pytest.approx(1.0)

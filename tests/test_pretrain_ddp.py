@@ -1,4 +1,5 @@
 """Two gloo processes under torchrun train the same model as one process at the same global batch."""
+
 from __future__ import annotations
 
 import os
@@ -25,15 +26,30 @@ def test_two_processes_match_one_process_at_the_same_global_batch(tmp_path: Path
     assert main(tiny_args(MODEL, data, single, curriculum, epochs=2, batch_size=8, **common)) == 0
 
     double = tmp_path / "double"
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         str(REPO / "tools" / "pretrain.py"),
-         *tiny_args(MODEL, data, double, curriculum, epochs=2, batch_size=4, **common)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(REPO / "tools" / "pretrain.py"),
+            *tiny_args(MODEL, data, double, curriculum, epochs=2, batch_size=4, **common),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("resolved recipe:") == 1  # only rank 0 prints
 

@@ -1,4 +1,5 @@
 """Bad input and divergence end in one clear line (UserInputError -> exit 2), never half-written files."""
+
 from __future__ import annotations
 
 import os
@@ -66,16 +67,39 @@ def test_bad_curriculum_and_bad_settings(data: Path, tmp_path: Path, curriculum:
     with pytest.raises(UserInputError, match="--batch-size 3 is odd"):
         main(tiny_args(MODEL, data, tmp_path / "w", curriculum, epochs=2, batch_size=3))
     with pytest.raises(UserInputError, match="trains at 16 px, below convnext_atto's total stride of 32 px"):
-        main(["--model", MODEL, "--data", str(data), "--work-dir", str(tmp_path / "w"), "--curriculum",
-              "efficienttrain", "--epochs", "5", "--final-size", "32", "--size-multiple", "16"])
+        main(
+            [
+                "--model",
+                MODEL,
+                "--data",
+                str(data),
+                "--work-dir",
+                str(tmp_path / "w"),
+                "--curriculum",
+                "efficienttrain",
+                "--epochs",
+                "5",
+                "--final-size",
+                "32",
+                "--size-multiple",
+                "16",
+            ]
+        )
 
 
-def test_nan_loss_stops_with_exit_2_and_keeps_the_last_good_checkpoint(data: Path, tmp_path: Path,
-                                                                       curriculum: Path) -> None:
+def test_nan_loss_stops_with_exit_2_and_keeps_the_last_good_checkpoint(
+    data: Path, tmp_path: Path, curriculum: Path
+) -> None:
     work = tmp_path / "w"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(fault_command("nan@iter=8", tiny_args(MODEL, data, work, curriculum, epochs=2)),
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        fault_command("nan@iter=8", tiny_args(MODEL, data, work, curriculum, epochs=2)),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: training diverged: the loss became nan at epoch 1 step 1")

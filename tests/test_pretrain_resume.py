@@ -1,5 +1,6 @@
 """Reliability: a run killed (SIGKILL) inside a stage, at a stage boundary or while writing a checkpoint
 resumes to bit-for-bit the same weights, EMA and log as an uninterrupted --deterministic run."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> dict:
     data = image_folder
     curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
     reference = root / "reference"
-    args = lambda work: tiny_args(MODEL, data, work, curriculum, epochs=3, ema=True,  # noqa: E731
-                                  deterministic=True, drop_path=0.1)
+    args = lambda work: tiny_args(
+        MODEL,
+        data,
+        work,
+        curriculum,
+        epochs=3,
+        ema=True,  # noqa: E731
+        deterministic=True,
+        drop_path=0.1,
+    )
     assert main(args(reference)) == 0
     return {"root": root, "args": args, "reference": reference}
 
@@ -51,12 +60,15 @@ def test_second_run_in_the_same_process_is_bit_identical(setup: dict) -> None:
         assert_same_weights(load_weights(setup["reference"] / "final.pth", key), load_weights(again / "final.pth", key))
 
 
-@pytest.mark.parametrize("fault, resumes_at", [
-    ("sigkill@iter=9", 1),    # step 3 of epoch 1: inside stage 0, last.pth is from the end of epoch 0
-    ("sigkill@stage=1", 2),   # just after switching to stage 1 (64 px): last.pth is the end of stage 0
-    ("sigkill@save=2", 1),    # while writing the checkpoint of epoch 1: the one of epoch 0 survives
-    ("sigkill@save=4", 3),    # while writing final.pth: training is complete, the resume only writes it
-])
+@pytest.mark.parametrize(
+    "fault, resumes_at",
+    [
+        ("sigkill@iter=9", 1),  # step 3 of epoch 1: inside stage 0, last.pth is from the end of epoch 0
+        ("sigkill@stage=1", 2),  # just after switching to stage 1 (64 px): last.pth is the end of stage 0
+        ("sigkill@save=2", 1),  # while writing the checkpoint of epoch 1: the one of epoch 0 survives
+        ("sigkill@save=4", 3),  # while writing final.pth: training is complete, the resume only writes it
+    ],
+)
 def test_killed_run_resumes_to_the_same_weights(setup: dict, fault: str, resumes_at: int) -> None:
     work = setup["root"] / fault.replace("@", "_").replace("=", "")
     killed = _run_killed(setup["args"](work), fault)

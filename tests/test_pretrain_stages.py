@@ -1,4 +1,5 @@
 """Curriculum stages switch inside one run for ConvNets, Swin and DeiT; the work dir follows docs/FORMATS.md."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,38 @@ from pretraining.cli import main, resolve_config
 from pretraining.model import build_model, resize_model_input
 from pretraining.optim import CurriculumLRSchedule, build_optimizer
 
-PROVENANCE_KEYS = {"model_name", "model_kwargs", "curriculum", "lowfreq", "epochs", "equivalent_epochs",
-                   "wall_clock_s", "device_hours", "devices", "images_seen", "seed", "best_top1", "final_top1",
-                   "ema_top1", "versions", "git_commit"}
-LOG_KEYS = {"epoch", "stage", "input_size", "randaug_magnitude", "lr", "train_loss", "images_per_s",
-            "epoch_time_s", "wall_clock_s", "top1", "top5", "ema_top1"}
+PROVENANCE_KEYS = {
+    "model_name",
+    "model_kwargs",
+    "curriculum",
+    "lowfreq",
+    "epochs",
+    "equivalent_epochs",
+    "wall_clock_s",
+    "device_hours",
+    "devices",
+    "images_seen",
+    "seed",
+    "best_top1",
+    "final_top1",
+    "ema_top1",
+    "versions",
+    "git_commit",
+}
+LOG_KEYS = {
+    "epoch",
+    "stage",
+    "input_size",
+    "randaug_magnitude",
+    "lr",
+    "train_loss",
+    "images_per_s",
+    "epoch_time_s",
+    "wall_clock_s",
+    "top1",
+    "top5",
+    "ema_top1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +98,17 @@ def test_finished_run_is_reported_not_retrained(data: Path, tmp_path: Path, caps
 def test_resize_mode_with_batch_scaling_and_accumulation(data: Path, tmp_path: Path) -> None:
     curriculum = write_two_stage_curriculum(tmp_path / "two.json")
     work = tmp_path / "run"
-    args = tiny_args("convnext_atto", data, work, curriculum, epochs=2, lowfreq="resize",
-                     scale_batch_with_size=True, accum_steps=2, batch_size=2)
+    args = tiny_args(
+        "convnext_atto",
+        data,
+        work,
+        curriculum,
+        epochs=2,
+        lowfreq="resize",
+        scale_batch_with_size=True,
+        accum_steps=2,
+        batch_size=2,
+    )
     assert main(args) == 0
     log = read_log(work)
     # Small stage: double batch, half the accumulation; effective batch 4 throughout.
@@ -102,9 +139,26 @@ def test_resize_swaps_parameters_into_optimizer_and_resamples_moments(model: str
 
 
 def test_lr_is_continuous_over_stages_and_follows_compute_for_efficienttrain_pp() -> None:
-    config, _, curriculum, _ = resolve_config(["--model", "convnext_tiny", "--data", "d", "--work-dir", "w",
-                                               "--curriculum", "efficienttrain++", "--epochs", "100",
-                                               "--warmup-epochs", "0", "--lr", "1.0", "--min-lr", "0"])
+    config, _, curriculum, _ = resolve_config(
+        [
+            "--model",
+            "convnext_tiny",
+            "--data",
+            "d",
+            "--work-dir",
+            "w",
+            "--curriculum",
+            "efficienttrain++",
+            "--epochs",
+            "100",
+            "--warmup-epochs",
+            "0",
+            "--lr",
+            "1.0",
+            "--min-lr",
+            "0",
+        ]
+    )
     assert curriculum.total_epochs > 100  # budget in equivalent epochs; early stages are cheap
     net = torch.nn.Linear(2, 2)
     schedule = CurriculumLRSchedule(build_optimizer(net, config, 1.0), curriculum, config)
@@ -126,8 +180,20 @@ def test_family_recipe_defaults_and_overrides(tmp_path: Path) -> None:
     assert config.drop_path == 0.1 and config.clip_grad is None and sources["ema"].startswith("recipe")
     yaml_file = tmp_path / "r.yaml"
     yaml_file.write_text("clip-grad: 1.0\nmodel_kwargs: {depths: [1, 1, 1, 1]}\nema: false\n")
-    config, sources, *_ = resolve_config(["--model", "swin_tiny_patch4_window7_224", "--data", "d", "--work-dir",
-                                          "w", "--config", str(yaml_file), "--clip-grad", "2.0"])
+    config, sources, *_ = resolve_config(
+        [
+            "--model",
+            "swin_tiny_patch4_window7_224",
+            "--data",
+            "d",
+            "--work-dir",
+            "w",
+            "--config",
+            str(yaml_file),
+            "--clip-grad",
+            "2.0",
+        ]
+    )
     assert config.clip_grad == 2.0 and sources["clip_grad"] == "command line"
     assert config.ema is False and sources["ema"] == "config file"
     assert config.model_kwargs == {"depths": [1, 1, 1, 1]} and config.drop_path == 0.2
@@ -135,9 +201,28 @@ def test_family_recipe_defaults_and_overrides(tmp_path: Path) -> None:
 
 def test_dry_run_prints_the_recipe_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     work = tmp_path / "w"
-    assert main(["--model", "swin_tiny_patch4_window7_224", "--data", str(tmp_path), "--work-dir", str(work),
-                 "--curriculum", "efficienttrain", "--epochs", "300", "--batch-size", "256", "--accum-steps", "2",
-                 "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                "swin_tiny_patch4_window7_224",
+                "--data",
+                str(tmp_path),
+                "--work-dir",
+                str(work),
+                "--curriculum",
+                "efficienttrain",
+                "--epochs",
+                "300",
+                "--batch-size",
+                "256",
+                "--accum-steps",
+                "2",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "clip_grad              = 5.0" in out and "(recipe: swin: gradient clipping 5.0)" in out
     assert "peak_lr                = 0.0005" in out  # 4e-3 * 512 / 4096
@@ -146,8 +231,21 @@ def test_dry_run_prints_the_recipe_and_writes_nothing(tmp_path: Path, capsys: py
 
 
 def test_size_multiple_sets_the_curriculum_rounding(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    common = ["--model", "convnext_atto", "--data", str(tmp_path), "--work-dir", str(tmp_path / "w"),
-              "--curriculum", "efficienttrain", "--epochs", "10", "--final-size", "64", "--dry-run"]
+    common = [
+        "--model",
+        "convnext_atto",
+        "--data",
+        str(tmp_path),
+        "--work-dir",
+        str(tmp_path / "w"),
+        "--curriculum",
+        "efficienttrain",
+        "--epochs",
+        "10",
+        "--final-size",
+        "64",
+        "--dry-run",
+    ]
     assert main(common) == 0  # the model's own multiple (32): 160/224*64 = 45.7 rounds to 32
     assert "size   32  randaug m=1" in capsys.readouterr().out
     assert main([*common, "--size-multiple", "16"]) == 0  # 45.7 -> 48, keeping the paper's ~0.65 compute ratio

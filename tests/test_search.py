@@ -1,4 +1,5 @@
 """Greedy curriculum search against fabricated evaluators whose accuracy is a known function of the schedule."""
+
 from __future__ import annotations
 
 import itertools
@@ -29,8 +30,10 @@ class CountingEvaluator:
         self.calls: list[tuple[int, ...]] = []
 
     def accuracy(self, schedule):
-        return {model: self.base[model] - self.penalty * sum(max(0, t - b) // STEP for t, b in zip(limits, schedule))
-                for model, limits in self.thresholds.items()}
+        return {
+            model: self.base[model] - self.penalty * sum(max(0, t - b) // STEP for t, b in zip(limits, schedule))
+            for model, limits in self.thresholds.items()
+        }
 
     def __call__(self, schedule):
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
@@ -41,15 +44,19 @@ class CountingEvaluator:
 
 def brute_force_cheapest(evaluator, tolerance):
     """The cheapest monotone schedule whose accuracy is within tolerance of the baseline for every model."""
-    feasible = [s for s in itertools.product(CANDIDATES, repeat=5) if list(s) == sorted(s)
-                and all(evaluator.accuracy(s)[m] >= BASE[m] - tolerance for m in BASE)]
+    feasible = [
+        s
+        for s in itertools.product(CANDIDATES, repeat=5)
+        if list(s) == sorted(s) and all(evaluator.accuracy(s)[m] >= BASE[m] - tolerance for m in BASE)
+    ]
     return min(feasible, key=lambda s: sum(b * b for b in s))
 
 
 def test_finds_the_known_optimum_with_monotone_sizes_and_counts_trials(tmp_path):
     evaluator = CountingEvaluator()
-    result = greedy_curriculum_search(evaluator, 5, CANDIDATES, BASE, tolerance=0.0,
-                                      trial_log=tmp_path / "trials.jsonl", epochs=10)
+    result = greedy_curriculum_search(
+        evaluator, 5, CANDIDATES, BASE, tolerance=0.0, trial_log=tmp_path / "trials.jsonl", epochs=10
+    )
     assert result.schedule == (128, 128, 160, 192, 224) == brute_force_cheapest(evaluator, 0.0)
     # hand count: stage 4 tries 96..192 (4, all fail); stage 3 fails 96,128,160 then accepts 192;
     # stage 2 accepts 160 after 96,128; stage 1 accepts 128 after 96; stage 0 fails 96
@@ -59,7 +66,10 @@ def test_finds_the_known_optimum_with_monotone_sizes_and_counts_trials(tmp_path)
         passes = all(trial.accuracy[m] >= BASE[m] for m in BASE)
         assert trial.accepted == passes
     assert [t.schedule for t in result.trials if t.accepted] == [
-        (192, 192, 192, 192, 224), (160, 160, 160, 192, 224), (128, 128, 160, 192, 224)]
+        (192, 192, 192, 192, 224),
+        (160, 160, 160, 192, 224),
+        (128, 128, 160, 192, 224),
+    ]
     assert result.curriculum.stages[0].input_size == 128 and result.curriculum.total_epochs == 10
     expected_equivalent = 2 * sum((b / 224) ** 2 for b in result.schedule)
     assert result.curriculum.equivalent_epochs() == pytest.approx(expected_equivalent)
@@ -69,9 +79,13 @@ def test_tolerance_is_respected_and_used():
     evaluator = CountingEvaluator(thresholds={"m": (96, 128, 160, 192, 224)}, base={"m": 50.0}, penalty=0.5)
     strict = greedy_curriculum_search(evaluator, 5, CANDIDATES, {"m": 50.0}, tolerance=0.0)
     assert strict.schedule == (96, 128, 160, 192, 224)
-    loose = greedy_curriculum_search(CountingEvaluator(thresholds={"m": (96, 128, 160, 192, 224)},
-                                                       base={"m": 50.0}, penalty=0.5),
-                                     5, CANDIDATES, {"m": 50.0}, tolerance=0.5)
+    loose = greedy_curriculum_search(
+        CountingEvaluator(thresholds={"m": (96, 128, 160, 192, 224)}, base={"m": 50.0}, penalty=0.5),
+        5,
+        CANDIDATES,
+        {"m": 50.0},
+        tolerance=0.5,
+    )
     # the tolerance buys exactly one 32-pixel step, spent greedily on the last stage
     assert loose.schedule == (96, 128, 160, 192, 192)
     assert evaluator.accuracy(loose.schedule)["m"] == 49.5
@@ -145,8 +159,12 @@ def test_bad_search_arguments():
 
 def test_schedule_curriculum_layouts():
     by_epochs = schedule_curriculum((160, 160, 192, 224), 20, 224, magnitudes=(1, 3, 5, 9))
-    assert [(s.epochs, s.input_size, s.randaug_magnitude) for s in by_epochs.stages] == \
-        [(5, 160, 1.0), (5, 160, 3.0), (5, 192, 5.0), (5, 224, 9.0)]
+    assert [(s.epochs, s.input_size, s.randaug_magnitude) for s in by_epochs.stages] == [
+        (5, 160, 1.0),
+        (5, 160, 3.0),
+        (5, 192, 5.0),
+        (5, 224, 9.0),
+    ]
     by_compute = schedule_curriculum((112, 224), 20, 224, layout="equal_compute")
     assert [(s.epochs, s.input_size) for s in by_compute.stages] == [(40, 112), (10, 224)]
     assert by_compute.equivalent_epochs() == pytest.approx(20.0)
@@ -165,8 +183,9 @@ def test_compute_constrained_search_finds_the_known_best_schedule(tmp_path):
     full = evaluate((224,) * 4)["m"]
     calls.clear()
     log = tmp_path / "budget.jsonl"
-    result = compute_constrained_search(evaluate, 4, CANDIDATES, budget_epochs=40, baseline_accuracy={"m": full},
-                                        trial_log=log)
+    result = compute_constrained_search(
+        evaluate, 4, CANDIDATES, budget_epochs=40, baseline_accuracy={"m": full}, trial_log=log
+    )
     assert result.schedule == peaks
     assert (224,) * 4 not in calls  # the given baseline is not re-run
     # stage 3 tries 4 sizes below 224, stage 2 tries 96..192 (4), stage 1 96..160 (3), stage 0 96, 128 (2)
@@ -176,14 +195,16 @@ def test_compute_constrained_search_finds_the_known_best_schedule(tmp_path):
     for trial in result.trials:
         assert trial.equivalent_epochs == pytest.approx(40, abs=0.5)  # fixed compute in every trial
     assert result.curriculum.total_epochs > 40  # smaller sizes bought extra passes
-    again = compute_constrained_search(evaluate, 4, CANDIDATES, budget_epochs=40, baseline_accuracy={"m": full},
-                                       trial_log=log)
+    again = compute_constrained_search(
+        evaluate, 4, CANDIDATES, budget_epochs=40, baseline_accuracy={"m": full}, trial_log=log
+    )
     assert again.evaluated == 0 and again.schedule == peaks
 
 
 def test_compute_constrained_ties_prefer_the_smaller_size():
-    result = compute_constrained_search(lambda s: {"m": 1.0}, 3, CANDIDATES, budget_epochs=30,
-                                        baseline_accuracy={"m": 1.0})
+    result = compute_constrained_search(
+        lambda s: {"m": 1.0}, 3, CANDIDATES, budget_epochs=30, baseline_accuracy={"m": 1.0}
+    )
     assert result.schedule == (96, 96, 96)
 
 
@@ -214,8 +235,9 @@ class FakePretrainCli:
         args = parser.parse_args(argv)
         assert args.resume == "auto" and args.batch_size == "8"  # extra arguments after `--` are passed on
         self.size_multiple = args.size_multiple
-        curriculum = build_curriculum(args.curriculum, args.epochs, final_size=args.final_size,
-                                      size_multiple=args.size_multiple)
+        curriculum = build_curriculum(
+            args.curriculum, args.epochs, final_size=args.final_size, size_multiple=args.size_multiple
+        )
         sizes = tuple(stage.input_size for stage in curriculum.stages)
         self.runs.append((args.model, sizes))
         self.lr_progress = args.lr_progress
@@ -225,8 +247,9 @@ class FakePretrainCli:
         provenance = {"model_name": args.model, "curriculum": curriculum.to_dict(), "final_top1": 50.0 - steps}
         work_dir = Path(args.work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": "efficienttrain-det/pretrain-v1", "model": {}, "provenance": provenance},
-                   work_dir / "final.pth")
+        torch.save(
+            {"format": "efficienttrain-det/pretrain-v1", "model": {}, "provenance": provenance}, work_dir / "final.pth"
+        )
         return 0
 
 
@@ -234,13 +257,30 @@ def test_search_tool_runs_trials_writes_outputs_and_resumes(tmp_path, monkeypatc
 
     import pretraining.search_cli as tool
     from pretraining.curriculum import build_curriculum
+
     fake = FakePretrainCli()
     monkeypatch.setattr("pretraining.cli.main", fake.main)
     (tmp_path / "data").mkdir()
     work = tmp_path / "search"
-    argv = ["--models", "resnet18,convnext_atto", "--data", str(tmp_path / "data"), "--epochs", "4",
-            "--stages", "2", "--candidates", "96,128,160,192,224", "--work-dir", str(work),
-            "--result-magnitudes", "5,9", "--", "--batch-size", "8"]
+    argv = [
+        "--models",
+        "resnet18,convnext_atto",
+        "--data",
+        str(tmp_path / "data"),
+        "--epochs",
+        "4",
+        "--stages",
+        "2",
+        "--candidates",
+        "96,128,160,192,224",
+        "--work-dir",
+        str(work),
+        "--result-magnitudes",
+        "5,9",
+        "--",
+        "--batch-size",
+        "8",
+    ]
     assert tool.main(argv) == 0
     # baseline first (once per model), then stage 1 tries 96..192 with both stages equal (192 accepted),
     # then stage 0 tries 96, 128 (fail for convnext_atto) and 160 (accepted)
@@ -268,13 +308,35 @@ def test_search_tool_runs_trials_writes_outputs_and_resumes(tmp_path, monkeypatc
 def test_search_tool_compute_mode_keeps_the_budget(tmp_path, monkeypatch):
 
     import pretraining.search_cli as tool
+
     fake = FakePretrainCli()
     monkeypatch.setattr("pretraining.cli.main", fake.main)
     (tmp_path / "data").mkdir()
     work = tmp_path / "search"
-    assert tool.main(["--models", "resnet18", "--data", str(tmp_path / "data"), "--epochs", "6", "--stages", "2",
-                      "--candidates", "128,160,224", "--mode", "compute", "--work-dir", str(work),
-                      "--", "--batch-size", "8"]) == 0
+    assert (
+        tool.main(
+            [
+                "--models",
+                "resnet18",
+                "--data",
+                str(tmp_path / "data"),
+                "--epochs",
+                "6",
+                "--stages",
+                "2",
+                "--candidates",
+                "128,160,224",
+                "--mode",
+                "compute",
+                "--work-dir",
+                str(work),
+                "--",
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     # EfficientTrain++: the LR follows compute, not passes; the trial's curriculum file says so itself
     assert fake.lr_axis == "compute" and fake.lr_progress is None
     records = [json.loads(line) for line in (work / "trials.jsonl").read_text().splitlines()[1:]]
@@ -287,28 +349,54 @@ def test_search_tool_compute_mode_keeps_the_budget(tmp_path, monkeypatch):
 def test_search_tool_size_multiple_admits_finer_sizes_and_reaches_every_run(tmp_path, monkeypatch):
 
     import pretraining.search_cli as tool
+
     fake = FakePretrainCli()
     monkeypatch.setattr("pretraining.cli.main", fake.main)
     (tmp_path / "data").mkdir()
-    argv = ["--models", "resnet18", "--data", str(tmp_path / "data"), "--epochs", "2", "--stages", "2",
-            "--candidates", "48,64", "--work-dir", str(tmp_path / "s"), "--", "--batch-size", "8"]
+    argv = [
+        "--models",
+        "resnet18",
+        "--data",
+        str(tmp_path / "data"),
+        "--epochs",
+        "2",
+        "--stages",
+        "2",
+        "--candidates",
+        "48,64",
+        "--work-dir",
+        str(tmp_path / "s"),
+        "--",
+        "--batch-size",
+        "8",
+    ]
     with pytest.raises(Exception, match="size 48 is not a multiple of 32"):
         tool.main(argv)
     assert tool.main(argv[:-3] + ["--size-multiple", "16", "--", "--batch-size", "8"]) == 0
     assert fake.size_multiple == 16 and (48, 48) in [sizes for _, sizes in fake.runs]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"--candidates": "96,150,224"}, "size 150 is not a multiple of 32"),
-    ({"--data": "missing-folder"}, "is not a folder"),
-    ({"--epochs": "1"}, "at least --stages"),
-    ({"--randaug-magnitudes": "1,2,3"}, "one per stage"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--candidates": "96,150,224"}, "size 150 is not a multiple of 32"),
+        ({"--data": "missing-folder"}, "is not a folder"),
+        ({"--epochs": "1"}, "at least --stages"),
+        ({"--randaug-magnitudes": "1,2,3"}, "one per stage"),
+    ],
+)
 def test_search_tool_bad_input_is_one_line_exit_2(tmp_path, capsys, change, message):
     import pretraining.search_cli as tool
     from etcore.errors import run_cli
-    options = {"--models": "resnet18", "--data": str(tmp_path), "--epochs": "4", "--stages": "2",
-               "--work-dir": str(tmp_path / "w"), **change}
+
+    options = {
+        "--models": "resnet18",
+        "--data": str(tmp_path),
+        "--epochs": "4",
+        "--stages": "2",
+        "--work-dir": str(tmp_path / "w"),
+        **change,
+    }
     if change.get("--data") == "missing-folder":
         options["--data"] = str(tmp_path / "missing-folder")
     argv = [item for pair in options.items() for item in pair]
@@ -324,12 +412,36 @@ def test_search_tool_end_to_end_with_the_real_engine(tmp_path):
     import pretraining.search_cli as tool
     from etcore.checkpoint_io import load_checkpoint_file
     from pretrain_fixtures import TINY_MODELS, make_image_folder
+
     data = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=40)
     work = tmp_path / "search"
-    argv = ["--models", "convnext_atto", "--data", str(data), "--epochs", "2", "--stages", "2",
-            "--candidates", "32,64", "--tolerance", "100", "--work-dir", str(work),
-            "--model-kwargs", f"convnext_atto={json.dumps(TINY_MODELS['convnext_atto'])}",
-            "--", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--warmup-epochs", "0.5"]
+    argv = [
+        "--models",
+        "convnext_atto",
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--stages",
+        "2",
+        "--candidates",
+        "32,64",
+        "--tolerance",
+        "100",
+        "--work-dir",
+        str(work),
+        "--model-kwargs",
+        f"convnext_atto={json.dumps(TINY_MODELS['convnext_atto'])}",
+        "--",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--warmup-epochs",
+        "0.5",
+    ]
     assert tool.main(argv) == 0
     records = [json.loads(line) for line in (work / "trials.jsonl").read_text().splitlines()[1:]]
     assert [r["schedule"] for r in records] == [[64, 64], [32, 32]]
@@ -386,15 +498,58 @@ def test_searched_curriculum_rerun_reproduces_the_trial_lr_schedule(tmp_path, im
     work = tmp_path / "search"
     extra = ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--warmup-epochs", "0.5"]
     kwargs = json.dumps(TINY_MODELS["convnext_atto"])
-    assert tool.main(["--models", "convnext_atto", "--data", str(image_folder), "--epochs", "3", "--stages", "2",
-                      "--candidates", "32,64", "--mode", "compute", "--tolerance", "100", "--work-dir", str(work),
-                      "--model-kwargs", f"convnext_atto={kwargs}", "--", *extra]) == 0
+    assert (
+        tool.main(
+            [
+                "--models",
+                "convnext_atto",
+                "--data",
+                str(image_folder),
+                "--epochs",
+                "3",
+                "--stages",
+                "2",
+                "--candidates",
+                "32,64",
+                "--mode",
+                "compute",
+                "--tolerance",
+                "100",
+                "--work-dir",
+                str(work),
+                "--model-kwargs",
+                f"convnext_atto={kwargs}",
+                "--",
+                *extra,
+            ]
+        )
+        == 0
+    )
     found = build_curriculum(str(work / "searched_curriculum.yaml"), None, final_size=64)
     assert found.lr_axis == "compute"
     schedule = json.loads((work / "search_summary.json").read_text())["schedule"]
     trial = work / "trials" / ("b" + "-".join(map(str, schedule))) / "convnext_atto"
     rerun = tmp_path / "rerun"
-    assert pretrain_main(["--model", "convnext_atto", "--data", str(image_folder), "--curriculum",
-                          str(work / "searched_curriculum.yaml"), "--epochs", str(found.total_epochs),
-                          "--final-size", "64", "--work-dir", str(rerun), "--model-kwargs", kwargs, *extra]) == 0
+    assert (
+        pretrain_main(
+            [
+                "--model",
+                "convnext_atto",
+                "--data",
+                str(image_folder),
+                "--curriculum",
+                str(work / "searched_curriculum.yaml"),
+                "--epochs",
+                str(found.total_epochs),
+                "--final-size",
+                "64",
+                "--work-dir",
+                str(rerun),
+                "--model-kwargs",
+                kwargs,
+                *extra,
+            ]
+        )
+        == 0
+    )
     assert [row["lr"] for row in read_log(rerun)] == [row["lr"] for row in read_log(trial)]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Re-draw the demo's report.md (table and plots) from its finished runs; see `--help`."""
+
 from etcore.errors import run_cli
 from reporting.report import main
 

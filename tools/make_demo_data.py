@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Generate the embedded demo dataset (ImageNet-style folders and a COCO instance set); see `--help`."""
+
 from embedded_demo.data import main
 from etcore.errors import run_cli
 

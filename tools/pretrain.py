@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Curriculum pretraining of a timm model (baseline / EfficientTrain / EfficientTrain++); see `--help`."""
+
 from etcore.errors import run_cli
 from pretraining.cli import main
 

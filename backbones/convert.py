@@ -1,4 +1,4 @@
-"""`tools/convert_checkpoint.py`: convert a pretraining/release checkpoint into a clean timm-layout state dict with provenance.
+"""`tools/convert_checkpoint.py`: a pretraining/release checkpoint as a clean timm-layout state dict + provenance.
 
     python tools/convert_checkpoint.py SRC DST [--model NAME] [--ema | --no-ema] [--model-kwargs JSON]
 

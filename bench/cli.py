@@ -10,8 +10,9 @@ Sub-commands (each prints a table and, with --out, writes JSON with the machine,
   detector    RetinaNet / Cascade Mask R-CNN training-iteration time per backbone (det_configs)
 
 Every "a [b-c]" in a table is the median over the timing rounds and, in brackets, their interquartile
-range (min and max are in the JSON). On a CPU the default is one thread (--threads): on a shared machine a multi-threaded step waits for its
-slowest core, which turns other processes' load into noise that does not cancel between rounds.
+range (min and max are in the JSON). On a CPU the default is one thread (--threads): on a shared machine
+a multi-threaded step waits for its slowest core, which turns other processes' load into noise that does
+not cancel between rounds.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`tools/gpu_benchmarks.py`: run the GPU benchmark set in one go (about 8 minutes on one H200) and collect its JSON in one folder.
+"""`tools/gpu_benchmarks.py`: the GPU benchmark set in one go (about 8 minutes on one H200), JSON in one folder.
 
     python tools/gpu_benchmarks.py OUT_DIR            # one CUDA GPU: real sizes
     python tools/gpu_benchmarks.py OUT_DIR --smoke    # CPU, tiny sizes: checks every step's code path

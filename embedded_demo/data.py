@@ -1,4 +1,4 @@
-"""`tools/make_demo_data.py`: generate the embedded demo dataset: ImageNet-style class folders and a COCO instance-segmentation set.
+"""`tools/make_demo_data.py`: the embedded demo dataset, ImageNet-style class folders and a COCO instance set.
 
 Both parts show one synthetic visual world: objects whose category is a (shape, texture) pair. Shape is a
 coarse silhouette (low frequency), texture a fine zero-mean grating (high frequency, period 2.2-2.9 px), and

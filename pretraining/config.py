@@ -117,7 +117,8 @@ class PretrainConfig:
     lr_progress: str = field(
         default="auto",
         metadata={
-            "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: compute for efficienttrain++)"
+            "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: compute for "
+            "efficienttrain++)"
         },
     )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})

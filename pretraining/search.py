@@ -14,7 +14,7 @@ each stage), non-decreasing over stages. Two searches share one trial machinery:
 
 Every finished trial is appended to a JSON-lines log (rewritten atomically); a restarted search with the
 same log re-uses finished trials instead of re-running them. Nothing in this module trains: the caller
-passes `evaluate(schedule) -> {model_name: accuracy}` (see tools/search_curriculum.py for real runs).
+passes `evaluate(schedule) -> {model_name: accuracy}` (`pretraining.search_trials` runs real ones).
 """
 
 from __future__ import annotations

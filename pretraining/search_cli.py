@@ -1,4 +1,4 @@
-"""`tools/search_curriculum.py`: search a low-frequency curriculum with real pretraining runs (EfficientTrain's greedy schedule search).
+"""`tools/search_curriculum.py`: search a low-frequency curriculum with real pretraining runs (EfficientTrain).
 
     python tools/search_curriculum.py --models resnet18,convnext_atto --data data/demo/imagenet \\
         --epochs 30 --stages 5 --candidates 96,128,160,192,224 --tolerance 0.0 --work-dir work_dirs/search \\

@@ -33,16 +33,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> dict:
     data = image_folder
     curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
     reference = root / "reference"
-    args = lambda work: tiny_args(
-        MODEL,
-        data,
-        work,
-        curriculum,
-        epochs=3,
-        ema=True,  # noqa: E731
-        deterministic=True,
-        drop_path=0.1,
-    )
+    def args(work: Path) -> list[str]:
+        return tiny_args(MODEL, data, work, curriculum, epochs=3, ema=True, deterministic=True, drop_path=0.1)
+
     assert main(args(reference)) == 0
     return {"root": root, "args": args, "reference": reference}
 

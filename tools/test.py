@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate a trained detector on COCO and write coco_metrics.json (mmdet's tools/test.py command line); see `--help`."""
+"""Evaluate a trained detector on COCO, write coco_metrics.json (mmdet's tools/test.py command line); see `--help`."""
 
 from etcore.errors import run_cli
 from finetune.test import main

@@ -33,6 +33,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> dict:
     data = image_folder
     curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
     reference = root / "reference"
+
     def args(work: Path) -> list[str]:
         return tiny_args(MODEL, data, work, curriculum, epochs=3, ema=True, deterministic=True, drop_path=0.1)
 

@@ -19,18 +19,32 @@ from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
 from reporting.render import FORMATS, render
 from reporting.runs import load_runs
-from reporting.table import build_table
+from reporting.table import build_table, paper_table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Load runs, build the table, print it or write it atomically to --out."""
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("work_dirs", nargs="+", help="detection work dirs (searched recursively)")
+    parser.add_argument(
+        "work_dirs",
+        nargs="*",
+        help="fine-tuning work dirs (searched recursively); none with --paper: only the published rows",
+    )
     parser.add_argument("--format", default="markdown", choices=FORMATS)
     parser.add_argument("--out", help="write the table to this file instead of stdout")
-    parser.add_argument("--paper", action="store_true", help="add the paper's reference rows where they match")
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="add the papers' published rows beside the runs of the "
+        "same detector, schedule, backbone and curriculum (alone: print every published row)",
+    )
     args = parser.parse_args(argv)
-    table = build_table(load_runs(args.work_dirs), paper=args.paper)
+    if not args.work_dirs and not args.paper:
+        raise UserInputError(
+            "no work dir given: pass fine-tuning work dirs (e.g. work_dirs/demo), or --paper alone "
+            "for the published rows"
+        )
+    table = paper_table() if not args.work_dirs else build_table(load_runs(args.work_dirs), paper=args.paper)
     text = render(table, args.format)
     if args.format == "csv":
         for note in table.notes:

@@ -1,29 +1,67 @@
-"""The papers' published COCO numbers, and how a run's backbone name maps onto the papers' labels."""
+"""The papers' published numbers, as data, and how a run's backbone name maps onto the papers' labels.
+
+COCO rows: EfficientTrain++ (arXiv 2405.08768) Table 17, 1x schedule, box and mask AP / AP50 / AP75 in
+percent, for the ordinary baseline and the backbones pretrained with EfficientTrain or EfficientTrain++
+(each with a 1.5x pretraining speedup). A method is named by the curriculum that produces it
+(`baseline`, `efficienttrain`, `efficienttrain++`), so a run meets the row of its own curriculum.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass, field
 
 from reporting.runs import BASELINE
-from reporting.stats import Stat
 
-# The paper's COCO results (box AP / mask AP, percent), baseline -> EfficientTrain (arXiv 2211.09703).
-PAPER_RESULTS = {
-    ("retinanet", "1x", "Swin-T"): {"baseline": {"bbox": 41.7}, "efficienttrain": {"bbox": 41.8}},
-    ("cascade_mask_rcnn", "1x", "Swin-T"): {
-        "baseline": {"bbox": 48.1, "segm": 41.5},
-        "efficienttrain": {"bbox": 48.2, "segm": 41.8},
-    },
-    ("cascade_mask_rcnn", "1x", "Swin-S"): {
-        "baseline": {"bbox": 50.0, "segm": 43.1},
-        "efficienttrain": {"bbox": 50.6, "segm": 43.6},
-    },
-    ("cascade_mask_rcnn", "1x", "Swin-B"): {
-        "baseline": {"bbox": 50.9, "segm": 44.0},
-        "efficienttrain": {"bbox": 51.3, "segm": 44.2},
-    },
-}
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One published result: what was trained, by which method, its speedup and its numbers (percent)."""
+
+    source: str  # paper and table
+    detector: str  # as in coco_metrics.json: retinanet | cascade_mask_rcnn
+    schedule: str  # 1x | 3x
+    backbone: str  # family-size label, e.g. Swin-T
+    method: str  # the curriculum name: baseline | efficienttrain | efficienttrain++
+    speedup: float  # pretraining wall-clock speedup over the baseline
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # {'bbox': {'AP': ..}, 'segm': ..}
+
+
+def _coco(
+    detector: str,
+    backbone: str,
+    method: str,
+    box: tuple[float, float, float],
+    mask: tuple[float, float, float] | None = None,
+) -> PaperRow:
+    metrics = {"bbox": dict(zip(("AP", "AP50", "AP75"), box))}
+    if mask is not None:
+        metrics["segm"] = dict(zip(("AP", "AP50", "AP75"), mask))
+    return PaperRow(
+        "EfficientTrain++ (arXiv 2405.08768) Table 17",
+        detector,
+        "1x",
+        backbone,
+        method,
+        1.0 if method == BASELINE else 1.5,
+        metrics,
+    )
+
+
+RETINANET, CASCADE = "retinanet", "cascade_mask_rcnn"
+COCO_ROWS: tuple[PaperRow, ...] = (
+    _coco(RETINANET, "Swin-T", "baseline", (41.7, 62.9, 44.5)),
+    _coco(RETINANET, "Swin-T", "efficienttrain", (41.8, 63.3, 44.6)),
+    _coco(CASCADE, "Swin-T", "baseline", (48.1, 67.0, 52.1), (41.5, 64.2, 44.9)),
+    _coco(CASCADE, "Swin-T", "efficienttrain", (48.2, 67.5, 52.3), (41.8, 64.6, 45.0)),
+    _coco(CASCADE, "Swin-T", "efficienttrain++", (48.4, 67.6, 52.6), (41.9, 64.8, 45.2)),
+    _coco(CASCADE, "Swin-S", "baseline", (50.0, 69.1, 54.4), (43.1, 66.3, 46.3)),
+    _coco(CASCADE, "Swin-S", "efficienttrain++", (50.7, 69.9, 55.0), (43.7, 67.1, 47.3)),
+    _coco(CASCADE, "Swin-B", "baseline", (50.9, 70.2, 55.5), (44.0, 67.4, 47.4)),
+    _coco(CASCADE, "Swin-B", "efficienttrain++", (51.3, 70.5, 55.9), (44.3, 67.6, 48.0)),
+)
+PAPER_ROWS: tuple[PaperRow, ...] = COCO_ROWS
+
 _FAMILIES = {"swin": "Swin", "convnext": "ConvNeXt", "deit": "DeiT", "cswin": "CSWin"}
 _SIZES = {"tiny": "T", "small": "S", "base": "B", "large": "L", "t": "T", "s": "S", "b": "B", "l": "L"}
 
@@ -34,27 +72,12 @@ def backbone_family_size(backbone: str) -> str | None:
     return f"{_FAMILIES[match.group(1)]}-{_SIZES[match.group(2)]}" if match else None
 
 
-def paper_rows(group: tuple[str, str, str]) -> list[dict[str, Any]]:
-    """The paper's baseline, EfficientTrain and delta rows for a matching group (empty when none)."""
-    detector, backbone, schedule = group
-    reference = PAPER_RESULTS.get((detector, schedule, backbone_family_size(backbone) or ""))
-    if reference is None:
-        return []
-    rows = []
-    family = backbone_family_size(backbone)
-    for arm in (BASELINE, "efficienttrain"):
-        label = f"paper: {arm} ({family})"
-        row = {"row": "paper", "detector": detector, "backbone": backbone, "schedule": schedule, "pretraining": label}
-        for iou_type, value in reference[arm].items():
-            row[f"{iou_type}_AP"] = Stat(value)
-        rows.append(row)
-    delta = {
-        "row": "paper",
-        "detector": detector,
-        "backbone": backbone,
-        "schedule": schedule,
-        "pretraining": "paper: Δ efficienttrain − baseline",
-    }
-    for iou_type, value in reference["efficienttrain"].items():
-        delta[f"{iou_type}_AP"] = Stat(round(value - reference[BASELINE][iou_type], 1), signed=True)
-    return rows + [delta]
+def paper_rows_for(detector: str, backbone: str, schedule: str, method: str | None = None) -> list[PaperRow]:
+    """The published rows of a run group (and of one method, when given), in table order."""
+    label = backbone_family_size(backbone) or backbone
+    return [
+        row
+        for row in PAPER_ROWS
+        if (row.detector, row.backbone, row.schedule) == (detector, label, schedule)
+        and (method is None or row.method == method)
+    ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from etcore.errors import UserInputError
-from reporting.paper import paper_rows
+from reporting.paper import PAPER_ROWS, PaperRow, paper_rows_for
 from reporting.runs import BASELINE, IOU_TYPES, METRIC_KEYS, Run
 from reporting.stats import Stat, config_differences, summarize
 
@@ -47,10 +47,12 @@ def _columns(with_masks: bool) -> list[Column]:
         Column("detector", "Detector"),
         Column("backbone", "Backbone"),
         Column("schedule", "Sched."),
+        Column("method", "Method"),
         Column("pretraining", "Pretraining"),
         Column("epochs", "Ep.", True, 0),
         Column("equivalent_epochs", "Eq. ep.", True, 1),
         Column("pretrain_hours", "Pretrain h", True, 3),
+        Column("speedup", "Speedup", True, 2),
         Column("top1", "Top-1", True, 1),
         Column("seeds", "Seeds"),
     ]
@@ -81,6 +83,7 @@ def _arm_row(runs: list[Run]) -> dict[str, Any]:
         "detector": first.detector,
         "backbone": first.backbone,
         "schedule": first.schedule,
+        "method": first.curriculum,
         "pretraining": _arm_label(first),
         "seeds": _seeds_text(r.seed for r in runs),
     }
@@ -185,8 +188,53 @@ def _check_arm(group: tuple[str, str, str], arm_runs: list[Run], notes: list[str
             )
 
 
+def _paper_row(row: PaperRow, backbone: str, delta_to: PaperRow | None = None) -> dict[str, Any]:
+    """A published row (or its delta to the published baseline) in the table's cells."""
+    cells: dict[str, Any] = {
+        "row": "paper",
+        "detector": row.detector,
+        "backbone": backbone,
+        "schedule": row.schedule,
+        "method": row.method,
+        "speedup": Stat(row.speedup),
+    }
+    if delta_to is None:
+        cells["pretraining"] = f"paper: {row.method} ({row.backbone})"
+    else:
+        cells["pretraining"] = f"paper: Δ {row.method} − {delta_to.method}"
+        cells["speedup"] = None
+    for iou_type, values in row.metrics.items():
+        for key, value in values.items():
+            if delta_to is None:
+                cells[f"{iou_type}_{key}"] = Stat(value)
+            elif key in delta_to.metrics.get(iou_type, {}):
+                cells[f"{iou_type}_{key}"] = Stat(round(value - delta_to.metrics[iou_type][key], 1), signed=True)
+    return cells
+
+
+def _paper_rows(detector: str, backbone: str, schedule: str, method: str) -> list[dict[str, Any]]:
+    """The published row of `method` for this group, and its delta to the published baseline."""
+    rows = []
+    for row in paper_rows_for(detector, backbone, schedule, method):
+        rows.append(_paper_row(row, backbone))
+        base = paper_rows_for(detector, backbone, schedule, BASELINE)
+        if row.method != BASELINE and base:
+            rows.append(_paper_row(row, backbone, delta_to=base[0]))
+    return rows
+
+
+def paper_table() -> Table:
+    """Every published row, with no measured run (`tools/compare.py --paper` without work dirs)."""
+    rows = [_paper_row(row, row.backbone) for row in PAPER_ROWS]
+    with_masks = any("segm" in row.metrics for row in PAPER_ROWS)
+    return Table(_columns(with_masks), rows, [])
+
+
 def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
-    """Group runs (detector, backbone, schedule), one row per curriculum arm, a delta row per non-baseline arm."""
+    """Group runs (detector, backbone, schedule), one row per curriculum arm, a delta row per non-baseline arm.
+
+    With `paper`, the published row of the same detector, schedule, backbone and curriculum follows each arm.
+    """
     groups: dict[tuple, dict[tuple, list[Run]]] = {}
     for run in runs:
         groups.setdefault(run.group, {}).setdefault(run.arm, []).append(run)
@@ -202,25 +250,37 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
             arms, key=lambda a: (a[0] != BASELINE, str(a[0]), a[1] if isinstance(a[1], (int, float)) else -1, str(a[2]))
         )
         for arm in order:
-            rows.append(_arm_row(arms[arm]))
+            arm_row = _arm_row(arms[arm])
+            rows.append(arm_row)
             if arm[0] == BASELINE:
-                continue
-            if not baselines:
+                arm_row["speedup"] = _speedup(arms[arm], arms[arm])
+            elif not baselines:
                 notes.append(f"{' '.join(group)}: no {BASELINE} run, so no delta for {_arm_label(arms[arm][0])}")
-                continue
-            base_runs, problem = _pick_baseline(arms[arm], baselines)
-            if base_runs is None:
-                notes.append(f"{' '.join(group)}: {_arm_label(arms[arm][0])} has no delta: {problem}")
-                continue
-            rows.append(_delta_row(arms[arm], base_runs, notes))
-        if paper:
-            reference = paper_rows(group)
-            matched_paper |= bool(reference)
-            rows += reference
+            else:
+                base_runs, problem = _pick_baseline(arms[arm], baselines)
+                if base_runs is None:
+                    notes.append(f"{' '.join(group)}: {_arm_label(arms[arm][0])} has no delta: {problem}")
+                else:
+                    arm_row["speedup"] = _speedup(arms[arm], base_runs)
+                    rows.append(_delta_row(arms[arm], base_runs, notes))
+            if paper:
+                reference = _paper_rows(*group, method=arm[0])
+                matched_paper |= bool(reference)
+                rows += reference
     if paper and not matched_paper:
+        covered = sorted({f"{r.detector} {r.schedule} {r.backbone} {r.method}" for r in PAPER_ROWS})
         notes.append(
-            "--paper: no run matches the paper's settings (RetinaNet 1x Swin-T; Cascade Mask R-CNN 1x "
-            "Swin-T/S/B), so no reference rows were added"
+            "--paper: no run matches a published row (same detector, schedule, backbone and curriculum; "
+            f"published: {'; '.join(covered)}), so no reference rows were added"
         )
     with_masks = any(f"segm_{key}" in row and row[f"segm_{key}"] is not None for row in rows for key in METRIC_KEYS)
     return Table(_columns(with_masks), rows, notes)
+
+
+def _speedup(arm_runs: list[Run], base_runs: list[Run]) -> Stat | None:
+    """Pretraining wall-clock speedup of an arm over the baseline arm: baseline hours / arm hours."""
+    arm = summarize([p.get("hours") for p in _unique_pretrainings(arm_runs)])
+    base = summarize([p.get("hours") for p in _unique_pretrainings(base_runs)])
+    if arm is None or base is None or arm.mean <= 0:
+        return None
+    return Stat(base.mean / arm.mean)

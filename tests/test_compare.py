@@ -223,21 +223,74 @@ def test_groups_by_detector_backbone_schedule(tmp_path):
     assert table.rows[2]["segm_AP"] is None  # retinanet has no masks, the cascade runs do
 
 
-def test_paper_rows_match_family_and_size(tmp_path):
-    write_run(tmp_path, "base", backbone="swin_small_patch4_window7_224")
+def test_paper_rows_follow_the_run_of_the_same_curriculum(tmp_path):
+    small = "swin_small_patch4_window7_224"
+    write_run(tmp_path, "base", backbone=small)
+    write_run(tmp_path, "etpp", curriculum="efficienttrain++", backbone=small, box=0.508, mask=0.438, hours=6.6)
+    write_run(tmp_path, "et", curriculum="efficienttrain", backbone=small, epochs=200)
     write_run(tmp_path, "other", detector="retinanet", backbone="convnext_atto", mask=None)
     table = build_table(load_runs([tmp_path]), paper=True)
+    cascade = [row for row in table.rows if row["detector"] == CASCADE]
+    assert [(row["row"], row.get("method")) for row in cascade] == [
+        ("run", "baseline"),
+        ("paper", "baseline"),
+        ("run", "efficienttrain"),
+        ("delta", None),  # the paper has no EfficientTrain Swin-S row
+        ("run", "efficienttrain++"),
+        ("delta", None),
+        ("paper", "efficienttrain++"),
+        ("paper", "efficienttrain++"),
+    ]
     paper = rows_of(table, "paper")
     assert [row["pretraining"] for row in paper] == [
         "paper: baseline (Swin-S)",
-        "paper: efficienttrain (Swin-S)",
-        "paper: Δ efficienttrain − baseline",
+        "paper: efficienttrain++ (Swin-S)",
+        "paper: Δ efficienttrain++ − baseline",
     ]
-    assert (paper[0]["bbox_AP"].mean, paper[0]["segm_AP"].mean) == (50.0, 43.1)
-    assert (paper[1]["bbox_AP"].mean, paper[1]["segm_AP"].mean) == (50.6, 43.6)
-    assert (paper[2]["bbox_AP"].mean, paper[2]["segm_AP"].mean) == (0.6, 0.5)
-    assert all(row["backbone"] == "swin_small_patch4_window7_224" for row in paper)
+    assert [paper[0][f"bbox_{k}"].mean for k in ("AP", "AP50", "AP75")] == [50.0, 69.1, 54.4]
+    assert [paper[1][f"segm_{k}"].mean for k in ("AP", "AP50", "AP75")] == [43.7, 67.1, 47.3]
+    assert [paper[2][f"bbox_{k}"].mean for k in ("AP", "AP50", "AP75")] == [0.7, 0.8, 0.6]
+    assert (paper[0]["speedup"].mean, paper[1]["speedup"].mean) == (1.0, 1.5)
+    assert all(row["backbone"] == small for row in paper)
+    measured = [row for row in cascade if row["row"] == "run"]
+    assert [round(row["speedup"].mean, 3) for row in measured] == [1.0, 1.0, round(10.0 / 6.6, 3)]
     assert not rows_of(build_table(load_runs([tmp_path])), "paper")
+
+
+def test_paper_alone_prints_every_published_row_as_csv(capsys):
+    code, stdout, stderr = run_cli(["--paper", "--format", "csv"], capsys)
+    assert code == 0 and stderr == ""
+    records = list(csv.DictReader(io.StringIO(stdout)))
+    assert len(records) == 9 and {r["row"] for r in records} == {"paper"}
+    got = [
+        (
+            r["detector"],
+            r["backbone"],
+            r["method"],
+            *(r[f"{t}_{k}"] for t in ("bbox", "segm") for k in ("AP", "AP50", "AP75")),
+        )
+        for r in records
+    ]
+    assert got[0] == ("retinanet", "Swin-T", "baseline", "41.7", "62.9", "44.5", "", "", "")
+    assert got[4] == ("cascade_mask_rcnn", "Swin-T", "efficienttrain++", "48.4", "67.6", "52.6", "41.9", "64.8", "45.2")
+    assert got[8] == ("cascade_mask_rcnn", "Swin-B", "efficienttrain++", "51.3", "70.5", "55.9", "44.3", "67.6", "48.0")
+    assert [r["method"] for r in records] == [
+        "baseline",
+        "efficienttrain",
+        "baseline",
+        "efficienttrain",
+        "efficienttrain++",
+        "baseline",
+        "efficienttrain++",
+        "baseline",
+        "efficienttrain++",
+    ]
+    assert [r["speedup"] for r in records] == ["1.0", "1.5", "1.0", "1.5", "1.5", "1.0", "1.5", "1.0", "1.5"]
+
+
+def test_no_work_dir_without_paper_is_one_line(capsys):
+    code, stdout, stderr = run_cli([], capsys)
+    assert code == 2 and stdout == "" and "no work dir given" in stderr and stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -262,14 +315,15 @@ def test_machine_readable_formats_parse(tmp_path):
     table = build_table(load_runs([tmp_path]), paper=True)
 
     records = list(csv.DictReader(io.StringIO(render(table, "csv"))))
-    assert [r["row"] for r in records] == ["run", "run", "delta", "paper", "paper", "paper"]
+    assert [r["row"] for r in records] == ["run", "paper", "run", "delta", "paper", "paper"]
     assert float(records[0]["bbox_AP"]) == pytest.approx(40.5)
     assert float(records[0]["bbox_AP_std"]) == pytest.approx(statistics.stdev([40.0, 41.0]), abs=1e-4)
-    assert float(records[2]["bbox_AP"]) == pytest.approx(1.5) and records[3]["segm_AP"] == "41.5"
+    assert float(records[3]["bbox_AP"]) == pytest.approx(1.5) and records[1]["segm_AP"] == "41.5"
+    assert records[4]["segm_AP75"] == "45.0" and records[5]["bbox_AP50"] == "0.5"
 
     document = json.loads(render(table, "json"))
     assert [c["key"] for c in document["columns"]] == [c.key for c in table.columns]
-    assert document["rows"][2]["bbox_AP"]["mean"] == pytest.approx(1.5) and document["rows"][2]["bbox_AP"]["n"] == 2
+    assert document["rows"][3]["bbox_AP"]["mean"] == pytest.approx(1.5) and document["rows"][3]["bbox_AP"]["n"] == 2
 
     latex = render(table, "latex").strip().splitlines()
     spec = re.fullmatch(r"\\begin\{tabular\}\{([lr]+)\}", latex[0]).group(1)

@@ -27,6 +27,8 @@ import torch
 from etcore.checkpoint_io import load_checkpoint_file
 from pretrain_fixtures import tiny_args, write_two_stage_curriculum
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
 TRUSTED = ("final.pth", "last.pth", "last_checkpoint", "coco_metrics.json", "iter_*.pth", "epoch_*.pth")

@@ -149,6 +149,7 @@ def _run(bench, argv, tmp_path, name):
     return payload["result"]
 
 
+@pytest.mark.slow
 def test_smoke_curriculum_steps(bench, tmp_path, capsys):
     result = _run(
         bench,
@@ -172,6 +173,7 @@ def test_smoke_curriculum_steps(bench, tmp_path, capsys):
     assert result["theoretical_speedup"] > 1 and math.isfinite(result["measured_over_theoretical"]["median"])
 
 
+@pytest.mark.slow
 def test_smoke_curriculum_end_to_end(bench, tmp_path, capsys):
     data = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=32)
     kwargs = json.dumps(TINY_MODELS["convnext_atto"])
@@ -203,6 +205,7 @@ def test_smoke_curriculum_end_to_end(bench, tmp_path, capsys):
     assert "theoretical speedup" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_smoke_lowfreq(bench, tmp_path):
     result = _run(
         bench,
@@ -236,12 +239,14 @@ def test_smoke_lowfreq(bench, tmp_path):
     assert result["loader"][0]["resize_over_fft"]["n"] == 1
 
 
+@pytest.mark.slow
 def test_smoke_backbone_checks_equal_outputs(bench, tmp_path):
     rows = _run(bench, ["backbone", "--size", "64", "--rounds", "1", "--warmup", "0"], tmp_path, "bb")
     assert {r["family"] for r in rows} == {"resnet50", "swin_tiny"}
     assert all(r["max_abs_output_diff"] < 1e-4 for r in rows)
 
 
+@pytest.mark.slow
 def test_smoke_detector_tiny_config(bench, tmp_path):
     config = "det_configs/_base_/recipes/retinanet_convnext-atto_fpn_tiny-demo.py"
     result = _run(

@@ -126,6 +126,7 @@ def test_round_trip_gives_source_features(layout: str, convnext, tmp_path: Path)
     assert (backbone.provenance["provenance"] is not None) == (layout == "pretrain")
 
 
+@pytest.mark.slow
 def test_pretrain_checkpoint_ema_choice(convnext, tmp_path: Path) -> None:
     torch.manual_seed(1)
     ema = timm.create_model(CONVNEXT, pretrained=False).eval()

@@ -395,6 +395,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, make_bad):
     assert stderr.count("\n") == 1 and stderr.startswith("error: ") and expected in stderr
 
 
+@pytest.mark.subprocess
 def test_cli_process_exit_code_and_no_traceback(tmp_path):
     tool = ROOT / "tools" / "compare.py"
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -69,6 +69,8 @@ def _runner(work_dir: Path, max_epochs: int, resume: bool):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_runner_checkpoint_needs_the_allowlist_and_resumes_with_it(tmp_path: Path) -> None:
     _runner(tmp_path, max_epochs=2, resume=False).train()
     ckpt = tmp_path / "epoch_2.pth"
@@ -199,6 +201,7 @@ def test_every_checkpoint_read_in_the_project_is_weights_only() -> None:
     )
 
 
+@pytest.mark.subprocess
 def test_mmengine_mmdet_mmcv_loads_use_torchs_safe_default() -> None:
     """Their torch.load calls pass no weights_only, so torch 2.14's default (True) applies to them."""
     import inspect

@@ -188,6 +188,7 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.subprocess
 def test_cli_bad_parameter_is_one_line_exit_2(tmp_path):
     root = Path(__file__).resolve().parents[1]
     tool = root / "tools" / "make_demo_data.py"

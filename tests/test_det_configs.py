@@ -69,6 +69,7 @@ def test_every_recipe_and_backbone_has_a_pair():
     assert stems == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline", BASELINES, ids=lambda p: p.stem)
 def test_pair_differs_only_in_the_pretrained_checkpoint(baseline: Path):
     twin = baseline.with_name(baseline.name.replace("_baseline.py", "_efficienttrain.py"))
@@ -80,6 +81,7 @@ def test_pair_differs_only_in_the_pretrained_checkpoint(baseline: Path):
     assert b[("model", "backbone", "checkpoint")] == f"work_dirs/pretrain/{name}_efficienttrain/final.pth"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", RUNNABLE, ids=lambda p: p.stem)
 def test_config_builds_and_neck_matches_backbone(path: Path):
     cfg = load(path)

@@ -165,6 +165,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> 
     return {"root": root, "data": data, "reference_metrics": _test(root / "reference", data)}
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_killed_between_checkpoints_resumes_to_the_same_weights_and_metrics(runs: dict) -> None:
     root, data = runs["root"], runs["data"]
     work = root / "resume_at_5"
@@ -181,6 +183,8 @@ def test_killed_between_checkpoints_resumes_to_the_same_weights_and_metrics(runs
     assert len(tested["detections"]) > 0 and tested["metrics"]["bbox"]["AP50"] > 0  # not trivially equal
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_killed_while_writing_a_checkpoint_leaves_no_partial_file_and_resumes(runs: dict) -> None:
     root, data = runs["root"], runs["data"]
     work = root / "killed_saving_4"
@@ -195,6 +199,8 @@ def test_killed_while_writing_a_checkpoint_leaves_no_partial_file_and_resumes(ru
     _assert_same_run(root / "reference", work)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_resume_skips_a_truncated_checkpoint_that_last_checkpoint_names(runs: dict) -> None:
     """What mmengine's own non-atomic writer leaves when killed mid-write: iter_4.pth cut short."""
     root, data = runs["root"], runs["data"]

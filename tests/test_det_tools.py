@@ -13,6 +13,8 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "det_configs" / "tiny"
 RETINANET = TINY / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"

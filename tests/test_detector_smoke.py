@@ -80,6 +80,7 @@ def batch(with_masks: bool) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "build, masks", [(tiny_retinanet, False), (tiny_cascade, True)], ids=["retinanet", "cascade_mask_rcnn"]
 )

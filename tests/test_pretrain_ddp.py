@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from etcore.checkpoint_io import load_checkpoint_file
 from pretrain_fixtures import make_image_folder, read_log, tiny_args, write_two_stage_curriculum
 from pretraining.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "swin_tiny_patch4_window7_224"  # DDP must be re-wrapped around the resized window tables

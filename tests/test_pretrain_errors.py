@@ -87,6 +87,8 @@ def test_bad_curriculum_and_bad_settings(data: Path, tmp_path: Path, curriculum:
         )
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_nan_loss_stops_with_exit_2_and_keeps_the_last_good_checkpoint(
     data: Path, tmp_path: Path, curriculum: Path
 ) -> None:
@@ -119,6 +121,7 @@ def test_nan_loss_stops_with_exit_2_and_keeps_the_last_good_checkpoint(
     assert [row["epoch"] for row in read_log(work)] == [0, 1]
 
 
+@pytest.mark.slow
 def test_corrupt_image_stops_or_is_skipped_and_counted(data: Path, tmp_path: Path, curriculum: Path) -> None:
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
@@ -131,6 +134,7 @@ def test_corrupt_image_stops_or_is_skipped_and_counted(data: Path, tmp_path: Pat
     assert provenance["unreadable_images"] == 1 and provenance["images_seen"] == 48
 
 
+@pytest.mark.slow
 def test_finished_run_with_other_settings_is_refused(data: Path, tmp_path: Path, curriculum: Path) -> None:
     work = tmp_path / "w"
     assert main(tiny_args(MODEL, data, work, curriculum, epochs=2, mixup=0.0, cutmix=0.0)) == 0

@@ -22,6 +22,8 @@ from pretrain_fixtures import (
 )
 from pretraining.cli import main
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "swin_tiny_patch4_window7_224"  # size-bound tables and their AdamW moments are resampled at the switch
 # 24 train images / batch 4 = 6 steps per epoch; epochs 0-1 at 32 px (stage 0), epoch 2 at 64 px (stage 1).

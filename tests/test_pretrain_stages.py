@@ -54,6 +54,7 @@ def data(image_folder: Path) -> Path:
     return image_folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["convnext_atto", "swin_tiny_patch4_window7_224", "deit_tiny_patch16_224"])
 def test_two_stage_run_switches_size_and_writes_documented_files(model: str, data: Path, tmp_path: Path) -> None:
     curriculum = write_two_stage_curriculum(tmp_path / "two.json")
@@ -83,6 +84,7 @@ def test_two_stage_run_switches_size_and_writes_documented_files(model: str, dat
     assert fresh(torch.randn(1, 3, 64, 64)).shape == (1, 3)
 
 
+@pytest.mark.slow
 def test_finished_run_is_reported_not_retrained(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     curriculum = write_two_stage_curriculum(tmp_path / "two.json")
     args = tiny_args("resnet18", data, tmp_path / "run", curriculum, epochs=2, mixup=0.0, cutmix=0.0)
@@ -95,6 +97,7 @@ def test_finished_run_is_reported_not_retrained(data: Path, tmp_path: Path, caps
     assert len(read_log(tmp_path / "run")) == 2
 
 
+@pytest.mark.slow
 def test_resize_mode_with_batch_scaling_and_accumulation(data: Path, tmp_path: Path) -> None:
     curriculum = write_two_stage_curriculum(tmp_path / "two.json")
     work = tmp_path / "run"

@@ -407,6 +407,7 @@ def test_search_tool_bad_input_is_one_line_exit_2(tmp_path, capsys, change, mess
     assert message in err and err.count("\n") == 1 and not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_search_tool_end_to_end_with_the_real_engine(tmp_path):
     """Two real (tiny) pretraining runs: the baseline and one trial; a huge tolerance makes acceptance certain."""
     import pretraining.search_cli as tool
@@ -487,14 +488,15 @@ def test_searched_curriculum_file_keeps_the_lr_axis_it_was_searched_with(tmp_pat
 
 
 @pytest.mark.slow
-def test_searched_curriculum_rerun_reproduces_the_trial_lr_schedule(tmp_path, image_folder):
+def test_searched_curriculum_rerun_reproduces_the_trial_lr_schedule(tmp_path):
     """A compute-mode search with the real engine, then its searched_curriculum.yaml rerun by tools/pretrain.py's
     main with the same settings: the LR of every epoch equals the searched trial's."""
     import pretraining.search_cli as tool
-    from pretrain_fixtures import TINY_MODELS, read_log
+    from pretrain_fixtures import TINY_MODELS, make_image_folder, read_log
     from pretraining.cli import main as pretrain_main
     from pretraining.curriculum import build_curriculum
 
+    image_folder = make_image_folder(tmp_path / "data", classes=2, per_class=4, size=32)
     work = tmp_path / "search"
     extra = ["--batch-size", "4", "--workers", "0", "--device", "cpu", "--warmup-epochs", "0.5"]
     kwargs = json.dumps(TINY_MODELS["convnext_atto"])

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from bench.timing import Spread, interleaved_rounds
-from pretraining.curriculum import Curriculum, build_curriculum
+from pretraining.curriculum import Curriculum, Stage, build_curriculum, stage_batch
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
 
@@ -246,19 +246,27 @@ class TrainStep:
         optimizer_update(self.model, self.optimizer, self.scaler, self.config.clip_grad, self.ema, self.updates)
 
 
-def batch_for_size(config: Any, size: int) -> int:
-    """Per-device batch at `size`: doubled below the final size with --scale-batch-with-size (as the engine)."""
-    factor = 2 if (config.scale_batch_with_size and size < config.final_size) else 1
-    return config.batch_size * factor
+def batch_for_size(config: Any, size: int, curriculum: Curriculum | None = None) -> int:
+    """Per-device batch at `size`, as the engine's `stage_batch` gives it to the first stage of that size in
+    `curriculum` (or to a stage without its own batch_scale)."""
+    stage = next((s for s in curriculum.stages if s.input_size == size), None) if curriculum else None
+    stage = stage or Stage(0, 1, size, 0.0)
+    return stage_batch(stage, config.final_size, config.batch_size, config.accum_steps, config.scale_batch_with_size)[0]
 
 
 def measure_steps(
-    config: Any, sizes: Sequence[int], num_classes: int, device: torch.device, rounds: int, warmup: int
+    config: Any,
+    sizes: Sequence[int],
+    num_classes: int,
+    device: torch.device,
+    rounds: int,
+    warmup: int,
+    curriculum: Curriculum | None = None,
 ) -> tuple[dict[int, int], dict[int, list[float]]]:
     """Per-size batches and step seconds (one value per interleaved round) for a resolved recipe."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # what the engine sets unless --deterministic
-    batches = {size: batch_for_size(config, size) for size in sizes}
+    batches = {size: batch_for_size(config, size, curriculum) for size in sizes}
     steps = {size: TrainStep(config, size, batches[size], num_classes, device) for size in sizes}
     times = interleaved_rounds({str(s): steps[s] for s in sizes}, rounds=rounds, warmup=warmup)
     return batches, {int(k): v for k, v in times.items()}
@@ -285,7 +293,8 @@ def step_benchmark(
     config, cur = resolve_recipe(model, curriculum, epochs, final_size, batch_size, device, lowfreq, extra_args)
     baseline = build_curriculum("baseline", baseline_epochs or cur.total_epochs, final_size=final_size)
     torch_device = resolve_device(config.device, 0)
-    batches, times = measure_steps(config, stage_sizes(cur, baseline), num_classes, torch_device, rounds, warmup)
+    sizes = stage_sizes(cur, baseline)
+    batches, times = measure_steps(config, sizes, num_classes, torch_device, rounds, warmup, cur)
     return SpeedupReport(cur, baseline, batches, times, images_per_epoch)
 
 

@@ -27,7 +27,7 @@ from pretraining.config import (
 from pretraining.curriculum import Curriculum, build_curriculum, required_size_multiple
 from pretraining.determinism import isolated_global_state
 from pretraining.distributed import init_distributed, resolve_device
-from pretraining.recipes import family_defaults
+from pretraining.recipes import family_defaults, paper_differences
 
 USAGE = """Curriculum pretraining of a timm model: baseline, EfficientTrain, EfficientTrain++ or a custom curriculum.
 
@@ -35,8 +35,10 @@ USAGE = """Curriculum pretraining of a timm model: baseline, EfficientTrain, Eff
       --epochs 300 --work-dir work_dirs/convnext_t_et [--config recipe.yaml] [--resume]
 
 Every setting below can also be given in the YAML --config file (same names, e.g. clip_grad: 5.0);
-precedence: defaults < the model family's recipe < --config < command line. --dry-run prints the
-resolved recipe and curriculum. Multi-GPU: tools/dist_pretrain.sh (torchrun), tools/slurm_pretrain.sh.
+precedence: defaults < the model family's recipe and the curriculum's own settings < --config < command
+line. --dry-run prints the resolved recipe, every stage (epochs, size, RandAugment, batch per device x
+accumulation, LR at its first and last epoch), where warm-up ends, the low-frequency operation, and
+which values are not the official scripts'. Multi-GPU: tools/dist_pretrain.sh (torchrun), tools/slurm_pretrain.sh.
 Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, curriculum.json (docs/FORMATS.md)."""
 FLAG_ALIASES = {"work_dir": ["--work-dir", "--work_dir"], "batch_size": ["--batch-size", "-b"]}
 
@@ -117,6 +119,9 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
         size_multiple=config.size_multiple,
     )
     _check_smallest_input(curriculum, config.model)
+    if "lowfreq" not in explicit:
+        config.lowfreq = curriculum.lowfreq
+        sources["lowfreq"] = f"curriculum {curriculum.name}'s own"
     on_gpu = resolve_device(config.device, 0).type == "cuda"
     model_kwargs: dict[str, Any] = {}
     kwargs_sources: list[str] = []
@@ -137,6 +142,18 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
     config.work_dir = str(Path(config.work_dir))
     validate(config)
     return config, sources, curriculum, dry_run
+
+
+def _train_images(data: str) -> tuple[int, str]:
+    """The number of train images under `data` (for the updates per epoch), or ImageNet-1k's when absent."""
+    from pretraining.data import load_image_folders
+    from pretraining.optim import IMAGENET_TRAIN_IMAGES
+
+    try:
+        train, _ = load_image_folders(data)
+    except UserInputError:
+        return IMAGENET_TRAIN_IMAGES, f" (ImageNet-1k assumed: {data} holds no train/val image folders)"
+    return len(train), f" (counted in {Path(data) / 'train'})"
 
 
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainingCallback] = ()) -> int:
@@ -163,7 +180,7 @@ def _run(
 ) -> int:
     from pretraining import checkpoint as ckpt
     from pretraining.engine import Pretrainer
-    from pretraining.optim import peak_lr
+    from pretraining.optim import describe_plan, peak_lr
 
     def say(message: str) -> None:
         if dist.is_main:
@@ -177,8 +194,10 @@ def _run(
             {"processes": dist.world_size, "effective_batch": effective, "peak_lr": peak_lr(config, effective)},
         )
     )
-    say(curriculum.describe())
     if dry_run:
+        train_images, note = _train_images(config.data)
+        differences = paper_differences(config, curriculum, dist.world_size)
+        say(describe_plan(config, curriculum, dist.world_size, train_images, note, differences))
         return 0
     work_dir = Path(config.work_dir)
     check_writable_dir(work_dir)  # a path under a file was a NotADirectoryError traceback at the first save

@@ -72,18 +72,23 @@ class PretrainConfig:
     batch_size: int = field(default=128, metadata={"help": "images per device per step at the final size"})
     accum_steps: int = field(default=1, metadata={"help": "gradient accumulation steps per optimiser update"})
     scale_batch_with_size: bool = field(
-        default=False,
-        metadata={"help": "double the per-device batch and halve accumulation while the input is below final size"},
+        default=True,
+        metadata={
+            "help": "trade accumulation for a larger per-device batch in small stages, by each stage's batch_scale "
+            "(the official scripts': x2, or x4 for Swin/CSWin-S/B at 96; default x2 below the final size), "
+            "as far as --accum-steps allows (gcd); the effective batch never changes"
+        },
     )
     workers: int = field(default=8, metadata={"help": "data-loader worker processes per device"})
     corrupt_images: str = field(
         default="stop",
         metadata={"help": "unreadable image: stop (error naming the file) or skip (skip it and count it)"},
     )
-    lowfreq: str = field(
-        default="fft",
+    lowfreq: str | None = field(
+        default=None,
         metadata={
-            "help": "low-frequency cropping: fft (exact, on the batch on the device) or resize (LANCZOS in the workers)"
+            "help": "low-frequency operation: fft (exact crop of the batch on the device, EfficientTrain) or resize "
+            "(LANCZOS in the workers, EfficientTrain++) (default: the curriculum's own)"
         },
     )
     interpolation: str = field(default="bicubic", metadata={"help": "train-time resize interpolation"})
@@ -111,14 +116,19 @@ class PretrainConfig:
     lr_ref_batch: int = field(default=4096, metadata={"help": "reference (effective) batch of --blr"})
     min_lr: float = field(default=1e-6, metadata={"help": "final learning rate of the cosine"})
     warmup_epochs: float | None = field(
-        default=None, metadata={"help": "warm-up length in schedule epochs (default: 20 per 300 of the schedule)"}
+        default=None,
+        metadata={
+            "help": "warm-up length in epochs of the LR schedule, for efficienttrain++ of every stage's own cosine "
+            "(default: the curriculum's: 20, DeiT efficienttrain++ 20%% of each stage's cosine; a custom file "
+            "without one: 20 per 300 of the schedule)"
+        },
     )
     warmup_lr: float = field(default=0.0, metadata={"help": "learning rate at the start of warm-up"})
     lr_progress: str = field(
         default="auto",
         metadata={
-            "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: compute for "
-            "efficienttrain++)"
+            "help": "LR schedule axis: epochs, compute, or auto (the curriculum's own lr_axis: one cosine per stage "
+            "for efficienttrain++, epochs otherwise)"
         },
     )
     weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay"})
@@ -240,11 +250,6 @@ def validate(config: PretrainConfig) -> None:
                 f"--batch-size {config.batch_size} is odd but mixup/cutmix pair images: use an "
                 "even batch or --mixup 0 --cutmix 0"
             )
-    if config.scale_batch_with_size and config.accum_steps % 2:
-        raise UserInputError(
-            f"--scale-batch-with-size halves --accum-steps ({config.accum_steps}) while the input "
-            "is small: use an even --accum-steps (e.g. double it and halve --batch-size)"
-        )
     if config.randaug != "none" and "{m}" not in config.randaug:
         raise UserInputError(
             f"--randaug {config.randaug!r} has no '{{m}}' for the stage magnitude: "

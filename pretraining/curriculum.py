@@ -10,22 +10,29 @@ Custom curriculum file (YAML or JSON), e.g. ``my_curriculum.yaml``::
     name: short-low-res            # optional; default: the file name without extension
     final_size: 224                # optional; must equal the run's final (evaluation) size
     total_epochs: 100              # optional; checked against the stages
-    lr_axis: epochs                # optional; epochs (default) or compute: the LR schedule's time axis
+    lr_axis: epochs                # optional; epochs (default), compute or stages: the LR schedule's time axis
+    warmup_epochs: 20              # optional; warm-up on that axis (default: 20 per 300 of the schedule)
+    lowfreq: fft                   # optional; fft (default) or resize: the curriculum's low-frequency operation
     budget_epochs: 65.6            # optional; the equivalent-epoch budget the stages were laid out for
     drop_path_scale: 1.0           # optional; the recipe's stochastic depth is multiplied by this
     stages:                        # in order, covering epoch 0 to the end without gaps
-      - {epochs: 40, input_size: 160, randaug_magnitude: 2}
+      - {epochs: 40, input_size: 160, randaug_magnitude: 2, batch_scale: 2}
       - {epochs: 60, input_size: 224, randaug_magnitude: 9}
 
 A stage gives either `epochs` (its length; stages follow each other) or `start_epoch` and `end_epoch`
 (0-based, end exclusive), so the `curriculum.json` a pretraining run writes (`Curriculum.to_dict()`)
 is itself a valid curriculum file. Sizes in files must already be multiples of the model's size
-multiple; sizes of the named curricula are rounded to it.
+multiple; sizes of the named curricula are rounded to it. `batch_scale` (optional) multiplies the
+per-device batch of the stage and divides the gradient accumulation by the same factor, so the
+effective batch never changes (default: 2 below the final size, 1 at it).
 
-The curriculum owns its schedule: `lr_axis` says whether the cosine LR runs over epochs or over compute
-done (EfficientTrain++), and a budgeted curriculum carries its `budget_epochs` and `drop_path_scale`
-(EfficientTrain++: budget / 200). No code branches on a curriculum's name; a curriculum written to a
-file and read back trains exactly as the original.
+The curriculum owns its schedule: `lr_axis` says whether the cosine LR runs over epochs, over compute
+done, or (`stages`) whether every stage trains a part of its own cosine, as EfficientTrain++'s official
+scripts do: then each stage also gives `lr_epochs` (the length of its cosine), `lr_start_epoch` (where
+on it the stage starts) and optionally `lr_warmup_epochs`. A budgeted curriculum carries its
+`budget_epochs` and `drop_path_scale` (EfficientTrain++: budget / 200), and `lowfreq` names the
+low-frequency operation it was defined with (EfficientTrain++: resize). No code branches on a
+curriculum's name; a curriculum written to a file and read back trains exactly as the original.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from etcore.errors import UserInputError
 
 CURRICULUM_NAMES = ("baseline", "efficienttrain", "efficienttrain++")
-LR_AXES = ("epochs", "compute")
+LR_AXES = ("epochs", "compute", "stages")
+LOWFREQ_OPS = ("fft", "resize")
 _ALIASES = {
     "efficienttrain_pp": "efficienttrain++",
     "efficienttrainpp": "efficienttrain++",
@@ -64,28 +72,75 @@ EFFICIENTTRAIN_PP_SIZES_224 = {
 }
 DEFAULT_SIZE_MULTIPLE = 32
 ETPP_DROP_PATH_REFERENCE_EPOCHS = 200.0  # EfficientTrain++ scales stochastic depth by budget / 200
+# Warm-up of the recipe (paper Table 'training hyper-parameters'): 20 epochs; a curriculum without its own warm-up
+# gets the same share (20 per 300) of its schedule.
+RECIPE_WARMUP_EPOCHS = 20
+RECIPE_EPOCHS = 300
+# EfficientTrain (ICCV) official ET_training.py: per-GPU batch x2 (accumulation / 2) in the four stages below 224.
+EFFICIENTTRAIN_BATCH_SCALES = (2, 2, 2, 2, 1)
+# EfficientTrain++ official _ET_pp_main_<model>.py: each stage is a run of main_buffer.py on its own cosine of
+# int(E * (224/B)^2) epochs with 20 warm-up epochs, except DeiT: int(0.2 * E * (224/B)^2).
+ETPP_WARMUP_FRACTION = {"deit": 0.2, "vit": 0.2}
+# ... and its per-GPU batch over that of the 224 stages (bs_list / update_freq lists, 8 GPUs, effective 4096).
+ETPP_BATCH_SCALES_BY_FAMILY = {
+    "swin": (2,) * 6 + (1,) * 4,  # _ET_pp_main_swinT.py: 512 x1, then 256 x2
+    "cswin": (2,) * 6 + (1,) * 4,  # _ET_pp_main_cswinT.py
+    "deit": (2,) * 6 + (1,) * 4,  # _ET_pp_main_deitS.py: 512 x1 at 96/160, 256 x2 at 192 and 224
+    "vit": (2,) * 6 + (1,) * 4,
+    "convnext": (2,) * 6 + (1,) * 4,  # _ET_pp_main_convnext{T,S,B}.py: 256 x2 then 128 x4 (T)
+    "resnet": (1,) * 10,  # _ET_pp_main_res50.py: 512 x1 throughout
+}
+ETPP_BATCH_SCALES_BY_MODEL = (  # (regex on the timm name, scales); first match wins, else the family's
+    (r"^swin_(small|base)", (4,) * 2 + (2,) * 4 + (1,) * 4),  # _ET_pp_main_swin{S,B}.py: 512 x1, 256 x2, 128 x4
+    (r"^cswin_(small|base)", (4,) * 2 + (2,) * 4 + (1,) * 4),  # _ET_pp_main_cswin{S,B}.py
+)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """Epochs `start_epoch` .. `end_epoch - 1` (0-based) train at `input_size` with RandAugment `randaug_magnitude`."""
+    """Epochs `start_epoch` .. `end_epoch - 1` (0-based) train at `input_size` with RandAugment `randaug_magnitude`.
+
+    Optional: `batch_scale`, the factor on the per-device batch (and divisor of the gradient accumulation)
+    in this stage (None: 2 below the final size, 1 at it); and, for a curriculum with `lr_axis='stages'`,
+    the stage's own cosine: `lr_epochs` long, entered at `lr_start_epoch`, with `lr_warmup_epochs` of warm-up
+    (None: the curriculum's or the recipe's warm-up).
+    """
 
     start_epoch: int
     end_epoch: int
     input_size: int
     randaug_magnitude: float
+    batch_scale: int | None = None
+    lr_epochs: int | None = None
+    lr_start_epoch: int | None = None
+    lr_warmup_epochs: float | None = None
 
     @property
     def epochs(self) -> int:
         return self.end_epoch - self.start_epoch
 
+    def batch_factor(self, final_size: int) -> int:
+        """The stage's `batch_scale`, or the default: 2 below `final_size`, 1 at it."""
+        if self.batch_scale is not None:
+            return self.batch_scale
+        return 2 if self.input_size < final_size else 1
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "start_epoch": self.start_epoch,
             "end_epoch": self.end_epoch,
             "input_size": self.input_size,
             "randaug_magnitude": float(self.randaug_magnitude),
         }
+        for name in _OPTIONAL_STAGE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = float(value) if name == "lr_warmup_epochs" else value
+        return data
+
+
+_OPTIONAL_STAGE_FIELDS = ("batch_scale", "lr_epochs", "lr_start_epoch", "lr_warmup_epochs")
+_STAGE_SCHEDULE_FIELDS = ("lr_epochs", "lr_start_epoch", "lr_warmup_epochs")
 
 
 @dataclass(frozen=True)
@@ -100,21 +155,18 @@ class Curriculum:
     stages: tuple[Stage, ...]
     total_epochs: int
     final_size: int
-    lr_axis: str = "epochs"  # the LR schedule's time axis: "epochs" or "compute"
+    lr_axis: str = "epochs"  # the LR schedule's time axis: "epochs", "compute" or "stages" (one cosine per stage)
     budget_epochs: float | None = None  # equivalent-epoch budget of a budgeted (EfficientTrain++) layout
     drop_path_scale: float = 1.0  # factor on the recipe's stochastic depth
+    warmup_epochs: float | None = None  # warm-up on the LR axis (None: the recipe's 20 per 300 of the schedule)
+    lowfreq: str = "fft"  # the low-frequency operation the curriculum was defined with: "fft" or "resize"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
-        _validate(
-            self.name,
-            self.stages,
-            self.total_epochs,
-            self.final_size,
-            source=f"curriculum {self.name!r}",
-            size_multiple=1,
-        )
-        _validate_schedule(self.lr_axis, self.budget_epochs, self.drop_path_scale, f"curriculum {self.name!r}")
+        source = f"curriculum {self.name!r}"
+        _validate(self.name, self.stages, self.total_epochs, self.final_size, source=source, size_multiple=1)
+        _validate_schedule(self.lr_axis, self.budget_epochs, self.drop_path_scale, source)
+        _validate_extras(self.stages, self.lr_axis, self.warmup_epochs, self.lowfreq, source)
 
     # --- queries the engine uses -------------------------------------------------------------
     def stage_index(self, epoch: int) -> int:
@@ -165,6 +217,8 @@ class Curriculum:
             "total_epochs": self.total_epochs,
             "final_size": self.final_size,
             "lr_axis": self.lr_axis,
+            "warmup_epochs": self.warmup_epochs,
+            "lowfreq": self.lowfreq,
             "budget_epochs": self.budget_epochs,
             "drop_path_scale": self.drop_path_scale,
             "stages": [stage.to_dict() for stage in self.stages],
@@ -179,18 +233,30 @@ class Curriculum:
 
     def describe(self) -> str:
         """A short human-readable table, for logs and `--dry-run`s."""
-        budget = f", budget {self.budget_epochs:g}" if self.budget_epochs is not None else ""
-        lines = [
-            f"curriculum {self.name}: {self.total_epochs} epochs at final size {self.final_size}, "
-            f"{self.equivalent_epochs():.1f} equivalent epochs (ratio {self.compute_ratio():.3f}{budget}); "
-            f"LR over {self.lr_axis}, drop path x{self.drop_path_scale:g}"
-        ]
+        lines = [self.summary()]
         for stage in self.stages:
+            extra = f"  batch x{stage.batch_scale}" if stage.batch_scale is not None else ""
+            if stage.lr_epochs is not None:
+                warmup = "" if stage.lr_warmup_epochs is None else f", warm-up {stage.lr_warmup_epochs:g}"
+                extra += (
+                    f"  lr epochs {stage.lr_start_epoch}-{stage.lr_start_epoch + stage.epochs} "
+                    f"of {stage.lr_epochs}{warmup}"
+                )
             lines.append(
                 f"  epochs {stage.start_epoch:>4}-{stage.end_epoch:<4} size {stage.input_size:>4}"
-                f"  randaug m={stage.randaug_magnitude:g}"
+                f"  randaug m={stage.randaug_magnitude:g}{extra}"
             )
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        """The first line of `describe`: length, compute, and the schedule fields."""
+        budget = f", budget {self.budget_epochs:g}" if self.budget_epochs is not None else ""
+        warmup = f", warm-up {self.warmup_epochs:g}" if self.warmup_epochs is not None else ""
+        return (
+            f"curriculum {self.name}: {self.total_epochs} epochs at final size {self.final_size}, "
+            f"{self.equivalent_epochs():.1f} equivalent epochs (ratio {self.compute_ratio():.3f}{budget}); "
+            f"LR over {self.lr_axis}{warmup}, drop path x{self.drop_path_scale:g}, low frequencies by {self.lowfreq}"
+        )
 
 
 # --- model helpers ---------------------------------------------------------------------------
@@ -229,6 +295,12 @@ def required_size_multiple(model_name: str) -> int:
 
 
 # --- building curricula ----------------------------------------------------------------------
+def canonical_curriculum_name(name: str) -> str | None:
+    """`name` as one of CURRICULUM_NAMES (aliases resolved), or None for a file path."""
+    key = _ALIASES.get(str(name).lower(), str(name).lower())
+    return key if key in CURRICULUM_NAMES else None
+
+
 def build_curriculum(name: str, epochs: int | None, final_size: int = 224, **options: Any) -> Curriculum:
     """Make a curriculum by name (`baseline`, `efficienttrain`, `efficienttrain++`) or from a YAML/JSON file.
 
@@ -248,30 +320,45 @@ def build_curriculum(name: str, epochs: int | None, final_size: int = 224, **opt
         size_multiple = required_size_multiple(model_name) if model_name else DEFAULT_SIZE_MULTIPLE
     _check_positive_int(size_multiple, "size_multiple")
     _check_positive_int(final_size, "final_size (the final input size)")
-    key = _ALIASES.get(str(name).lower(), str(name).lower())
+    key = canonical_curriculum_name(name)
 
-    if key in CURRICULUM_NAMES:
+    if key is not None:
         _check_final_size(final_size, size_multiple, f"curriculum {key!r}")
         if epochs is None:
             raise UserInputError(f"curriculum {key!r} needs a number of epochs: pass --epochs")
         _check_positive_int(epochs, "epochs")
         if key == "baseline":
             sizes, magnitudes = (final_size,), (BASELINE_MAGNITUDE,)
-            curriculum = curriculum_from_sizes(sizes, magnitudes, epochs, final_size, name=key)
+            curriculum = curriculum_from_sizes(
+                sizes, magnitudes, epochs, final_size, name=key, warmup_epochs=RECIPE_WARMUP_EPOCHS
+            )
         elif key == "efficienttrain":
             sizes = tuple(scale_size(s, final_size, size_multiple) for s in EFFICIENTTRAIN_SIZES_224)
-            curriculum = curriculum_from_sizes(sizes, EFFICIENTTRAIN_MAGNITUDES, epochs, final_size, name=key)
+            curriculum = curriculum_from_sizes(
+                sizes,
+                EFFICIENTTRAIN_MAGNITUDES,
+                epochs,
+                final_size,
+                name=key,
+                batch_scales=EFFICIENTTRAIN_BATCH_SCALES,
+                warmup_epochs=RECIPE_WARMUP_EPOCHS,
+                lowfreq="fft",
+            )
         else:
             family = _pp_family(options.get("family"), model_name)
             sizes = tuple(scale_size(s, final_size, size_multiple) for s in EFFICIENTTRAIN_PP_SIZES_224[family])
             magnitudes = tuple(float(k) for k in range(len(sizes)))
-            curriculum = curriculum_from_budget(
+            curriculum = curriculum_from_stage_schedules(
                 sizes,
                 magnitudes,
                 epochs,
                 final_size,
                 name=key,
+                warmup_epochs=RECIPE_WARMUP_EPOCHS,
+                warmup_fraction=ETPP_WARMUP_FRACTION.get(family),
+                batch_scales=etpp_batch_scales(family, model_name),
                 drop_path_scale=epochs / ETPP_DROP_PATH_REFERENCE_EPOCHS,
+                lowfreq="resize",
             )
         return curriculum
 
@@ -294,23 +381,131 @@ def scale_size(size_at_224: int, final_size: int, size_multiple: int) -> int:
 
 
 def curriculum_from_sizes(
-    sizes: Sequence[int], magnitudes: Sequence[float], epochs: int, final_size: int, name: str = "custom"
+    sizes: Sequence[int],
+    magnitudes: Sequence[float],
+    epochs: int,
+    final_size: int,
+    name: str = "custom",
+    batch_scales: Sequence[int] | None = None,
+    warmup_epochs: float | None = None,
+    lowfreq: str = "fft",
 ) -> Curriculum:
-    """Split `epochs` real epochs into len(sizes) equal stages (EfficientTrain's layout).
+    """Split `epochs` real epochs into len(sizes) equal stages (EfficientTrain's layout), one cosine over all.
 
-    Stage k ends at floor((k+1) * epochs / N), so uneven splits give later (larger) stages the extra
-    epoch; stages left with no epoch (epochs < N) are dropped.
+    Stage k ends at floor((k+1) * epochs / N), the official `--end_epoch int(E / 5 * (k + 1))` of
+    ET_training.py (equal for every E, checked in the tests), so uneven splits give later (larger) stages
+    the extra epoch; stages left with no epoch (epochs < N) are dropped.
     """
     if len(sizes) != len(magnitudes):
         raise ValueError(f"{len(sizes)} sizes but {len(magnitudes)} magnitudes")
     count = len(sizes)
+    scales = tuple(batch_scales) if batch_scales is not None else (None,) * count
+    if len(scales) != count:
+        raise ValueError(f"{count} sizes but {len(scales)} batch scales")
     bounds = [(k * epochs) // count for k in range(count + 1)]
     stages = [
-        Stage(bounds[k], bounds[k + 1], int(sizes[k]), float(magnitudes[k]))
+        Stage(bounds[k], bounds[k + 1], int(sizes[k]), float(magnitudes[k]), batch_scale=scales[k])
         for k in range(count)
         if bounds[k + 1] > bounds[k]
     ]
-    return Curriculum(name=name, stages=tuple(stages), total_epochs=epochs, final_size=final_size)
+    return Curriculum(
+        name=name,
+        stages=tuple(stages),
+        total_epochs=epochs,
+        final_size=final_size,
+        warmup_epochs=None if warmup_epochs is None else float(warmup_epochs),
+        lowfreq=lowfreq,
+    )
+
+
+def curriculum_from_stage_schedules(
+    sizes: Sequence[int],
+    magnitudes: Sequence[float],
+    budget_epochs: int,
+    final_size: int,
+    name: str = "custom",
+    warmup_epochs: float = RECIPE_WARMUP_EPOCHS,
+    warmup_fraction: float | None = None,
+    batch_scales: Sequence[int] | None = None,
+    drop_path_scale: float = 1.0,
+    lowfreq: str = "resize",
+) -> Curriculum:
+    """EfficientTrain++'s layout exactly as its official scripts run it (`lr_axis='stages'`).
+
+    Stage k of N (size B_k, r_k = final_size^2 / B_k^2) is a run of main_buffer.py with its own cosine of
+    `T_k = int(E * r_k)` epochs (`--epochs`) and warm-up `int(warmup_fraction * E * r_k)` if a fraction is
+    given (DeiT) else `warmup_epochs` (20); it trains epochs [s_k, e_k) of that cosine, where
+    `e_k = int(T_k / N * (k + 1))` (`--end_epoch`) and s_k is where the previous stage's checkpoint resumes
+    after `utils_buffer.auto_load_model` rescales it: `round(e_j * B_j^2 / B_k^2)` for the last stage j that
+    trained (s_0 = 0). A stage with s_k >= e_k trains nothing and is dropped, as the official loop is empty.
+    The real epochs of the stages follow each other from 0; the stages cost about E/N equivalent epochs each.
+    """
+    if len(sizes) != len(magnitudes):
+        raise ValueError(f"{len(sizes)} sizes but {len(magnitudes)} magnitudes")
+    _check_positive_int(budget_epochs, "epochs (the equivalent-epoch budget)")
+    count = len(sizes)
+    scales = tuple(batch_scales) if batch_scales is not None else (None,) * count
+    if len(scales) != count:
+        raise ValueError(f"{count} sizes but {len(scales)} batch scales")
+    stages: list[Stage] = []
+    start, previous = 0, None  # previous: (end on its own cosine, size) of the last stage that trained
+    for k, (size, magnitude) in enumerate(zip(sizes, magnitudes)):
+        ratio = (final_size * final_size) / (size * size)
+        schedule = int(budget_epochs * ratio)
+        end = int(schedule / count * (k + 1))
+        begin = 0 if previous is None else round(previous[0] * previous[1] ** 2 / size**2)
+        if end <= begin:
+            continue
+        warmup = float(int(warmup_fraction * budget_epochs * ratio)) if warmup_fraction else float(warmup_epochs)
+        length = end - begin
+        stages.append(
+            Stage(
+                start,
+                start + length,
+                int(size),
+                float(magnitude),
+                batch_scale=scales[k],
+                lr_epochs=schedule,
+                lr_start_epoch=begin,
+                lr_warmup_epochs=warmup,
+            )
+        )
+        start += length
+        previous = (end, size)
+    if not stages:
+        raise UserInputError(
+            f"an equivalent-epoch budget of {budget_epochs} is too small for any whole epoch: raise --epochs"
+        )
+    return Curriculum(
+        name=name,
+        stages=tuple(stages),
+        total_epochs=start,
+        final_size=final_size,
+        lr_axis="stages",
+        budget_epochs=float(budget_epochs),
+        drop_path_scale=float(drop_path_scale),
+        lowfreq=lowfreq,
+    )
+
+
+def etpp_batch_scales(family: str, model_name: str | None) -> tuple[int, ...]:
+    """EfficientTrain++'s per-stage batch factors for `model_name` (its official script), else its family's."""
+    base = (model_name or "").split(".", 1)[0].lower()
+    for pattern, scales in ETPP_BATCH_SCALES_BY_MODEL:
+        if re.match(pattern, base):
+            return scales
+    return ETPP_BATCH_SCALES_BY_FAMILY[family]
+
+
+def stage_batch(stage: Stage, final_size: int, batch_size: int, accum_steps: int, scale: bool) -> tuple[int, int]:
+    """(per-device batch, accumulation steps) of `stage` for a run of `batch_size` x `accum_steps` at full size.
+
+    With `scale` the stage trades accumulation for a larger per-device batch by its `batch_factor`, as the
+    official scripts do; the effective batch never changes, so the factor applied is the largest one that
+    divides both the stage's factor and `accum_steps` (gcd): with --accum-steps 1 the batch stays as it is.
+    """
+    factor = math.gcd(stage.batch_factor(final_size), accum_steps) if scale else 1
+    return batch_size * factor, accum_steps // factor
 
 
 def curriculum_from_budget(
@@ -450,7 +645,17 @@ def _curriculum_from_mapping(
     """Parse and validate the file/dict form; every problem names `source`, the field and the fix."""
     if not isinstance(data, Mapping):
         raise UserInputError(f"{source} must be a mapping with a 'stages' list, got {type(data).__name__}")
-    allowed = {"name", "final_size", "total_epochs", "stages", "lr_axis", "budget_epochs", "drop_path_scale"}
+    allowed = {
+        "name",
+        "final_size",
+        "total_epochs",
+        "stages",
+        "lr_axis",
+        "warmup_epochs",
+        "lowfreq",
+        "budget_epochs",
+        "drop_path_scale",
+    }
     extra = sorted(set(map(str, data)) - allowed)
     if extra:
         raise UserInputError(f"{source}: unknown field(s) {', '.join(extra)}: allowed are {', '.join(sorted(allowed))}")
@@ -490,7 +695,10 @@ def _curriculum_from_mapping(
     lr_axis = data.get("lr_axis", "epochs")
     budget = data.get("budget_epochs")
     drop_path_scale = data.get("drop_path_scale", 1.0)
+    warmup = data.get("warmup_epochs")
+    lowfreq = data.get("lowfreq", "fft")
     _validate_schedule(lr_axis, budget, drop_path_scale, source)
+    _validate_extras(stages, lr_axis, warmup, lowfreq, source)
     return Curriculum(
         name=name,
         stages=stages,
@@ -499,6 +707,8 @@ def _curriculum_from_mapping(
         lr_axis=lr_axis,
         budget_epochs=None if budget is None else float(budget),
         drop_path_scale=float(drop_path_scale),
+        warmup_epochs=None if warmup is None else float(warmup),
+        lowfreq=lowfreq,
     )
 
 
@@ -513,6 +723,49 @@ def _validate_schedule(lr_axis: Any, budget_epochs: Any, drop_path_scale: Any, s
             raise UserInputError(f"{source}: {what} must be a positive number, got {value!r}")
 
 
+def _validate_extras(stages: Sequence[Stage], lr_axis: str, warmup_epochs: Any, lowfreq: Any, source: str) -> None:
+    """Warm-up, low-frequency operation, batch factors, and the per-stage cosines of `lr_axis: stages`."""
+    if lowfreq not in LOWFREQ_OPS:
+        raise UserInputError(f"{source}: lowfreq {lowfreq!r} is unknown: use one of {', '.join(LOWFREQ_OPS)}")
+    if warmup_epochs is not None and not _is_number(warmup_epochs, minimum=0.0):
+        raise UserInputError(f"{source}: warmup_epochs must be a number >= 0, got {warmup_epochs!r}")
+    for index, stage in enumerate(stages):
+        where = f"{source}: stage {index} (epochs {stage.start_epoch}-{stage.end_epoch})"
+        if stage.batch_scale is not None and not _is_whole(stage.batch_scale, minimum=1):
+            raise UserInputError(f"{where}: batch_scale must be a whole number >= 1, got {stage.batch_scale!r}")
+        given = [name for name in _STAGE_SCHEDULE_FIELDS if getattr(stage, name) is not None]
+        if lr_axis != "stages":
+            if given:
+                raise UserInputError(
+                    f"{where}: {', '.join(given)} only apply with lr_axis: stages: set it, or drop them"
+                )
+            continue
+        for name in ("lr_epochs", "lr_start_epoch"):
+            if getattr(stage, name) is None:
+                raise UserInputError(f"{where}: lr_axis is stages but '{name}' is missing: add it")
+        if not _is_whole(stage.lr_epochs, minimum=1) or not _is_whole(stage.lr_start_epoch, minimum=0):
+            raise UserInputError(
+                f"{where}: lr_epochs must be a whole number >= 1 and lr_start_epoch one >= 0, "
+                f"got {stage.lr_epochs!r} and {stage.lr_start_epoch!r}"
+            )
+        if stage.lr_start_epoch + stage.epochs > stage.lr_epochs:
+            raise UserInputError(
+                f"{where}: its {stage.epochs} epochs from lr_start_epoch {stage.lr_start_epoch} run past the end "
+                f"of its cosine (lr_epochs {stage.lr_epochs}): raise lr_epochs or shorten the stage"
+            )
+        warm = stage.lr_warmup_epochs
+        if warm is not None and not _is_number(warm, minimum=0.0):
+            raise UserInputError(f"{where}: lr_warmup_epochs must be a number >= 0, got {warm!r}")
+
+
+def _is_number(value: Any, minimum: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= minimum
+
+
+def _is_whole(value: Any, minimum: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+
+
 def _parse_stages(raw_stages: Iterable[Any], source: str) -> tuple[Stage, ...]:
     stages = []
     next_start = 0
@@ -522,7 +775,7 @@ def _parse_stages(raw_stages: Iterable[Any], source: str) -> tuple[Stage, ...]:
             raise UserInputError(
                 f"{where} must be a mapping like {{epochs: 60, input_size: 160, randaug_magnitude: 1}}"
             )
-        allowed = {"epochs", "start_epoch", "end_epoch", "input_size", "randaug_magnitude"}
+        allowed = {"epochs", "start_epoch", "end_epoch", "input_size", "randaug_magnitude", *_OPTIONAL_STAGE_FIELDS}
         extra = sorted(set(map(str, raw)) - allowed)
         if extra:
             raise UserInputError(
@@ -551,7 +804,16 @@ def _parse_stages(raw_stages: Iterable[Any], source: str) -> tuple[Stage, ...]:
         magnitude = raw["randaug_magnitude"]
         if isinstance(magnitude, bool) or not isinstance(magnitude, (int, float)):
             raise UserInputError(f"{where}: 'randaug_magnitude' must be a number, got {magnitude!r}")
-        stages.append(Stage(int(start), int(end), int(size), float(magnitude)))
+        optional = {name: raw.get(name) for name in _OPTIONAL_STAGE_FIELDS}
+        for name in ("batch_scale", "lr_epochs", "lr_start_epoch"):
+            if optional[name] is not None:
+                _check_int(optional[name], f"{where}: '{name}'")
+        warm = optional["lr_warmup_epochs"]
+        if warm is not None:
+            if isinstance(warm, bool) or not isinstance(warm, (int, float)):
+                raise UserInputError(f"{where}: 'lr_warmup_epochs' must be a number, got {warm!r}")
+            optional["lr_warmup_epochs"] = float(warm)
+        stages.append(Stage(int(start), int(end), int(size), float(magnitude), **optional))
         next_start = int(end)
     return tuple(stages)
 

@@ -26,7 +26,7 @@ from etcore.errors import UserInputError
 from pretraining import checkpoint as ckpt
 from pretraining.callbacks import CallbackList, TrainingCallback
 from pretraining.config import PretrainConfig
-from pretraining.curriculum import Curriculum, Stage
+from pretraining.curriculum import Curriculum, Stage, stage_batch
 from pretraining.data import (
     SeededImageDataset,
     check_magnitudes,
@@ -47,9 +47,12 @@ from pretraining.optim import (
     build_ema,
     build_mixup,
     build_optimizer,
+    describe_plan,
     optimizer_update,
     peak_lr,
+    updates_per_epoch,
 )
+from pretraining.recipes import paper_differences
 
 
 class TrainingDiverged(UserInputError):
@@ -166,7 +169,8 @@ class Pretrainer:
         if resume and self.ema is not None:
             self.ema.module.load_state_dict(resume["model_ema"], strict=True)
         self.optimizer = build_optimizer(self.model, cfg, peak_lr(cfg, self.effective_batch))
-        self.schedule = CurriculumLRSchedule(self.optimizer, self.curriculum, cfg)
+        self.updates_per_epoch = updates_per_epoch(len(self.train_set), self.effective_batch)
+        self.schedule = CurriculumLRSchedule(self.optimizer, self.curriculum, cfg, self.updates_per_epoch)
         fp16 = cfg.amp and self.device.type == "cuda" and cfg.amp_dtype == "float16"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.mixup = build_mixup(cfg, self.num_classes)
@@ -181,7 +185,7 @@ class Pretrainer:
     def _restore(self, resume: dict[str, Any]) -> None:
         state = resume["resume"]
         self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.scheduler.load_state_dict(state["scheduler"])
+        self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
         rng = state["rng"]
@@ -210,8 +214,8 @@ class Pretrainer:
             if replaced:
                 self._wrap()
         small = stage.input_size < self.final_size
-        factor = 2 if (cfg.scale_batch_with_size and small) else 1
-        self.pipeline = Pipeline(index, stage, cfg.batch_size * factor, cfg.accum_steps // factor)
+        batch, accum = stage_batch(stage, self.final_size, cfg.batch_size, cfg.accum_steps, cfg.scale_batch_with_size)
+        self.pipeline = Pipeline(index, stage, batch, accum)
         self.train_set.transform = train_transform(stage, self.final_size, cfg.lowfreq, cfg, *self.mean_std)
         self.schedule.step(epoch)
         previous = f", previous stage {self._stage_images_per_s:.1f} img/s" if self._stage_images_per_s else ""
@@ -240,7 +244,8 @@ class Pretrainer:
             pin_memory=self.device.type == "cuda",
         )
         self.model.train()
-        steps = len(loader)
+        # the official number of updates per epoch; micro-batches left over are skipped, as the official loop does
+        steps = min(len(loader), self.updates_per_epoch * pipe.accum_steps)
         loss_sum, images, unreadable = 0.0, 0, set(self.progress.unreadable)
         bar = tqdm(
             total=steps,
@@ -252,6 +257,8 @@ class Pretrainer:
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         for i, (x, y, bad) in enumerate(loader):
+            if i >= steps:
+                break
             if bad:
                 if cfg.corrupt_images == "stop":
                     raise corrupt_error(bad[0])
@@ -260,7 +267,7 @@ class Pretrainer:
             ends_update = (i + 1) % pipe.accum_steps == 0 or i == steps - 1
             if starts_update:
                 self.callbacks.before_update(self.progress.updates + 1)
-                self.schedule.step(epoch + i / steps)
+                self.schedule.step(epoch, i // pipe.accum_steps)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             if cfg.lowfreq == "fft" and pipe.stage.input_size < x.shape[-1]:
@@ -385,7 +392,7 @@ class Pretrainer:
             "input_size": self.current_size,
             "progress": asdict(self.progress),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.scheduler.state_dict(),
+            "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
             "config": dict(self.config_dict),
@@ -423,6 +430,16 @@ class Pretrainer:
             f"{self.dist.world_size} x {self.device.type}; LR {self.schedule.describe()}, peak "
             f"{peak_lr(cfg, self.effective_batch):.3g} at effective batch {self.effective_batch}"
             + (f"; resuming at epoch {self.progress.epoch}" if resume else "")
+        )
+        self.say(
+            describe_plan(
+                cfg,
+                self.curriculum,
+                self.dist.world_size,
+                len(self.train_set),
+                f" (counted in {Path(cfg.data) / 'train'})",
+                paper_differences(cfg, self.curriculum, self.dist.world_size),
+            )
         )
         clock = time.perf_counter()
         for epoch in range(self.progress.epoch, total):

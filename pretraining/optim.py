@@ -1,24 +1,26 @@
 """The recipe's training objects from timm: optimizer, LR schedule over the whole curriculum, mixup, loss, EMA.
 
-The LR follows one cosine with warm-up over the whole run (timm's CosineLRScheduler); its time axis is
-either epochs or, for EfficientTrain++, compute done (`Curriculum.compute_progress`) measured in
-equivalent full-size epochs, so the LR never jumps at a stage boundary.
+The LR is the official code's per-update cosine with linear warm-up (`utils_buffer.cosine_scheduler`),
+on the curriculum's time axis (`Curriculum.lr_axis`): real epochs (EfficientTrain, baseline), compute
+done in equivalent full-size epochs, or one cosine per stage (EfficientTrain++'s official scripts, where
+each stage trains a part of its own scaled schedule, so the LR steps slightly at stage boundaries).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from timm.data import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
-from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3, dispatch_clip_grad
 
-from pretraining.curriculum import Curriculum
+from pretraining.curriculum import RECIPE_EPOCHS, RECIPE_WARMUP_EPOCHS, Curriculum, stage_batch
 
-REFERENCE_WARMUP_FRACTION = 20 / 300  # the recipe's 20 warm-up epochs of 300
+REFERENCE_WARMUP_FRACTION = RECIPE_WARMUP_EPOCHS / RECIPE_EPOCHS  # the recipe's 20 warm-up epochs of 300
+IMAGENET_TRAIN_IMAGES = 1281167  # ILSVRC-2012 train set: 1281167 // 4096 = 312 updates per epoch
 
 
 def peak_lr(config: Any, effective_batch: int) -> float:
@@ -28,6 +30,14 @@ def peak_lr(config: Any, effective_batch: int) -> float:
     return config.blr * effective_batch / config.lr_ref_batch
 
 
+def updates_per_epoch(train_images: int, effective_batch: int) -> int:
+    """Optimizer updates per epoch as the official code counts them: len(dataset) // effective batch (>= 1).
+
+    The micro-batches left over after that many updates are skipped (`engine_buffer.train_one_epoch`).
+    """
+    return max(1, int(train_images) // int(effective_batch))
+
+
 def build_optimizer(model: torch.nn.Module, config: Any, lr: float) -> torch.optim.Optimizer:
     """timm optimizer (AdamW by default); no weight decay on norms, biases and position tables."""
     return create_optimizer_v2(
@@ -35,40 +45,208 @@ def build_optimizer(model: torch.nn.Module, config: Any, lr: float) -> torch.opt
     )
 
 
-class CurriculumLRSchedule:
-    """Cosine with linear warm-up over the whole curriculum, queried at fractional epochs."""
+# Hand-written rather than timm's CosineLRScheduler, whose warm-up ramps as t / W: the official
+# `cosine_scheduler` ramps by np.linspace(start, base, W * N) (endpoint included) and needs matching to 1e-6.
+def official_cosine_lr(
+    iteration: float, base: float, final: float, total_iters: float, warmup_iters: float, start: float = 0.0
+) -> float:
+    """LR at update `iteration` of `utils_buffer.cosine_scheduler(base, final, epochs, N, warmup_epochs)`.
 
-    def __init__(self, optimizer: torch.optim.Optimizer, curriculum: Curriculum, config: Any) -> None:
-        progress = curriculum.lr_axis if config.lr_progress == "auto" else config.lr_progress
-        self.by_compute = progress == "compute"
+    `total_iters` = epochs * N, `warmup_iters` = warmup_epochs * N: the warm-up is linspace(start, base,
+    warmup_iters), then final + (base - final)/2 * (1 + cos(pi * i / (total_iters - warmup_iters))).
+    Fractional iterations (the compute axis) interpolate the same formula.
+    """
+    if iteration < warmup_iters:
+        if warmup_iters <= 1:
+            return start
+        return start + (base - start) * iteration / (warmup_iters - 1)
+    span = total_iters - warmup_iters
+    if span <= 0:
+        return final
+    progress = min((iteration - warmup_iters) / span, 1.0)
+    return final + 0.5 * (base - final) * (1.0 + math.cos(math.pi * progress))
+
+
+class CurriculumLRSchedule:
+    """The official per-update cosine with warm-up over the whole curriculum.
+
+    `updates_per_epoch` is N of the official schedule (`updates_per_epoch()`); `lr_at(epoch, update)` is
+    the LR of update `update` (0-based) of epoch `epoch` (0-based, may be fractional), `step` sets it.
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, curriculum: Curriculum, config: Any, updates_per_epoch: int = 1
+    ) -> None:
+        self.optimizer = optimizer
         self.curriculum = curriculum
-        self.length = curriculum.equivalent_epochs() if self.by_compute else float(curriculum.total_epochs)
-        warmup = config.warmup_epochs
-        self.warmup = self.length * REFERENCE_WARMUP_FRACTION if warmup is None else min(float(warmup), self.length)
-        self.scheduler = CosineLRScheduler(
-            optimizer,
-            t_initial=max(self.length - self.warmup, 1e-9),
-            lr_min=config.min_lr,
-            warmup_t=self.warmup,
-            warmup_lr_init=config.warmup_lr,
-            warmup_prefix=True,
-            cycle_limit=1,
-            t_in_epochs=False,
+        self.updates = int(updates_per_epoch)
+        self.final = float(config.min_lr)
+        self.start = float(config.warmup_lr)
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base = max(group["initial_lr"] for group in optimizer.param_groups)
+        axis = curriculum.lr_axis if config.lr_progress == "auto" else config.lr_progress
+        self.axis = axis
+        self.by_compute = axis == "compute"
+        self.notes: list[str] = []
+        override = config.warmup_epochs
+        if axis == "stages":
+            # one (length, warm-up) per stage: the stage's own cosine
+            self.segments = [
+                (float(stage.lr_epochs), self._fit_warmup(self._warmup(override, stage), stage.lr_epochs, index))
+                for index, stage in enumerate(curriculum.stages)
+            ]
+        else:
+            length = curriculum.equivalent_epochs() if self.by_compute else float(curriculum.total_epochs)
+            self.segments = [(length, self._fit_warmup(self._warmup(override, None), length, None))]
+        self.length, self.warmup = self.segments[0]
+
+    def _warmup(self, override: float | None, stage: Any) -> float:
+        """--warmup-epochs, else the stage's, else the curriculum's, else 20 per 300 of the schedule."""
+        if override is not None:
+            return float(override)
+        if stage is not None and stage.lr_warmup_epochs is not None:
+            return float(stage.lr_warmup_epochs)
+        if self.curriculum.warmup_epochs is not None:
+            return float(self.curriculum.warmup_epochs)
+        length = stage.lr_epochs if stage is not None else None
+        if length is None:
+            length = self.curriculum.equivalent_epochs() if self.by_compute else self.curriculum.total_epochs
+        return float(length) * REFERENCE_WARMUP_FRACTION
+
+    def _fit_warmup(self, warmup: float, length: float, index: int | None) -> float:
+        """A warm-up as long as its cosine leaves no cosine (the official code fails): use 20/300 of it instead."""
+        if warmup < length or warmup == 0:
+            return warmup
+        fitted = length * REFERENCE_WARMUP_FRACTION
+        where = "the schedule" if index is None else f"stage {index}'s cosine"
+        self.notes.append(
+            f"warm-up {warmup:g} does not fit {where} of {length:g} epochs (the official code would stop): "
+            f"{fitted:.4g} (20 per 300) used"
         )
+        return fitted
+
+    # --- positions -------------------------------------------------------------------------------
+    def position(self, epoch: float) -> tuple[float, float, float]:
+        """(position, length, warm-up) on the cosine that trains fractional epoch `epoch`, in its epochs."""
+        epoch = float(epoch)
+        if self.axis == "stages":
+            last = self.curriculum.total_epochs - 1
+            index = self.curriculum.stage_index(min(max(int(math.floor(epoch)), 0), last))
+            stage = self.curriculum.stages[index]
+            length, warmup = self.segments[index]
+            return stage.lr_start_epoch + (epoch - stage.start_epoch), length, warmup
+        if self.by_compute:
+            return self.curriculum.compute_progress(epoch) * self.length, self.length, self.warmup
+        return epoch, self.length, self.warmup
 
     def schedule_time(self, epoch: float) -> float:
-        """Position on the schedule axis (epochs, or equivalent epochs of compute done)."""
-        if self.by_compute:
-            return self.curriculum.compute_progress(epoch) * self.length
-        return float(epoch)
+        """Position on the schedule axis (epochs, equivalent epochs of compute done, or the stage's cosine)."""
+        return self.position(epoch)[0]
 
-    def step(self, epoch: float) -> None:
-        """Set the optimizer's LR for training at fractional epoch `epoch`."""
-        self.scheduler.step_update(self.schedule_time(epoch))
+    def lr_at(self, epoch: float, update: int = 0) -> float:
+        """The peak-group LR of update `update` of epoch `epoch`."""
+        position, length, warmup = self.position(epoch)
+        n = self.updates
+        return official_cosine_lr(position * n + update, self.base, self.final, length * n, warmup * n, self.start)
 
-    def describe(self) -> str:
-        axis = "compute (equivalent epochs)" if self.by_compute else "epochs"
-        return f"cosine over {self.length:.2f} {axis}, warm-up {self.warmup:.2f}"
+    def step(self, epoch: float, update: int = 0) -> None:
+        """Set the optimizer's LR for update `update` of (fractional) epoch `epoch`."""
+        lr = self.lr_at(epoch, update)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["initial_lr"] / self.base if self.base else lr
+
+    def warmup_end(self) -> float:
+        """The real (fractional) epoch where the last warm-up ends (0.0 without warm-up)."""
+        end = 0.0
+        for epoch in range(self.curriculum.total_epochs):
+            position, _, warmup = self.position(epoch)
+            if position < warmup:
+                rate = self.curriculum.epoch_cost(epoch) * self.length / self.curriculum.equivalent_epochs()
+                rate = rate if self.by_compute else 1.0
+                end = min(epoch + 1.0, epoch + (warmup - position) / rate)
+        return end
+
+    # --- resume and logs -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Stateless (the LR is a function of the position); recorded for the resume check."""
+        return {"schedule": "official-cosine", "updates_per_epoch": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore: the LR is recomputed from the epoch and update (older timm states are ignored)."""
+
+    def describe(self, warmup_end: bool = True) -> str:
+        if self.axis == "stages":
+            text = "one cosine per stage, each stage training its part of its own schedule (EfficientTrain++'s scripts)"
+        else:
+            axis = "compute (equivalent epochs)" if self.by_compute else "epochs"
+            text = f"cosine over {self.length:g} {axis} with {self.warmup:g} warm-up"
+        text += f", per update ({self.updates}/epoch)"
+        return f"{text}, warm-up ends at epoch {self.warmup_end():g}" if warmup_end else text
+
+
+LOWFREQ_DESCRIPTIONS = {
+    "fft": "exact low-frequency crop of the batch on the device, before mixup (EfficientTrain, ICCV engine.py)",
+    "resize": "LANCZOS resize to the stage size in the data workers, after RandomResizedCrop/flip/RandAugment and "
+    "before ToTensor/Normalize/RandomErasing (EfficientTrain++, datasets_buffer.py)",
+}
+
+
+def describe_plan(
+    config: Any,
+    curriculum: Curriculum,
+    world_size: int,
+    train_images: int,
+    images_note: str = "",
+    differences: list[str] | None = None,
+) -> str:
+    """Every stage's epochs, size, RandAugment, batch per device x accumulation and LR at its first and last
+    epoch, the epoch where warm-up ends, the low-frequency operation and the values that are not the paper's."""
+    from pretraining.data import randaug_string
+
+    effective = config.batch_size * config.accum_steps * world_size
+    peak = peak_lr(config, effective)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+    per_epoch = updates_per_epoch(train_images, effective)
+    schedule = CurriculumLRSchedule(optimizer, curriculum, config, per_epoch)
+    lines = [
+        curriculum.summary(),
+        f"LR: {schedule.describe(warmup_end=False)}; peak {peak:.4g} at effective batch {effective}; "
+        f"{per_epoch} updates per epoch = {train_images} train images // {effective}{images_note}",
+    ]
+    for index, stage in enumerate(curriculum.stages):
+        batch, accum = stage_batch(
+            stage, curriculum.final_size, config.batch_size, config.accum_steps, config.scale_batch_with_size
+        )
+        first, last = schedule.lr_at(stage.start_epoch), schedule.lr_at(stage.end_epoch - 1)
+        position, length, warmup = schedule.position(stage.start_epoch)
+        cosine = (
+            f"  [its cosine: epochs {position:g}-{position + stage.epochs - 1:g} of {length:g}, warm-up {warmup:g}]"
+            if schedule.axis == "stages"
+            else ""
+        )
+        augment = randaug_string(config.randaug, stage.randaug_magnitude) or "none"
+        lines.append(
+            f"  stage {index}: epochs {stage.start_epoch:>4}-{stage.end_epoch - 1:<4} ({stage.epochs:>3})"
+            f"  size {stage.input_size:>4}  randaug m={stage.randaug_magnitude:g} ({augment})"
+            f"  batch {batch}/device x accum {accum}  lr {first:.4g} -> {last:.4g}{cosine}"
+        )
+    end = schedule.warmup_end()
+    equivalent = curriculum.compute_progress(end) * curriculum.equivalent_epochs()
+    lines.append(
+        f"warm-up ends at epoch {end:g} of {curriculum.total_epochs} ({equivalent:.2f} equivalent full-size epochs, "
+        f"{100 * curriculum.compute_progress(end):.1f}% of the compute)"
+    )
+    lines.extend(f"note: {note}" for note in schedule.notes)
+    lowfreq = config.lowfreq or curriculum.lowfreq
+    lines.append(f"low-frequency operation: {lowfreq}: {LOWFREQ_DESCRIPTIONS[lowfreq]}")
+    if differences is not None:
+        if differences:
+            lines.append("not the paper's (official scripts) in this run:")
+            lines.extend(f"  - {item}" for item in differences)
+        else:
+            lines.append("not the paper's: nothing; every value above is the official scripts'")
+    return "\n".join(lines)
 
 
 def build_mixup(config: Any, num_classes: int) -> Mixup | None:

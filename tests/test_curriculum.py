@@ -87,13 +87,14 @@ def test_efficienttrain_pp_stages_cost_equal_compute_and_total_the_budget(family
     curriculum = build_curriculum("efficienttrain++", budget, family=family)
     assert [s.input_size for s in curriculum.stages] == sizes
     assert [s.randaug_magnitude for s in curriculum.stages] == [float(k) for k in range(10)]
-    # total within half an epoch at the last (full) size; each stage within one real epoch of E/10 compute
-    assert abs(curriculum.equivalent_epochs() - budget) <= 0.5
+    # The official int() of --end_epoch and round() of the resumed epoch (tests/test_pretraining_fidelity.py
+    # checks the exact epochs): each stage within 2 real epochs of E/10 compute, the total within 1.1 epochs.
+    assert abs(curriculum.equivalent_epochs() - budget) <= 1.1
     for stage in curriculum.stages:
         cost = (stage.input_size / 224) ** 2
-        assert abs(stage.epochs * cost - budget / 10) <= cost + 1e-9
+        assert abs(stage.epochs * cost - budget / 10) <= 2 * cost + 1e-9
     ideal_real_epochs = sum(budget / 10 * (224 / s) ** 2 for s in sizes)
-    assert abs(curriculum.total_epochs - ideal_real_epochs) <= 1.0
+    assert abs(curriculum.total_epochs - ideal_real_epochs) <= 2 * len(sizes)
 
 
 def test_efficienttrain_pp_family_from_model_name_and_errors():
@@ -127,6 +128,10 @@ def test_dict_round_trip_is_plain_json():
         "end_epoch": curriculum.stages[0].end_epoch,
         "input_size": 96,
         "randaug_magnitude": 0.0,
+        "batch_scale": 2,
+        "lr_epochs": 272,  # int(50 * (224/96)^2): stage 0's own cosine
+        "lr_start_epoch": 0,
+        "lr_warmup_epochs": 54.0,  # DeiT: int(0.2 * 50 * (224/96)^2)
     }
 
 

@@ -141,7 +141,9 @@ def test_resize_swaps_parameters_into_optimizer_and_resamples_moments(model: str
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
-def test_lr_is_continuous_over_stages_and_follows_compute_for_efficienttrain_pp() -> None:
+def test_lr_is_continuous_over_stages_and_follows_compute_with_lr_progress_compute() -> None:
+    """`--lr-progress compute`: one cosine over compute done (not the official per-stage cosines, which are the
+    default of efficienttrain++ and are checked in test_pretraining_fidelity.py)."""
     config, _, curriculum, _ = resolve_config(
         [
             "--model",
@@ -160,6 +162,8 @@ def test_lr_is_continuous_over_stages_and_follows_compute_for_efficienttrain_pp(
             "1.0",
             "--min-lr",
             "0",
+            "--lr-progress",
+            "compute",
         ]
     )
     assert curriculum.total_epochs > 100  # budget in equivalent epochs; early stages are cheap
@@ -170,7 +174,7 @@ def test_lr_is_continuous_over_stages_and_follows_compute_for_efficienttrain_pp(
     lrs = []
     for epoch in (boundary - 1e-6, boundary, curriculum.total_epochs / 2):
         schedule.step(epoch)
-        lrs.append(schedule.scheduler.optimizer.param_groups[0]["lr"])
+        lrs.append(schedule.optimizer.param_groups[0]["lr"])
     assert lrs[0] == pytest.approx(lrs[1], abs=1e-5)  # no jump at the stage switch
     half = curriculum.compute_progress(curriculum.total_epochs / 2)
     assert lrs[2] == pytest.approx(0.5 * (1 + torch.cos(torch.tensor(torch.pi * half)).item()), abs=1e-6)

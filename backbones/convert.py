@@ -134,5 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"wrote {dst}: {len(clean)} tensors for {model_name} ({report.loaded} backbone tensors checked, "
         f"{len(clean) - report.loaded} head/other kept, {len(dropped)} unknown dropped"
         f"{': ' + ', '.join(dropped[:5]) if dropped else ''}) from {source.path} [{source.weights}]"
+        + (f", layout {source.layout}" if source.layout else "")
     )
     return 0

@@ -93,7 +93,7 @@ class OfficialLayout:
         return self.keys <= set(container) <= self.keys | self.optional
 
 
-# Surveyed from the codes themselves (docs/FORMATS.md, "Official training checkpoints").
+# Surveyed from the codes themselves (docs/FORMATS.md, the `layout` table; docs/RELIABILITY.md).
 OFFICIAL_LAYOUTS = (
     # ConvNeXt utils.save_model; EfficientTrain's utils.save_model (ICCV) and utils_buffer.save_model (++)
     # are copies of it, told apart by their args below.

@@ -1,7 +1,7 @@
 """`tools/test.py`: evaluate a trained detector on COCO and write `<work_dir>/coco_metrics.json` (docs/FORMATS.md).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out results.pkl]
-        [--dump-detections [PREFIX]] [--cfg-options k=v ...] [--launcher L]
+        [--dump-detections [PREFIX]] [--cfg-options k=v ...] [--classes-from-annotations] [--launcher L]
 
 mmdet's tools/test.py command line. The numbers are mmdet's CocoMetric's (pycocotools underneath);
 `--dump-detections` also keeps the raw detections in COCO results format (`PREFIX.bbox.json`, and
@@ -28,6 +28,7 @@ from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError
 from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, METRICS_SCHEMA
 from etcore.paths import check_writable_dir
+from finetune import classes
 from finetune.config import (
     CFG_OPTIONS_HELP,
     LAUNCHERS,
@@ -59,6 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "PREFIX defaults to <work_dir>/detections",
     )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
+    classes.add_argument(parser)
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -196,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check the inputs, test the checkpoint with mmengine's runner, write coco_metrics.json."""
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if args.classes_from_annotations:
+        classes.use_annotation_classes(cfg, "test_dataloader")
     # the config as file + --cfg-options say, without what only names this run (compare.py pairs on it)
     resolved = json_safe({k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_KEYS})
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
@@ -227,7 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    seed, pretrained = training_facts(load_detector_checkpoint(runner, args.checkpoint), cfg)
+    checkpoint = load_detector_checkpoint(runner, args.checkpoint)
+    classes.check_trained_classes(checkpoint, cfg, args.checkpoint)
+    seed, pretrained = training_facts(checkpoint, cfg)
     results = runner.test()
 
     if is_main_process():

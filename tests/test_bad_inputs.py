@@ -10,6 +10,7 @@ command lines. docs/RELIABILITY.md lists the catalogue.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from typing import Callable
 import pytest
 import torch
 
+from det_fixtures import write_coco_instances
 from etcore.checkpoint_io import load_checkpoint_file
 from pretrain_fixtures import tiny_args, write_two_stage_curriculum
 
@@ -31,6 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
+REAL_RETINANET = ROOT / "det_configs" / "retinanet" / "retinanet_r50_fpn_1x_coco_baseline.py"
 TRUSTED = ("final.pth", "last.pth", "last_checkpoint", "coco_metrics.json", "iter_*.pth", "epoch_*.pth")
 MODEL = "convnext_atto"
 
@@ -81,6 +84,24 @@ def _coco_variant(base: Path, dest: Path, edit: Callable[[dict], None]) -> Path:
     edit(data)
     path.write_text(json.dumps(data))
     return dest
+
+
+def _own_categories(root: Path) -> tuple[Path, Path]:
+    """A COCO-format set whose categories are not the configs' (tiny layout), and its COCO-2017-named copy."""
+    own = write_coco_instances(root / "coco_own", ("forklift", "pallet", "person"), train_images=4, val_images=2)
+    coco_2017 = root / "coco_own_2017"
+    for split in ("train", "val"):
+        shutil.copytree(own / split, coco_2017 / f"{split}2017")
+        (coco_2017 / "annotations").mkdir(exist_ok=True)
+        shutil.copy(
+            own / "annotations" / f"instances_{split}.json", coco_2017 / "annotations" / f"instances_{split}2017.json"
+        )
+    return own, coco_2017
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
 
 
 def _truncated(src: Path, dest: Path) -> Path:
@@ -160,6 +181,10 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
     missing_key = root / "convnext_atto_missing_key.pth"
     torch.save({k: v for k, v in state.items() if k != "stages.2.blocks.0.conv_dw.weight"}, missing_key)
     truncated = _truncated(atto, root / "truncated.pth")
+    code_in_args = root / "checkpoint-best.pth"  # EfficientTrain's save_model layout, args hiding os.system
+    args = argparse.Namespace(model=MODEL, end_epoch=300, base_input_size=224, output_dir=_RunsCode())
+    torch.save({"model": state, "optimizer": {}, "epoch": "best", "scaler": {}, "args": args}, code_in_args)
+    own_categories, own_categories_2017 = _own_categories(root)
     blocker = root / "a_file"
     blocker.write_text("a regular file where the work dir should go\n")
 
@@ -287,6 +312,32 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
         [case("det_train_image_file_missing", _det_train(Path(w), missing_image), "missing from", "train_0003.png")],
         [
             case(
+                "det_train_own_categories_without_switch",
+                _det_train(Path(w), own_categories),
+                "instances_train.json: none of its 3 category names (forklift, pallet, person)",
+                "circle_hstripes",
+                "--classes-from-annotations",
+            )
+        ],
+        [
+            case(
+                "det_train_real_config_own_categories",
+                [
+                    "tools/train.py",
+                    str(REAL_RETINANET),
+                    "--work-dir",
+                    w,
+                    "--cfg-options",
+                    f"data_root={own_categories_2017}/",
+                    "model.backbone.checkpoint=None",
+                ],
+                "instances_train2017.json has no category named bicycle, car, motorcycle and 76 more",
+                "forklift, pallet",
+                "--classes-from-annotations",
+            )
+        ],
+        [
+            case(
                 "det_train_pretrained_checkpoint_of_another_model",
                 _det_train(Path(w), coco, f"model.backbone.checkpoint={other_arch}"),
                 str(other_arch),
@@ -351,6 +402,15 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
         ],
         [
             case(
+                "convert_official_checkpoint_with_code_in_args",
+                ["tools/convert_checkpoint.py", str(code_in_args), str(root / "out4.pth"), "--model", MODEL],
+                str(code_in_args),
+                "refused for safety",
+                work=root / "out4.pth",
+            )
+        ],
+        [
+            case(
                 "convert_truncated_checkpoint",
                 ["tools/convert_checkpoint.py", str(truncated), str(root / "out3.pth"), "--model", MODEL],
                 str(truncated),
@@ -405,6 +465,8 @@ CASE_NAMES = [
     "det_train_unknown_category_id",
     "det_train_zero_area_box",
     "det_train_image_file_missing",
+    "det_train_own_categories_without_switch",
+    "det_train_real_config_own_categories",
     "det_train_pretrained_checkpoint_of_another_model",
     "det_train_pretrained_checkpoint_missing_key",
     "det_train_resume_from_truncated_checkpoint",
@@ -412,6 +474,7 @@ CASE_NAMES = [
     "det_test_truncated_checkpoint",
     "convert_checkpoint_of_another_model",
     "convert_checkpoint_missing_key",
+    "convert_official_checkpoint_with_code_in_args",
     "convert_truncated_checkpoint",
 ]
 

@@ -24,7 +24,9 @@ from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
+import torch
 from mmengine.config import Config
+from mmengine.evaluator import DumpResults
 from PIL import Image
 
 from etcore.errors import UserInputError
@@ -162,7 +164,10 @@ def _check_pair(spec: SegDatasetSpec, name: str) -> str | None:
             f"label map {label_path} ({spec.loader_key}) is {labels.shape[1]}x{labels.shape[0]} but its image "
             f"{image_path} is {width}x{height}: a label map has its image's size"
         )
-    counts = np.bincount(labels.ravel().astype(np.int64))
+    if labels.dtype == np.uint8:  # a histogram is several times faster than bincount on 8-bit maps
+        counts = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    else:
+        counts = np.bincount(labels.ravel().astype(np.int64))
     present = np.nonzero(counts)[0]
     bad = [int(v) for v in present if v > spec.highest_label and v != spec.ignore_index]
     if bad:
@@ -264,6 +269,28 @@ def dump_predictions_to(cfg: Config, config: str, folder: str) -> None:
         )
     for evaluator in evaluators:
         evaluator["output_dir"] = folder
+
+
+class DumpSegResults(DumpResults):
+    """`--out results.pkl` for segmentors: each image's predicted label map (uint8 where it fits) and metainfo.
+
+    mmengine's DumpResults would keep every `seg_logits` (classes x H x W floats: for ADE20K's 2000
+    validation images some 400 GB in memory) and the ground truth; like mmdet's DumpDetResults, this keeps
+    the prediction only.
+    """
+
+    def process(self, data_batch, data_samples) -> None:
+        kept = []
+        for sample in data_samples:
+            sample = {k: v for k, v in sample.items() if k not in ("seg_logits", "gt_sem_seg")}
+            prediction = (sample.get("pred_sem_seg") or {}).get("data")
+            if isinstance(prediction, torch.Tensor):
+                prediction = prediction.detach().cpu()
+                if prediction.numel() and 0 <= int(prediction.min()) and int(prediction.max()) <= 255:
+                    prediction = prediction.to(torch.uint8)
+                sample["pred_sem_seg"] = dict(sample["pred_sem_seg"], data=prediction)
+            kept.append(sample)
+        super().process(data_batch, kept)
 
 
 def mode_name(tta: bool) -> str:

@@ -45,6 +45,7 @@ from finetune.config import (
 from finetune.runner import build_runner
 from finetune.seg_metrics import file_sha256, iou_metrics, seg_record, write_seg_metrics
 from finetune.segmentation import (
+    DumpSegResults,
     check_seg_data,
     dump_predictions_to,
     is_segmentation,
@@ -69,7 +70,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--work-dir",
         help="where coco_metrics.json / seg_metrics.json and logs go (default: work_dirs/<config name>)",
     )
-    parser.add_argument("--out", help="also dump the raw predictions to this .pkl file (mmdet DumpDetResults)")
+    parser.add_argument(
+        "--out",
+        help="also dump the raw predictions to this .pkl file (mmdet DumpDetResults; segmentation: the label maps)",
+    )
     parser.add_argument(
         "--dump-detections",
         nargs="?",
@@ -306,11 +310,9 @@ def _test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> in
         check_writable_dir(predictions, "--dump-predictions")
         dump_predictions_to(cfg, args.config, predictions)
 
-    from mmengine.evaluator import DumpResults
-
     runner = build_runner(cfg)
     if args.out is not None:
-        runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpSegResults(out_file_path=args.out))
     seed, pretrained = training_facts(load_detector_checkpoint(runner, args.checkpoint), cfg)
     results = runner.test()
     if is_main_process():

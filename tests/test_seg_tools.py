@@ -286,3 +286,21 @@ def test_head_class_count_must_match_the_dataset(tmp_path, ade_root):
     cfg = load_config(str(UPERNET), {"data_root": f"{ade_root}/", "model.decode_head.num_classes": 150})
     with pytest.raises(UserInputError, match=r"decode_head.num_classes=150 but the train_dataloader dataset has 10"):
         check_seg_data(cfg, ["train_dataloader"])
+
+
+def test_out_keeps_the_label_maps_not_the_logits():
+    import torch
+
+    from finetune.segmentation import DumpSegResults
+
+    dump = DumpSegResults(out_file_path="unused.pkl")
+    sample = {
+        "img_path": "a.png",
+        "seg_logits": {"data": torch.zeros(150, 4, 6)},
+        "gt_sem_seg": {"data": torch.zeros(1, 4, 6, dtype=torch.int64)},
+        "pred_sem_seg": {"data": torch.full((1, 4, 6), 149, dtype=torch.int64)},
+    }
+    dump.process({}, [sample])
+    (kept,) = dump.results
+    assert set(kept) == {"img_path", "pred_sem_seg"}
+    assert kept["pred_sem_seg"]["data"].dtype == torch.uint8 and int(kept["pred_sem_seg"]["data"].max()) == 149

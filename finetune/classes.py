@@ -26,6 +26,7 @@ from mmengine.config import Config
 from etcore.errors import UserInputError
 from finetune.coco_validation import category_names, first_few
 from finetune.config import check_data, class_heads, dataset_classes, datasets_of
+from finetune.segmentation import config_scope
 
 FLAG = "--classes-from-annotations"
 HELP = (
@@ -50,8 +51,13 @@ def _source_file(cfg: Config, loader_key: str) -> str:
     )
 
 
-def use_annotation_classes(cfg: Config, loader_key: str) -> list[str]:
+def use_annotation_classes(cfg: Config, loader_key: str, config: str = "the config") -> list[str]:
     """Set every dataset's classes and every head's num_classes from `loader_key`'s annotation file."""
+    if config_scope(cfg, config) != "mmdet":
+        raise UserInputError(
+            f"{FLAG} reads COCO-format annotation files; {config} is not a detection (mmdet) config: drop the flag "
+            "and set the classes in the config"
+        )
     check_data(cfg, [loader_key])
     path = _source_file(cfg, loader_key)
     names = category_names(path)

@@ -2,7 +2,7 @@
 
 A user error must end in exactly one stderr line `error: ...` that names the input, exit code 2, no
 traceback, and leave nothing a later run would trust (final.pth, last.pth, iter_*/epoch_*.pth,
-last_checkpoint, coco_metrics.json). The cases run up front on a pool of 2 threads (each subprocess
+last_checkpoint, coco_metrics.json, seg_metrics.json). The cases run up front on a pool of 2 threads (each subprocess
 spends most of its ~5 s importing torch/mmdet); the tests then check one case each.
 In-process versions of some cases live in test_pretrain_errors.py / test_det_tools.py; these prove the
 command lines. docs/RELIABILITY.md lists the catalogue.
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -34,7 +36,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
 REAL_RETINANET = ROOT / "det_configs" / "retinanet" / "retinanet_r50_fpn_1x_coco_baseline.py"
-TRUSTED = ("final.pth", "last.pth", "last_checkpoint", "coco_metrics.json", "iter_*.pth", "epoch_*.pth")
+UPERNET = ROOT / "seg_configs" / "tiny" / "upernet_resnet18_tiny-demo_baseline.py"
+TRUSTED = (
+    "final.pth",
+    "last.pth",
+    "last_checkpoint",
+    "coco_metrics.json",
+    "seg_metrics.json",
+    "iter_*.pth",
+    "epoch_*.pth",
+)
 MODEL = "convnext_atto"
 
 
@@ -74,6 +85,33 @@ def _det_train(work: Path, coco: Path, *options: str) -> list[str]:
         "train_cfg.val_interval=2",
         *options,
     ]
+
+
+def _seg_train(work: Path, ade: Path) -> list[str]:
+    return [
+        "tools/train.py",
+        str(UPERNET),
+        "--work-dir",
+        str(work),
+        "--cfg-options",
+        f"data_root={ade}/",
+        "model.backbone.checkpoint=None",
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=2",
+    ]
+
+
+def _ade_variant(base: Path, dest: Path, name: str, edit: Callable[[Path], None]) -> Path:
+    """A copy of the generated ADE-layout set whose label map `name` went through `edit` (given its path)."""
+    shutil.copytree(base, dest)
+    edit(dest / "annotations" / name)
+    return dest
+
+
+def _relabel(path: Path, value: int) -> None:
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    labels[3, 4] = value
+    cv2.imwrite(str(path), labels)
 
 
 def _coco_variant(base: Path, dest: Path, edit: Callable[[dict], None]) -> Path:
@@ -131,7 +169,7 @@ def _resume_target_untouched(case: Case, result: subprocess.CompletedProcess) ->
     assert not (case.work / "final.pth").exists()
 
 
-def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
+def _build_cases(root: Path, data: Path, coco: Path, ade: Path) -> list[list[Case]]:
     """Jobs (lists of cases run in order by one thread) over the shared data and inputs made under `root`."""
     curriculum = write_two_stage_curriculum(root / "two.json")
     other_curriculum = write_two_stage_curriculum(root / "other.json", small=64)
@@ -170,6 +208,15 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
     )
     missing_image = shutil.copytree(coco, root / "coco_missing_image")
     (missing_image / "train" / "train_0003.png").unlink()
+
+    def shrink(path: Path) -> None:
+        cv2.imwrite(str(path), np.zeros((30, 40), np.uint8))
+
+    small_label = _ade_variant(ade, root / "ade_small_label", "training/000002.png", shrink)
+    high_label = _ade_variant(ade, root / "ade_high_label", "training/000003.png", lambda p: _relabel(p, 11))
+    no_label = _ade_variant(ade, root / "ade_no_label", "validation/000001.png", lambda p: p.unlink())
+    placeholder = root / "iter_2.pth"  # tools/test.py checks the data before it reads the checkpoint
+    placeholder.write_bytes(b"never read")
 
     atto = root / "convnext_atto.pth"
     import timm
@@ -369,6 +416,40 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
         ],
         [
             case(
+                "seg_train_label_map_of_the_wrong_size",
+                _seg_train(Path(w), small_label),
+                f"label map {small_label}/annotations/training/000002.png",
+                "is 40x30 but its image",
+                "a label map has its image's size",
+            )
+        ],
+        [
+            case(
+                "seg_train_label_above_the_class_count",
+                _seg_train(Path(w), high_label),
+                f"label map {high_label}/annotations/training/000003.png",
+                "holds value 11",
+                "not the ignore value 255",
+            )
+        ],
+        [
+            case(
+                "seg_test_annotation_file_missing",
+                [
+                    "tools/test.py",
+                    str(UPERNET),
+                    str(placeholder),
+                    "--work-dir",
+                    w,
+                    "--cfg-options",
+                    f"data_root={no_label}/",
+                    "model.backbone.checkpoint=None",
+                ],
+                f"annotation file {no_label}/annotations/validation/000001.png (test_dataloader) does not exist",
+            )
+        ],
+        [
+            case(
                 "det_test_truncated_checkpoint",
                 [
                     "tools/test.py",
@@ -434,10 +515,10 @@ def _run_job(job: list[Case]) -> dict[str, tuple[subprocess.CompletedProcess, fl
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path) -> dict:
+def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path, demo_data: Path) -> dict:
     """Run every case (2 at a time); {name: (case, result, seconds, trusted files left)} + total seconds."""
     start = time.perf_counter()
-    jobs = _build_cases(tmp_path_factory.mktemp("bad_inputs"), image_folder, coco_tiny)
+    jobs = _build_cases(tmp_path_factory.mktemp("bad_inputs"), image_folder, coco_tiny, demo_data / "ade")
     cases = {c.name: c for job in jobs for c in job}
     results: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -471,6 +552,9 @@ CASE_NAMES = [
     "det_train_pretrained_checkpoint_missing_key",
     "det_train_resume_from_truncated_checkpoint",
     "det_train_work_dir_under_a_file",
+    "seg_train_label_map_of_the_wrong_size",
+    "seg_train_label_above_the_class_count",
+    "seg_test_annotation_file_missing",
     "det_test_truncated_checkpoint",
     "convert_checkpoint_of_another_model",
     "convert_checkpoint_missing_key",

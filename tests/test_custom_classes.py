@@ -128,6 +128,14 @@ def test_a_real_config_on_own_data(own_coco: Path, tmp_path: Path) -> None:
     validate_annotations(cfg, ["train_dataloader", "val_dataloader"])
 
 
+def test_the_switch_is_refused_for_a_segmentation_config(demo_data: Path) -> None:
+    """ADE-layout label maps have no category names to read: the flag is a detection flag, one line."""
+    upernet = Path(__file__).resolve().parents[1] / "seg_configs" / "tiny" / "upernet_resnet18_tiny-demo_baseline.py"
+    cfg = load_config(str(upernet), {"data_root": f"{demo_data / 'ade'}/"})
+    with pytest.raises(UserInputError, match="is not a detection \\(mmdet\\) config: drop the flag"):
+        classes.use_annotation_classes(cfg, "train_dataloader", str(upernet))
+
+
 def test_trained_classes_must_be_the_test_sets() -> None:
     cfg = load_config(str(RETINANET))
     trained = list(cfg.classes)

@@ -29,7 +29,7 @@ run_logged() {  # run_logged NAME CMD...: quiet step with its own log file, clea
 }
 
 want_hash="$(cat "$REQS" "$0" | sha256sum | cut -c1-16)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_hash" ]] && "$VENV/bin/python" -c "import mmcv.ops, mmdet, timm, backbones, pretraining, finetune, reporting" 2>/dev/null; then
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want_hash" ]] && "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, timm, backbones, pretraining, finetune, reporting" 2>/dev/null; then
   say ".venv is complete and current (nothing to do)"
   exit 0
 fi
@@ -69,6 +69,6 @@ fi
 
 say "installing this project in editable mode"
 run_logged project "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
-run_logged check "$VENV/bin/python" -c "import mmcv, mmdet, timm; from mmcv.ops import RoIAlign, nms; import backbones, pretraining, finetune, reporting; print(mmcv.__version__, mmdet.__version__, timm.__version__)"
+run_logged check "$VENV/bin/python" -c "import mmcv, mmdet, mmseg, timm; from mmcv.ops import RoIAlign, nms; import backbones, pretraining, finetune, reporting; print(mmcv.__version__, mmdet.__version__, mmseg.__version__, timm.__version__)"
 echo "$want_hash" >"$STAMP"
 say "ready in $((SECONDS - T_START))s: $VENV"

@@ -93,7 +93,7 @@ GPU = Profile(name="gpu", device="cuda", amp=True, budget_s=570.0,
               pretrain_batch=64, pretrain_workers=6,
               det_iters=20, det_batch=2, det_test_images=8, coco_sizes=(480, 640), det_scale=1.0, det_rois=None,
               det_workers=4,
-              limits={"ops": 90, "data": 60, "pretrain": 150, "cascade": 180, "retinanet": 120})
+              limits={"ops": 90, "data": 90, "pretrain": 150, "cascade": 180, "retinanet": 120})
 DRY_RUN = Profile(name="dry-run", device="cpu", amp=False, budget_s=None,
                   nms_boxes=500, roi_input=(2, 16, 24, 32), rois=64, focal_samples=512,
                   image_size=64, train_per_class=4, val_per_class=1, first_size=32, final_size=64,

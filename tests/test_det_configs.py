@@ -96,7 +96,8 @@ def test_config_builds_and_neck_matches_backbone(path: Path):
     optim_cfg.type = 'OptimWrapper'  # AmpOptimWrapper needs CUDA; the param groups are the same
     optim_cfg.pop('loss_scale', None)
     wrapper = build_optim_wrapper(model, optim_cfg)
-    grouped = sum(p.numel() for g in wrapper.optimizer.param_groups for p in g['params'])
+    # (mmengine's default constructor also lists frozen parameters, e.g. ResNet-50's frozen stem and stage 1)
+    grouped = sum(p.numel() for g in wrapper.optimizer.param_groups for p in g['params'] if p.requires_grad)
     assert grouped == sum(p.numel() for p in model.parameters() if p.requires_grad)
     # out_norms='auto': per-output LayerNorms exactly where the recipes' backbones have them, never decayed
     family = cfg.model.backbone.model_name.split('_')[0]
@@ -108,40 +109,21 @@ def test_config_builds_and_neck_matches_backbone(path: Path):
 
 
 @pytest.mark.parametrize('path', REAL, ids=lambda p: p.stem)
-def test_real_configs_state_their_recipe(path: Path):
+def test_real_configs_read_coco_and_name_their_schedule(path: Path):
+    """What every real config shares; each recipe's own values are checked against det_configs/recipes.yaml
+    by tests/test_det_recipes.py (the values once pinned here, e.g. layer decay 0.7 for every Cascade
+    config, were not the official recipes)."""
     cfg = load(path)
-    size = path.stem.split('_')[1].split('-')[-1]  # t / s / b for Swin and ConvNeXt
-    family = path.stem.split('_')[1].split('-')[0]
     assert cfg.data_root == 'data/coco/'
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16
-    assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.optim_wrapper.optimizer.weight_decay == 0.05
-    milestones = [s for s in cfg.param_scheduler if s.type == 'MultiStepLR'][0].milestones
+    schedule = '3x' if '3x' in path.stem else '1x'
+    assert cfg.benchmark.schedule == schedule
+    assert cfg.train_cfg.max_epochs == {'1x': 12, '3x': 36}[schedule]
     if cfg.benchmark.detector == 'retinanet':
-        assert cfg.optim_wrapper.optimizer.lr == 1e-4
         assert tuple(cfg.model.backbone.out_indices) == (1, 2, 3)
-        neck = cfg.model.neck
-        assert (neck.start_level, neck.add_extra_convs, neck.num_outs) == (0, 'on_input', 5)
-        assert (cfg.train_cfg.max_epochs, milestones) == (12, [8, 11])
-        assert cfg.benchmark.schedule == '1x'
-        return
-    assert cfg.optim_wrapper.optimizer.lr == 2e-4
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    assert cfg.optim_wrapper.constructor == 'TimmLayerDecayOptimizerConstructor'
-    assert cfg.optim_wrapper.paramwise_cfg.decay_rate == 0.7
-    heads = cfg.model.roi_head.bbox_head
-    assert [(h.type, h.num_shared_convs, h.num_shared_fcs, h.loss_bbox.type, h.reg_decoded_bbox)
-            for h in heads] == [('ConvFCBBoxHead', 4, 1, 'GIoULoss', True)] * 3
-    if family in ('swin', 'convnext'):
-        assert cfg.optim_wrapper.paramwise_cfg.num_layers == {'t': 6, 's': 12, 'b': 12}[size]
-        assert cfg.model.backbone.drop_path_rate == {'t': 0.4, 's': 0.6, 'b': 0.7}[size]
-    pipeline_types = [step.type for step in cfg.train_dataloader.dataset.pipeline]
-    if '3x' in path.stem:
-        assert (cfg.train_cfg.max_epochs, milestones, cfg.benchmark.schedule) == (36, [27, 33], '3x')
-        assert 'RandomChoice' in pipeline_types
     else:
-        assert (cfg.train_cfg.max_epochs, milestones, cfg.benchmark.schedule) == (12, [8, 11], '1x')
-        assert 'RandomChoice' not in pipeline_types
+        assert tuple(cfg.model.backbone.out_indices) == (0, 1, 2, 3)
 
 
 @pytest.mark.parametrize('path', [p for p in RUNNABLE if p.parent.name == 'tiny'], ids=lambda p: p.stem)

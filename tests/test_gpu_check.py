@@ -5,6 +5,7 @@ The dry run is the same code as the GPU run with the `DRY_RUN` profile (device c
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -87,14 +88,17 @@ def test_detection_config_is_the_real_one_with_the_checks_data(tmp_path: Path, p
     assert train_set.data_root == str(coco) + os.sep and train_set.metainfo["classes"] == ("a_b", "c_d")
     assert cfg.test_evaluator.ann_file == str(coco / "annotations" / "instances_val.json")
     assert cfg.model.backbone.checkpoint is None and overrides["data_root"] == str(coco) + os.sep
-    resize = [t for t in train_set.pipeline if t["type"] == "Resize"]
-    real_resize = [t for t in real.train_dataloader.dataset.pipeline if t["type"] == "Resize"]
+    real_pipeline = real.train_dataloader.dataset.pipeline  # Swin's multi-scale crop: sizes nested in RandomChoice
     sampler_num = cfg.model.train_cfg.rcnn[0].sampler.num
     if profile is gc.GPU:  # full size, AMP and RoI counts as configured
-        assert resize == real_resize and cfg.optim_wrapper.type == real.optim_wrapper.type == "AmpOptimWrapper"
+        assert train_set.pipeline == real_pipeline
+        assert cfg.optim_wrapper.type == real.optim_wrapper.type == "AmpOptimWrapper"
         assert sampler_num == real.model.train_cfg.rcnn[0].sampler.num
     else:
-        assert tuple(resize[0]["scale"]) == gc.scale_sizes(tuple(real_resize[0]["scale"]), profile.det_scale)
+        scaled = copy.deepcopy(real_pipeline)
+        gc.scale_pipeline(scaled, profile.det_scale)
+        assert train_set.pipeline == scaled != real_pipeline
+        assert "[[167, 60], [167, 64]" in json.dumps(train_set.pipeline)  # (1333, 480) x 1/8, every size scaled
         assert cfg.optim_wrapper.type == "OptimWrapper" and sampler_num == profile.det_rois
 
 

@@ -49,9 +49,14 @@ if os.environ.get("ETDET_REAL_SIZE_ALL") == "1":
 def write_coco_sized_set(root: Path, train_images: int = 2, val_images: int = 1, seed: int = 0) -> Path:
     """COCO-layout data (train2017/, val2017/, annotations/instances_*2017.json) of landscape images about
     1000x760 (COCO's typical 640x480 is upscaled to 1333x800 anyway), two large boxes each with polygon masks,
-    in COCO categories (person, car) so the 80-class configs read them unchanged."""
+    in COCO categories (person, car); the files list all 80 COCO categories, as COCO's do, so the 80-class
+    configs read them unchanged (the class check before a run wants the config's classes in the file)."""
+    from mmdet.datasets import CocoDataset
+
     rng = np.random.default_rng(seed)
-    categories = [dict(id=1, name="person"), dict(id=3, name="car")]
+    every = [dict(id=i + 1, name=name) for i, name in enumerate(CocoDataset.METAINFO["classes"])]
+    categories = [every[0], every[2]]  # person (1) and car (3), as in COCO
+    assert [c["name"] for c in categories] == ["person", "car"]
     ann_id = 1
     for split, count in (("train2017", train_images), ("val2017", val_images)):
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -87,7 +92,7 @@ def write_coco_sized_set(root: Path, train_images: int = 2, val_images: int = 1,
                     licenses=[],
                     images=images,
                     annotations=annotations,
-                    categories=categories,
+                    categories=every,
                 )
             )
         )

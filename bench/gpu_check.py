@@ -540,24 +540,49 @@ def cap_counts(node: Any, cap: int) -> None:
             cap_counts(item, cap)
 
 
+def coco_named_annotations(source: Path, dest: Path, class_names: Sequence[str]) -> Path:
+    """A copy of a generated COCO file whose categories carry the config's class names, all of them.
+
+    The demo's categories, in id order, take the first names; the other names are added as categories with
+    no annotations (as COCO lists all 80). So the real config reads the file with its own classes and heads
+    (the class check before a run wants every class of the config in the file)."""
+    doc = json.loads(source.read_text())
+    ours = sorted(doc["categories"], key=lambda c: c["id"])
+    if len(ours) > len(class_names):
+        raise ValueError(f"{source}: {len(ours)} categories, more than the config's {len(class_names)} classes")
+    next_id = max((c["id"] for c in ours), default=0) + 1
+    categories = [{**c, "name": name} for c, name in zip(ours, class_names)]
+    categories += [{"id": next_id + i, "name": name} for i, name in enumerate(class_names[len(ours) :])]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps({**doc, "categories": categories}))
+    return dest
+
+
 def detection_config(
     config: str, coco: Path, out: Path, profile: Profile, checkpoint: Path | None
 ) -> tuple[Path, dict[str, Any]]:
     """Write the real `config` with the check's data (`coco`), length and (dry run) sizes as OUT/config.py.
 
     Returns the file and the overrides, which go into the report."""
+    from mmdet.datasets import CocoDataset
     from mmengine.config import Config
 
-    classes = tuple(json.loads((coco / "classes.json").read_text()))
     cfg = Config.fromfile(str(ROOT / config), import_custom_modules=False)
+    class_names = cfg.get("classes") or CocoDataset.METAINFO["classes"]  # the config's (COCO's 80 when unset)
     root = str(coco) + os.sep
+    annotations = {
+        split: coco_named_annotations(
+            coco / "annotations" / f"instances_{split}.json", out / f"instances_{split}.json", class_names
+        )
+        for split in ("train", "val")
+    }
     overrides: dict[str, Any] = {
         "data_root": root,
         "train_cfg.max_epochs": 1,
         "val": "off (tools/test.py runs after training)",
         "default_hooks.logger.interval": 1,
         "model.backbone.checkpoint": str(checkpoint) if checkpoint else None,
-        "classes": f"{len(classes)} demo classes (heads keep the config's size)",
+        "classes": f"the config's {len(class_names)}; the demo's categories renamed to the first of them",
         "num_workers": profile.det_workers,
     }
     cfg.data_root = root
@@ -569,9 +594,8 @@ def detection_config(
         while "dataset" in dataset:  # RepeatDataset & co.
             dataset = dataset.dataset
         dataset.data_root = root
-        dataset.ann_file = f"annotations/instances_{split}.json"
+        dataset.ann_file = str(annotations[split])
         dataset.data_prefix = dict(img=f"{split}/")
-        dataset.metainfo = dict(classes=classes)
         if profile.det_scale != 1.0:
             scale_pipeline(dataset.pipeline, profile.det_scale)
     if profile.det_scale != 1.0:
@@ -580,7 +604,7 @@ def detection_config(
         cap_counts(cfg.model.get("train_cfg"), profile.det_rois)
         cap_counts(cfg.model.get("test_cfg"), profile.det_rois)
         overrides["proposals, sampled RoIs, detections per image"] = f"at most {profile.det_rois}"
-    cfg.test_evaluator.ann_file = root + "annotations/instances_val.json"
+    cfg.test_evaluator.ann_file = str(annotations["val"])
     cfg.train_cfg.max_epochs = 1
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.logger.interval = 1
@@ -590,7 +614,6 @@ def detection_config(
         cfg.optim_wrapper.type = "OptimWrapper"
         cfg.optim_wrapper.pop("loss_scale", None)
         overrides["optim_wrapper.type"] = "OptimWrapper (AMP needs a GPU)"
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "config.py"
     cfg.dump(str(path))
     return path, overrides

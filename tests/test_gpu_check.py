@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import gpu_check as gc
+from det_fixtures import write_coco_instances
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,20 +74,26 @@ def test_ops_check_runs_on_cpu() -> None:
 
 @pytest.mark.parametrize("profile", [gc.DRY_RUN, gc.GPU], ids=["dry-run", "gpu"])
 def test_detection_config_is_the_real_one_with_the_checks_data(tmp_path: Path, profile: gc.Profile) -> None:
+    from mmdet.datasets import CocoDataset
     from mmengine.config import Config
 
-    coco = tmp_path / "data" / "coco"
-    coco.mkdir(parents=True)
-    (coco / "classes.json").write_text(json.dumps(["a_b", "c_d"]))
+    from finetune.config import validate_annotations
+
+    coco = write_coco_instances(tmp_path / "data" / "coco", classes=["a_b", "c_d"], train_images=2, val_images=1)
     path, overrides = gc.detection_config(gc.CASCADE_CONFIG, coco, tmp_path / "cascade", profile, None)
     cfg = Config.fromfile(str(path), import_custom_modules=False)
+    # the demo's categories carry the config's first class names, the file lists all 80: the real check passes
+    renamed = json.loads((tmp_path / "cascade" / "instances_train.json").read_text())["categories"]
+    assert [c["name"] for c in renamed] == list(CocoDataset.METAINFO["classes"])
+    assert [c["id"] for c in renamed[:2]] == [1, 2] and len({c["id"] for c in renamed}) == 80
+    validate_annotations(cfg, ["train_dataloader", "test_dataloader"])
     real = Config.fromfile(str(REPO / gc.CASCADE_CONFIG), import_custom_modules=False)
     assert cfg.model.roi_head.bbox_head[0].num_classes == real.model.roi_head.bbox_head[0].num_classes
     assert cfg.model.backbone.model_name == real.model.backbone.model_name == gc.PRETRAIN_MODEL
     assert cfg.train_cfg.max_epochs == 1 and cfg.val_dataloader is None and cfg.val_cfg is None
     train_set = cfg.train_dataloader.dataset
-    assert train_set.data_root == str(coco) + os.sep and train_set.metainfo["classes"] == ("a_b", "c_d")
-    assert cfg.test_evaluator.ann_file == str(coco / "annotations" / "instances_val.json")
+    assert train_set.data_root == str(coco) + os.sep and "metainfo" not in train_set  # the config's classes
+    assert cfg.test_evaluator.ann_file == str(tmp_path / "cascade" / "instances_val.json")
     assert cfg.model.backbone.checkpoint is None and overrides["data_root"] == str(coco) + os.sep
     real_pipeline = real.train_dataloader.dataset.pipeline  # Swin's multi-scale crop: sizes nested in RandomChoice
     sampler_num = cfg.model.train_cfg.rcnn[0].sampler.num

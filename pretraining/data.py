@@ -3,16 +3,19 @@
 `PATH/train/<class>/*` and `PATH/val/<class>/*` are read with torchvision's ImageFolder after a check
 that names any missing or empty folder. Each sample's augmentation is seeded by (run seed, epoch,
 index), so the images a run sees do not depend on the number of workers or processes, and a resumed
-run sees exactly what the uninterrupted one would. Unreadable images stop the run (naming the file)
+run sees exactly what the uninterrupted one would. The train loader lives for a whole stage (its
+workers persist across the stage's epochs): its sampler yields (epoch, index) keys, so the epoch of
+each sample's seed reaches the workers with the key. Unreadable images stop the run (naming the file)
 or, with `corrupt_images='skip'`, are replaced by the next readable image and counted.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +36,17 @@ class CorruptSample:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class LoadTime:
+    """Seconds a loader spent on samples (open, decode, transform), wall-clock and CPU time of its thread."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def __add__(self, other: "LoadTime") -> "LoadTime":
+        return LoadTime(self.wall_s + other.wall_s, self.cpu_s + other.cpu_s)
 
 
 def check_image_folder(root: Path, split: str) -> list[str]:
@@ -83,10 +97,13 @@ def load_image_folders(root: str) -> tuple[ImageFolder, ImageFolder]:
 
 
 class SeededImageDataset(Dataset):
-    """(image, class, unreadable) triples of an ImageFolder, with a swappable transform and seeded augmentation.
+    """(image, class, unreadable, load time) of an ImageFolder, with a swappable transform and seeded augmentation.
 
-    An unreadable image is replaced by the next readable one (so batches keep their size, which mixup
-    and DDP need) and reported in the third element; the engine then stops or counts it.
+    A sample is fetched by index (seeded with `self.epoch`) or by an (epoch, index) key, which is what
+    `EpochKeySampler` yields so that persistent workers learn each epoch from the keys themselves. An
+    unreadable image is replaced by the next readable one (so batches keep their size, which mixup and
+    DDP need) and reported in the third element; the engine then stops or counts it. The fourth element
+    is the time this sample took (`LoadTime`), for the engine's per-stage breakdown.
     """
 
     def __init__(self, folder: ImageFolder, seed: int, transform: Callable | None = None) -> None:
@@ -99,25 +116,36 @@ class SeededImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Any, int, tuple[CorruptSample, ...]]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, int, tuple[CorruptSample, ...], LoadTime]:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        wall, cpu = time.perf_counter(), time.thread_time()
         unreadable: list[CorruptSample] = []
         for offset in range(len(self.samples)):
             path, target = self.samples[(index + offset) % len(self.samples)]
-            try:
-                with Image.open(path) as handle:
-                    image = handle.convert("RGB")
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-                unreadable.append(CorruptSample(path, " ".join(str(err).split()) or type(err).__name__))
-                continue
-            with seeded_sample(sample_seed(self.seed, self.epoch, index)):
-                return (self.transform(image) if self.transform else image), target, tuple(unreadable)
+            with seeded_sample(sample_seed(self.seed, epoch, index)):
+                try:
+                    with Image.open(path) as handle:
+                        image = handle.convert("RGB")
+                except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+                    unreadable.append(CorruptSample(path, " ".join(str(err).split()) or type(err).__name__))
+                    continue
+                if self.transform is not None:
+                    image = self.transform(image)
+            spent = LoadTime(time.perf_counter() - wall, time.thread_time() - cpu)
+            return image, target, tuple(unreadable), spent
         raise UserInputError(f"no image under {Path(self.samples[0][0]).parents[1]} can be read: check the data")
 
 
-def collate_with_unreadable(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, list[CorruptSample]]:
-    """Default collation of images and targets; the unreadable images met on the way are listed separately."""
-    images, targets = default_collate([(image, target) for image, target, _ in batch])
-    return images, targets, [bad for _, _, unreadable in batch for bad in unreadable]
+def collate_with_unreadable(
+    batch: Sequence[Any],
+) -> tuple[torch.Tensor, torch.Tensor, list[CorruptSample], LoadTime]:
+    """Default collation of images and targets; the unreadable images met on the way are listed separately,
+    and the samples' load times summed."""
+    images, targets = default_collate([(image, target) for image, target, _, _ in batch])
+    spent = LoadTime()
+    for _, _, _, sample_time in batch:
+        spent = spent + sample_time
+    return images, targets, [bad for _, _, unreadable, _ in batch for bad in unreadable], spent
 
 
 def randaug_string(template: str, magnitude: float) -> str | None:
@@ -180,6 +208,13 @@ def eval_transform(final_size: int, crop_pct: float, mean: Sequence[float], std:
     )
 
 
+class EpochKeySampler(DistributedSampler):
+    """DistributedSampler whose items are (epoch, index) keys: the epoch travels to persistent workers."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        return ((self.epoch, index) for index in super().__iter__())
+
+
 def train_loader(
     dataset: SeededImageDataset,
     batch_size: int,
@@ -189,10 +224,12 @@ def train_loader(
     workers: int,
     seed: int,
     pin_memory: bool,
+    persistent: bool = False,
 ) -> DataLoader:
-    """One epoch's loader: a DistributedSampler shuffled by (seed, epoch), full batches only."""
+    """A stage's loader, full batches only: shuffled by (seed, epoch) (`loader.sampler.set_epoch(e)` moves it
+    to epoch e), with (epoch, index) keys, so that with `persistent=True` its workers live for the stage."""
     dataset.epoch = epoch
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    sampler = EpochKeySampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
     sampler.set_epoch(epoch)
     if len(sampler) < batch_size:
         raise UserInputError(
@@ -207,6 +244,7 @@ def train_loader(
         collate_fn=collate_with_unreadable,
         drop_last=True,
         pin_memory=pin_memory,
+        persistent_workers=persistent and workers > 0,
         generator=torch.Generator().manual_seed(seed * 1000003 + epoch),
     )
 

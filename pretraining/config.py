@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from etcore.errors import UserInputError
 
 CHOICES = {
-    "lowfreq": ("fft", "resize"),
+    "lowfreq": ("fft", "resize", "direct"),
     "corrupt_images": ("stop", "skip"),
     "lr_progress": ("auto", "epochs", "compute"),
     "amp_dtype": ("float16", "bfloat16"),
@@ -87,8 +87,10 @@ class PretrainConfig:
     lowfreq: str | None = field(
         default=None,
         metadata={
-            "help": "low-frequency operation: fft (exact crop of the batch on the device, EfficientTrain) or resize "
-            "(LANCZOS in the workers, EfficientTrain++) (default: the curriculum's own)"
+            "help": "low-frequency operation: fft (exact crop of the batch on the device, EfficientTrain), resize "
+            "(LANCZOS in the workers, EfficientTrain++), or direct (not the papers' order: every per-image operation "
+            "at the stage size: reduced-scale JPEG decode, crop straight to the stage size, RandAugment there; "
+            "docs/PRETRAINING_RECIPES.md) (default: the curriculum's own)"
         },
     )
     interpolation: str = field(default="bicubic", metadata={"help": "train-time resize interpolation"})

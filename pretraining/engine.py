@@ -257,7 +257,7 @@ class Pretrainer:
         pipe, world = self.pipeline, self.dist.world_size
         self.say(
             f"stage {index + 1}/{len(self.curriculum.stages)}: epochs {stage.start_epoch}-{stage.end_epoch - 1}, "
-            f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), "
+            f"size {stage.input_size} ({cfg.lowfreq if small or cfg.lowfreq == 'direct' else 'full size'}), "
             f"randaug m={stage.randaug_magnitude:g}, batch {pipe.batch_size}/device x {world} x accum "
             f"{pipe.accum_steps} (effective {pipe.batch_size * world * pipe.accum_steps}), "
             f"lr {self._lr():.3g}{previous}"

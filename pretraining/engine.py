@@ -4,7 +4,8 @@
 (docs/FORMATS.md). The curriculum is read as a value (`stage_at(epoch)`); whenever the stage changes
 the data pipeline is rebuilt (input size, RandAugment magnitude, batch, and one loader whose workers
 live for the whole stage), size-bound model parameters and their optimizer moments are resampled, and
-DDP is re-wrapped around the new parameters.
+DDP is re-wrapped around the new parameters. Validation runs at the end of every stage (or every
+`eval_every` epochs) and after the last epoch.
 
 Every epoch's log record says where its time went (`EpochTimer`): stage switch, waiting for data,
 the low-frequency op on the batch, the step (and its optimizer part), the loader's own time per
@@ -72,6 +73,9 @@ class Progress:
     updates: int = 0  # optimizer steps done
     images_seen: int = 0
     wall_clock_s: float = 0.0
+    train_time_s: float = 0.0  # stage switches + training loops (what the curriculum saves)
+    eval_time_s: float = 0.0
+    checkpoint_time_s: float = 0.0  # last.pth writes
     best_top1: float | None = None
     final_top1: float | None = None
     final_top5: float | None = None
@@ -386,6 +390,14 @@ class Pretrainer:
         correct1, correct5, total = self.dist.all_reduce_sum([correct1, correct5, total])
         return 100.0 * correct1 / total, 100.0 * correct5 / total
 
+    def evaluates_after(self, epoch: int) -> bool:
+        """Validate after `epoch`: every `eval_every` epochs when set, else at the end of every stage; always last."""
+        if epoch + 1 == self.curriculum.total_epochs:
+            return True
+        if self.cfg.eval_every is not None:
+            return (epoch + 1) % self.cfg.eval_every == 0
+        return self.curriculum.stage_index(epoch + 1) != self.curriculum.stage_index(epoch)
+
     # --- bookkeeping -----------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
         """docs/FORMATS.md provenance (plus `recipe`, the resolved settings, and a few extras)."""
@@ -400,6 +412,10 @@ class Pretrainer:
             "equivalent_epochs": round(self.curriculum.equivalent_epochs(), 4),
             "wall_clock_s": round(p.wall_clock_s, 3),
             "device_hours": p.wall_clock_s * self.dist.world_size / 3600,
+            "train_time_s": round(p.train_time_s, 3),
+            "eval_time_s": round(p.eval_time_s, 3),
+            "checkpoint_time_s": round(p.checkpoint_time_s, 3),
+            "train_device_hours": p.train_time_s * self.dist.world_size / 3600,
             "devices": self.dist.world_size,
             "device_type": self.device.type,
             "images_seen": p.images_seen,
@@ -493,7 +509,7 @@ class Pretrainer:
             metrics = self.train_epoch(epoch, timer)
             self._stage_images_per_s = metrics["images_per_s"]
             top1 = top5 = ema1 = ema5 = None
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == total:
+            if self.evaluates_after(epoch):
                 evaluating = time.perf_counter()
                 top1, top5 = self.evaluate(model_at_size(self.model, self.current_size, self.final_size))
                 p = self.progress
@@ -505,6 +521,8 @@ class Pretrainer:
                 timer.eval_s = time.perf_counter() - evaluating
             now = time.perf_counter()
             self.progress.wall_clock_s += now - clock
+            self.progress.train_time_s += timer.stage_switch_s + timer.train_s
+            self.progress.eval_time_s += timer.eval_s
             clock = now
             self.progress.epoch = epoch + 1
             stage = self.pipeline.stage
@@ -544,6 +562,7 @@ class Pretrainer:
             saving = time.perf_counter()
             self.save_last()
             self._last_checkpoint_s = time.perf_counter() - saving
+            self.progress.checkpoint_time_s += self._last_checkpoint_s
         self.pipeline = None  # the last stage's workers end here
         if self.progress.unreadable:
             self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")

@@ -313,7 +313,7 @@ def test_smoke_lowfreq(bench, tmp_path):
         "lf",
     )
     assert result["ops"][0]["fft_fraction"]["median"] > 0
-    assert result["loader"][0]["resize_over_fft"]["n"] == 1
+    assert result["loader"][0]["resize_over_fft"]["n"] == 1 and result["loader"][0]["direct_over_fft"]["n"] == 1
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ test: setup lint
 	$(PY) -m pytest tests
 
 test-fast: setup
-	$(PY) -m pytest tests -m "not slow and not subprocess"
+	$(PY) -m pytest tests -m "not slow and not subprocess and not manual"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -6,11 +6,18 @@ Accepted files (read only through `etcore.checkpoint_io.load_checkpoint_file`):
 * release wrappers `{'model': ...}`, `{'state_dict': ...}`, `{'model_ema': ...}` (EfficientTrain, DeiT,
   ConvNeXt, Swin), keys prefixed `module.` / `backbone.` (an mmdet detector checkpoint keeps only its
   backbone), and TimmBackbone's own feature-net layout;
+* the training checkpoints of the official codes, as they are (`OFFICIAL_LAYOUTS`): EfficientTrain's and
+  ConvNeXt's `save_model`, DeiT's `main.py`, Swin's `save_checkpoint`. Their optimizer, scheduler, scaler,
+  `args`/`config`, epoch and accuracy entries are read safely (etcore.compat) and then ignored; the
+  record's `layout` names the code that wrote the file;
 * foreign layouts that timm's family filter (`checkpoint_filter_fn`) knows, e.g. Facebook ConvNeXt.
 
 Which weights (`weights='auto'`): with both `model` and `model_ema` present, the EMA weights unless the
 pretraining provenance records a higher `final_top1` than `ema_top1` (EMA is only on where the recipe
 uses it and reports it, e.g. ConvNeXt; a short run whose EMA lags is caught by its own numbers).
+An official training checkpoint has no such numbers: there `auto` takes the weights its code evaluated,
+`model`, or `model_ema` where its `args` say the EMA was evaluated too (ConvNeXt/EfficientTrain
+`--model_ema_eval true`). DeiT stores an EMA it never evaluates, so its `model` is the DeiT result.
 
 Resizing for the detection model happens in timm's filters: ViT `pos_embed` (resample_abs_pos_embed),
 Swin relative-position tables for the window in use, patch-embed kernels. Classifier heads and other
@@ -60,10 +67,81 @@ class SourceCheckpoint:
     state_dict: dict[str, torch.Tensor]
     provenance: dict | None  # pretraining provenance (docs/FORMATS.md) or None
     notes: list[str] = field(default_factory=list)
+    layout: str | None = None  # the recognised checkpoint layout (`recognise_layout`), None for other files
 
     def record(self) -> dict:
         """The `pretrain_provenance.json` dict of docs/FORMATS.md."""
-        return {"checkpoint": self.path, "sha256": self.sha256, "weights": self.weights, "provenance": self.provenance}
+        return {
+            "checkpoint": self.path,
+            "sha256": self.sha256,
+            "weights": self.weights,
+            "layout": self.layout,
+            "provenance": self.provenance,
+        }
+
+
+# ------------------------------------------------------------------- official training checkpoints
+@dataclass(frozen=True)
+class OfficialLayout:
+    """The top-level keys one official training code writes into its checkpoints (`keys` always)."""
+
+    name: str
+    keys: frozenset[str]
+    optional: frozenset[str] = frozenset()
+
+    def matches(self, container: dict) -> bool:
+        return self.keys <= set(container) <= self.keys | self.optional
+
+
+# Surveyed from the codes themselves (docs/FORMATS.md, the `layout` table; docs/RELIABILITY.md).
+OFFICIAL_LAYOUTS = (
+    # ConvNeXt utils.save_model; EfficientTrain's utils.save_model (ICCV) and utils_buffer.save_model (++)
+    # are copies of it, told apart by their args below.
+    OfficialLayout(
+        "convnext/utils.save_model",
+        frozenset({"model", "optimizer", "epoch", "scaler", "args"}),
+        frozenset({"model_ema"}),
+    ),
+    # DeiT main.py (the 2020 version had no 'scaler')
+    OfficialLayout(
+        "deit/main.py",
+        frozenset({"model", "optimizer", "lr_scheduler", "epoch", "model_ema", "args"}),
+        frozenset({"scaler"}),
+    ),
+    # Swin utils.save_checkpoint ('amp': apex's loss-scaler state in the 2021 version, 'scaler' since 2022)
+    OfficialLayout(
+        "swin/utils.save_checkpoint",
+        frozenset({"model", "optimizer", "lr_scheduler", "max_accuracy", "epoch", "config"}),
+        frozenset({"scaler", "amp"}),
+    ),
+)
+# EfficientTrain's main.py (ICCV) and main_buffer.py (++) add these options to ConvNeXt's command line
+EFFICIENTTRAIN_ARGS = ("end_epoch", "base_input_size")
+EFFICIENTTRAIN_PP_ARGS = ("replay_buffer_size",)
+
+
+def recognise_layout(container: dict) -> str | None:
+    """The name of the official training code that wrote `container`, this project's format, or None."""
+    if container.get("format") == PRETRAIN_FORMAT:
+        return PRETRAIN_FORMAT
+    layout = next((layout for layout in OFFICIAL_LAYOUTS if layout.matches(container)), None)
+    if layout is None:
+        return None
+    args = container.get("args")
+    if layout.name.startswith("convnext/") and all(hasattr(args, a) for a in EFFICIENTTRAIN_ARGS):
+        if all(hasattr(args, a) for a in EFFICIENTTRAIN_PP_ARGS):
+            return "efficienttrain/utils_buffer.save_model"
+        return "efficienttrain/utils.save_model"
+    return layout.name
+
+
+def official_evaluated_weights(layout: str | None, container: dict) -> str | None:
+    """For an official training checkpoint: the weights its code evaluated (module docstring), else None."""
+    if layout is None or layout == PRETRAIN_FORMAT:
+        return None
+    if layout.startswith(("convnext/", "efficienttrain/")) and getattr(container.get("args"), "model_ema_eval", False):
+        return "model_ema"
+    return "model"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -78,8 +156,14 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def choose_weights(container: dict, weights: str, provenance: dict | None, path: str) -> str:
-    """Pick 'model' or 'model_ema' from a container holding one or both (rule in the module docstring)."""
+def choose_weights(
+    container: dict, weights: str, provenance: dict | None, path: str, evaluated: str | None = None
+) -> str:
+    """Pick 'model' or 'model_ema' from a container holding one or both (rule in the module docstring).
+
+    `evaluated`: the weights an official training code evaluated (`official_evaluated_weights`), which
+    `auto` takes when the file holds both.
+    """
     if weights not in ("auto", "model", "model_ema"):
         raise UserInputError(f"weights={weights!r}: use 'auto', 'model' or 'model_ema'")
     has = {k for k in ("model", "model_ema") if isinstance(container.get(k), dict) and container[k]}
@@ -94,6 +178,8 @@ def choose_weights(container: dict, weights: str, provenance: dict | None, path:
         return "model"
     if has == {"model_ema"}:
         return "model_ema"
+    if evaluated in has and not provenance:
+        return evaluated
     prov = provenance or {}
     final, ema = prov.get("final_top1"), prov.get("ema_top1")
     if isinstance(final, (int, float)) and isinstance(ema, (int, float)) and final > ema:
@@ -139,8 +225,12 @@ def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceChe
     provenance = obj.get("provenance") if isinstance(obj.get("provenance"), dict) else None
     if provenance is None:
         provenance = _safetensors_provenance(path)
+    layout = recognise_layout(obj)
+    if layout not in (None, PRETRAIN_FORMAT):
+        ignored = sorted(k for k in obj if k not in ("model", "model_ema"))
+        notes.append(f"recognised a {layout} checkpoint; ignored its training state ({', '.join(ignored)})")
     if obj.get("format") == PRETRAIN_FORMAT or "model" in obj or "model_ema" in obj:
-        chosen = choose_weights(obj, weights, provenance, path)
+        chosen = choose_weights(obj, weights, provenance, path, official_evaluated_weights(layout, obj))
         state_dict = obj.get(chosen)
     else:
         chosen, state_dict = "model", obj
@@ -157,7 +247,7 @@ def read_source_checkpoint(path: str | Path, weights: str = "auto") -> SourceChe
             f"checkpoint {path} holds no tensors (top-level keys: {sorted(obj)[:8]}): "
             "point checkpoint= at a model state dict or a pretraining final.pth"
         )
-    return SourceCheckpoint(path, file_sha256(path), chosen, _strip_prefixes(tensors, notes), provenance, notes)
+    return SourceCheckpoint(path, file_sha256(path), chosen, _strip_prefixes(tensors, notes), provenance, notes, layout)
 
 
 # ------------------------------------------------------------------------------- layout and matching

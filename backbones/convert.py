@@ -4,7 +4,7 @@
 
 SRC: anything `TimmBackbone(checkpoint=...)` accepts (backbones.checkpoint_bridge). DST `.pth` gets
 `{"format": "efficienttrain-det/pretrain-v1", "model": <timm state dict>, "provenance": <source's or null>,
-"converted_from": {"checkpoint", "sha256", "weights"}}`; DST `.safetensors` gets the tensors, with the
+"converted_from": {"checkpoint", "sha256", "weights", "layout"}}`; DST `.safetensors` gets the tensors, with the
 provenance as JSON in the file's metadata. Keys are renamed by timm's family filter (e.g. Facebook
 ConvNeXt), every backbone tensor is checked, tensors the timm model does not have are dropped. Tensors
 that depend on the input size are left at the size that the timm model built from NAME + kwargs expects.
@@ -123,11 +123,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = reference.state_dict()
     clean = {k: v.detach().contiguous().clone() for k, v in state_dict.items() if k in known}
     dropped = sorted(k for k in state_dict if k not in known)
-    converted_from = {"checkpoint": source.path, "sha256": source.sha256, "weights": source.weights}
+    converted_from = {
+        "checkpoint": source.path,
+        "sha256": source.sha256,
+        "weights": source.weights,
+        "layout": source.layout,
+    }
     _write(dst, clean, source.provenance, converted_from)
     print(
         f"wrote {dst}: {len(clean)} tensors for {model_name} ({report.loaded} backbone tensors checked, "
         f"{len(clean) - report.loaded} head/other kept, {len(dropped)} unknown dropped"
         f"{': ' + ', '.join(dropped[:5]) if dropped else ''}) from {source.path} [{source.weights}]"
+        + (f", layout {source.layout}" if source.layout else "")
     )
     return 0

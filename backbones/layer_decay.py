@@ -11,7 +11,10 @@ or not (`stages.2.blocks.4`):
 * layer_wise (ConvNeXt detection recipe; also Swin, PVTv2, ResNet): stem 0, stage 0 -> 1, stage 1 -> 2,
   stage 2 block b -> 3 + b // 3 (at most num_layers - 1), stage 3 -> num_layers; a stage's downsample
   layer takes the id of its first block. Plain ViT: embeddings 0, block i -> i + 1 (num_layers = depth).
-* stage_wise: stem 0, stage s -> s + 1 (num_layers = number of stages).
+* stage_wise: stem 0, stage s -> s + 1 (num_layers = number of stages, or more for a gentler decay of
+  the stem). With `downsample_at_stem=True` every stage's downsampling layer takes the stem's id 0: the
+  rule of the official ConvNeXt *segmentation* constructor (`semantic_segmentation/mmcv_custom/`, whose
+  stage_wise puts every `downsample_layers.*` at 0) and of mmseg's `LearningRateDecayOptimizerConstructor`.
 * everything outside the backbone (neck, heads), ViT's simple pyramid and the output norms `norm{i}`
   (`backbones.out_norms`) -> num_layers + 1. The output norms go with the new layers, not with the stage
   they follow: the official ConvNeXt detector's constructor and mmdet 3.3's
@@ -56,7 +59,7 @@ NO_DECAY_NAMES = (
 )
 
 
-def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None:
+def backbone_layer_id(name: str, num_layers: int, decay_type: str, downsample_at_stem: bool = False) -> int | None:
     """Layer id of a parameter *inside* the backbone (name without `backbone.`/`body.`); None if unknown."""
     top = num_layers + 1
     if name.startswith("pyramid.") or OUT_NORM.match(name):
@@ -80,7 +83,7 @@ def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None
             return None
         stage_id, rest = int(resnet.group(1)) - 1, resnet.group(2)
     if decay_type == "stage_wise":
-        return stage_id + 1
+        return 0 if downsample_at_stem and rest.startswith("downsample") else stage_id + 1
     block = BLOCK_INDEX.search(rest)
     block_id = int(block.group(1) or block.group(2)) if block else 0  # downsample: the stage's first block
     if rest.startswith("norm"):  # a stage-level norm after the blocks (PVTv2)
@@ -92,13 +95,13 @@ def backbone_layer_id(name: str, num_layers: int, decay_type: str) -> int | None
     return num_layers
 
 
-def param_layer_id(name: str, num_layers: int, decay_type: str) -> int:
+def param_layer_id(name: str, num_layers: int, decay_type: str, downsample_at_stem: bool = False) -> int:
     """Layer id of any detector parameter (`backbone.body.stages_2.blocks.4.mlp.fc1.weight`, `neck...`)."""
     if not name.startswith("backbone."):
         return num_layers + 1
     inner = name[len("backbone.") :]
     inner = inner[len("body.") :] if inner.startswith("body.") else inner
-    layer_id = backbone_layer_id(inner, num_layers, decay_type)
+    layer_id = backbone_layer_id(inner, num_layers, decay_type, downsample_at_stem)
     if layer_id is None:
         raise UserInputError(
             f"TimmLayerDecayOptimizerConstructor: cannot place backbone parameter {name} in a "
@@ -132,11 +135,17 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 "dict(decay_rate=0.7, decay_type='layer_wise', num_layers=6)"
             )
         num_layers, decay_rate = int(cfg["num_layers"]), float(cfg["decay_rate"])
+        downsample_at_stem = bool(cfg.get("downsample_at_stem", False))
+        if downsample_at_stem and decay_type != "stage_wise":
+            raise UserInputError(
+                "paramwise_cfg downsample_at_stem=True is a stage_wise rule (the ConvNeXt segmentation recipe): "
+                "use it with decay_type='stage_wise', or drop it"
+            )
         groups: dict[str, dict] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            layer_id = param_layer_id(name, num_layers, decay_type)
+            layer_id = param_layer_id(name, num_layers, decay_type, downsample_at_stem)
             decay = not no_weight_decay(name, param.ndim)
             key = f"layer_{layer_id}_{'decay' if decay else 'no_decay'}"
             if key not in groups:

@@ -40,14 +40,14 @@ def provenance_record(backbone) -> dict:
         return backbone.provenance
     path, weights = _configured_checkpoint(backbone)
     if path is None:
-        return {"checkpoint": None, "sha256": None, "weights": None, "provenance": None}
+        return {"checkpoint": None, "sha256": None, "weights": None, "layout": None, "provenance": None}
     if not os.path.isfile(path):
         print_log(
             f"PretrainProvenanceHook: pretraining checkpoint {path} not found; provenance recorded as null",
             logger="current",
             level=logging.WARNING,
         )
-        return {"checkpoint": str(path), "sha256": None, "weights": None, "provenance": None}
+        return {"checkpoint": str(path), "sha256": None, "weights": None, "layout": None, "provenance": None}
     return read_source_checkpoint(path, weights).record()
 
 

@@ -1,4 +1,4 @@
-"""`TimmBackbone`: any timm model with a feature pyramid as an MMDetection 3.x backbone.
+"""`TimmBackbone`: any timm model with a feature pyramid as an MMDetection 3.x (and MMSegmentation 1.x) backbone.
 
     backbone=dict(type='TimmBackbone', model_name='convnext_tiny', out_indices=(0, 1, 2, 3),
                   drop_path_rate=0.4, checkpoint='work_dirs/pt/final.pth', weights='auto',
@@ -7,7 +7,8 @@
 Levels, strides and the detection defaults are described in `backbones.timm_features`; checkpoint
 reading and key checking in `backbones.checkpoint_bridge`; the per-output LayerNorms `norm{i}` of the Swin
 and ConvNeXt detection recipes in `backbones.out_norms`. Outputs are a tuple of NCHW maps, one per out
-index, for any input whose sides are multiples of 32.
+index, for any input whose sides are multiples of 32. Registered in mmdet's MODELS here and in mmseg's
+MODELS by `backbones.mmseg_registry` (one class, two registrations).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class TimmBackbone(BaseModule):
         norm_eval: keep BatchNorm layers in eval mode while training.
         out_norms: 'auto' (on for Swin and ConvNeXt, whose detection backbones normalise every output),
             True or False: a fresh LayerNorm `norm{i}` on each output level i (`backbones.out_norms`).
+        vit_blocks: plain ViTs only: output the stride-16 maps of these blocks (e.g. (2, 5, 8, 11), as mmseg's
+            ViT UperNet) instead of the simple pyramid; `out_indices` then stays at its default.
         **timm_kwargs: passed to `timm.create_model` (drop_path_rate, img_size, window_size, ...).
     """
 
@@ -61,6 +64,7 @@ class TimmBackbone(BaseModule):
         frozen_stages: int = -1,
         norm_eval: bool = False,
         out_norms: bool | str = "auto",
+        vit_blocks: Sequence[int] | None = None,
         init_cfg: dict | None = None,
         **timm_kwargs: Any,
     ) -> None:
@@ -70,7 +74,7 @@ class TimmBackbone(BaseModule):
                 "set checkpoint=<file> instead"
             )
         super().__init__(init_cfg=init_cfg)
-        self.spec = pyramid_spec(model_name, out_indices, **timm_kwargs)
+        self.spec = pyramid_spec(model_name, out_indices, vit_blocks, **timm_kwargs)
         self.out_norms = resolve_out_norms(out_norms, model_name, self.spec.plain_vit)
         self.model_name = model_name
         self.out_indices = self.spec.out_indices
@@ -86,7 +90,8 @@ class TimmBackbone(BaseModule):
         self.body = create_feature_net(self.spec)
         self.pad_first_swin_blocks = use_pad_first_attention(self.body)
         self.nhwc = getattr(self.body, "output_fmt", Format.NCHW) == Format.NHWC
-        self.pyramid = SimpleFeaturePyramid(self.spec.vit_dim, self.strides) if self.spec.plain_vit else None
+        simple_pyramid = self.spec.plain_vit and not self.spec.vit_blocks
+        self.pyramid = SimpleFeaturePyramid(self.spec.vit_dim, self.strides) if simple_pyramid else None
         self.out_norm_names = [f"norm{i}" for i in self.out_indices] if self.out_norms else []
         for name, channels in zip(self.out_norm_names, self.out_channels):
             self.add_module(name, make_out_norm(channels, channels_last=self.nhwc))

@@ -7,6 +7,8 @@ Conventions shared by every family (so detection configs are interchangeable):
   a user error naming the strides it has.
 * Plain (single-stride) ViTs such as DeiT give one stride-16 map (the last block, no final norm); the
   backbone turns it into levels 0..3 with a ViTDet simple pyramid (see `backbones.vit_pyramid`).
+  With `vit_blocks=(2, 5, 8, 11)` they instead output those blocks' stride-16 maps as they are (no final
+  norm, no pyramid), as mmseg's `VisionTransformer(out_indices=(2, 5, 8, 11))` does for UperNet.
 * Detection defaults added unless the caller sets them: `dynamic_img_size=True` where the model class
   accepts it (Swin, ViT: any input size), and `always_partition=True` for Swin (every shifted block shifts,
   as in the official and mmdet Swin detectors; timm would skip the shift where a stage is no larger
@@ -39,8 +41,9 @@ class PyramidSpec:
     out_indices: tuple  # pyramid levels (stride 4 * 2**i)
     out_channels: tuple
     strides: tuple
-    plain_vit: bool  # single stride-16 map -> simple pyramid
+    plain_vit: bool  # single-stride ViT: simple pyramid on the last block, or the `vit_blocks` maps
     vit_dim: int  # embed dim of a plain ViT (0 otherwise)
+    vit_blocks: tuple = ()  # plain ViT: output these blocks' stride-16 maps instead of the simple pyramid
 
 
 def _check_model_name(model_name: str) -> None:
@@ -90,7 +93,12 @@ def _all_feature_info(model_name: str, kwargs: dict) -> list[dict]:
     return [dict(info) for info in model.feature_info.info]
 
 
-def pyramid_spec(model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3), **timm_kwargs: Any) -> PyramidSpec:
+def pyramid_spec(
+    model_name: str,
+    out_indices: Sequence[int] = (0, 1, 2, 3),
+    vit_blocks: Sequence[int] | None = None,
+    **timm_kwargs: Any,
+) -> PyramidSpec:
     """Resolve levels, channels and strides of a TimmBackbone; cheap (meta device, no weights)."""
     kwargs = detection_kwargs(model_name, timm_kwargs)
     out_indices = tuple(int(i) for i in out_indices)
@@ -107,6 +115,8 @@ def pyramid_spec(model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3), **t
         ) from None
     reductions = [info["reduction"] for info in infos]
     strides = tuple(4 * 2**i for i in out_indices)
+    if vit_blocks is not None:
+        return _vit_blocks_spec(model_name, kwargs, out_indices, tuple(vit_blocks), infos)
     if len(set(reductions)) == 1:  # plain ViT: every block at one stride
         if reductions[0] != PLAIN_VIT_STRIDE:
             raise UserInputError(
@@ -131,6 +141,28 @@ def pyramid_spec(model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3), **t
     timm_indices = tuple(reductions.index(s) for s in strides)
     channels = tuple(infos[i]["num_chs"] for i in timm_indices)
     return PyramidSpec(model_name, kwargs, timm_indices, out_indices, channels, strides, False, 0)
+
+
+def _vit_blocks_spec(model_name: str, kwargs: dict, out_indices: tuple, blocks: tuple, infos: list) -> PyramidSpec:
+    """Spec of a plain ViT that outputs the stride-16 maps of `blocks` (block indices, 0-based)."""
+    if len({info["reduction"] for info in infos}) != 1:
+        raise UserInputError(
+            f"vit_blocks={blocks!r}: {model_name} is not a plain (single-stride) ViT: "
+            "drop vit_blocks and choose pyramid levels with out_indices"
+        )
+    if out_indices != (0, 1, 2, 3):
+        raise UserInputError(
+            f"out_indices={out_indices!r} with vit_blocks={blocks!r}: the outputs are the blocks themselves "
+            "(all at stride 16), so leave out_indices at its default"
+        )
+    depth = len(infos)
+    if not blocks or list(blocks) != sorted(set(blocks)) or blocks[0] < 0 or blocks[-1] >= depth:
+        raise UserInputError(
+            f"vit_blocks={blocks!r}: give increasing block indices in 0..{depth - 1} ({model_name} has {depth} blocks)"
+        )
+    dim = infos[-1]["num_chs"]
+    n = len(blocks)
+    return PyramidSpec(model_name, kwargs, blocks, blocks, (dim,) * n, (PLAIN_VIT_STRIDE,) * n, True, dim, blocks)
 
 
 def feature_channels(model_name: str, out_indices: Sequence[int] = (0, 1, 2, 3), **timm_kwargs: Any) -> list[int]:

@@ -1,9 +1,14 @@
-"""`tools/make_demo_data.py`: the embedded demo dataset, ImageNet-style class folders and a COCO instance set.
+"""`tools/make_demo_data.py`: the embedded demo dataset: ImageNet-style class folders, a COCO instance set, and
+the same scenes as an ADE20K-layout semantic segmentation set.
 
-Both parts show one synthetic visual world: objects whose category is a (shape, texture) pair. Shape is a
+All parts show one synthetic visual world: objects whose category is a (shape, texture) pair. Shape is a
 coarse silhouette (low frequency), texture a fine zero-mean grating (high frequency, period 2.2-2.9 px), and
 the pairs form a cycle so that neither shape alone nor texture alone names the class: a low-frequency
 curriculum (EfficientTrain) sees the shapes first and must learn the textures later.
+
+The segmentation set (`ade/`) is the COCO scenes in ADE20K's layout: `images/{training,validation}/*.png` and
+`annotations/{training,validation}/*.png`, 8-bit label maps holding class id + 1 where an object is visible
+and 0 elsewhere (0 = ignored, as ADE20K's "other"; configs read it with `reduce_zero_label=True`).
 
 Deterministic (seeded per image, no downloads), written atomically, and skipped when the output is
 complete and was made with the same parameters (stamp file with a content hash).
@@ -33,7 +38,7 @@ from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
 from etcore.formats import DEMO_DATA_STAMP
 
-GENERATOR_VERSION = 2  # bump whenever rendering changes, so stale outputs are regenerated
+GENERATOR_VERSION = 3  # bump whenever rendering changes, so stale outputs are regenerated
 STAMP_NAME = DEMO_DATA_STAMP
 
 SHAPES = ("circle", "square", "triangle", "ring", "cross")
@@ -328,16 +333,44 @@ def render_scene(
     return to_uint8(image, rng), kept
 
 
-def coco_split(root: Path, split: str, split_id: int, params: DemoParams, pairs: Sequence[tuple[str, str]]) -> int:
-    """Write `root/<split>/*.png` and `root/annotations/instances_<split>.json`; return the instance count."""
+ADE_SPLITS = {"train": "training", "val": "validation"}  # our split name -> ADE20K's folder name
+
+
+def label_map(shape: tuple[int, int], objects: Sequence[SceneObject]) -> np.ndarray:
+    """The semantic label map of a scene: class id + 1 on each object's visible pixels, 0 elsewhere."""
+    labels = np.zeros(shape, np.uint8)
+    for obj in objects:  # visible regions are disjoint (each is what no later object covers)
+        labels[obj.visible] = obj.label + 1
+    return labels
+
+
+def coco_split(
+    root: Path,
+    split: str,
+    split_id: int,
+    params: DemoParams,
+    pairs: Sequence[tuple[str, str]],
+    ade_root: Path | None = None,
+) -> int:
+    """Write `root/<split>/*.png` and `root/annotations/instances_<split>.json`; return the instance count.
+
+    With `ade_root`, the same images and their label maps also go to `ade_root/{images,annotations}/<ADE split>/`.
+    """
     names = class_names(params.classes)
     images, annotations = [], []
     (root / split).mkdir(parents=True)
+    if ade_root is not None:
+        for kind in ("images", "annotations"):
+            (ade_root / kind / ADE_SPLITS[split]).mkdir(parents=True)
     count = params.coco_train if split == "train" else params.coco_val
     for index in range(count):
         image, objects = render_scene(_image_rng(params.seed, 1, split_id, index), pairs, params)
         file_name = f"{index + 1:06d}.png"
         cv2.imwrite(str(root / split / file_name), image)
+        if ade_root is not None:
+            ade_split = ADE_SPLITS[split]
+            cv2.imwrite(str(ade_root / "images" / ade_split / file_name), image)
+            cv2.imwrite(str(ade_root / "annotations" / ade_split / file_name), label_map(image.shape[:2], objects))
         image_id = index + 1
         images.append(
             {"id": image_id, "file_name": file_name, "width": image.shape[1], "height": image.shape[0], "license": 1}
@@ -467,13 +500,14 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, v
     try:
         n_train = imagenet_split(staging / "imagenet", "train", 0, params, pairs)
         n_val = imagenet_split(staging / "imagenet", "val", 1, params, pairs)
-        inst_train = coco_split(staging / "coco", "train", 0, params, pairs)
-        inst_val = coco_split(staging / "coco", "val", 1, params, pairs)
-        (staging / "coco" / "classes.json").write_text(json.dumps(class_names(params.classes), indent=1) + "\n")
+        inst_train = coco_split(staging / "coco", "train", 0, params, pairs, ade_root=staging / "ade")
+        inst_val = coco_split(staging / "coco", "val", 1, params, pairs, ade_root=staging / "ade")
+        for part in ("coco", "ade"):
+            (staging / part / "classes.json").write_text(json.dumps(class_names(params.classes), indent=1) + "\n")
         summary = (
             f"imagenet {params.classes} classes x {params.train_per_class}+{params.val_per_class} images "
             f"at {params.image_size} px; coco {params.coco_train} train / {params.coco_val} val images, "
-            f"{inst_train} / {inst_val} instances"
+            f"{inst_train} / {inst_val} instances; the same scenes as ADE20K-layout label maps (ade/)"
         )
         stamp = {
             "params": asdict(params),
@@ -487,6 +521,8 @@ def make_demo_data(out: str | os.PathLike, seed: int = 0, force: bool = False, v
                 "coco_val_images": params.coco_val,
                 "coco_train_instances": inst_train,
                 "coco_val_instances": inst_val,
+                "ade_training_images": params.coco_train,
+                "ade_validation_images": params.coco_val,
             },
         }
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")  # last: marks completeness

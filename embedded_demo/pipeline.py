@@ -1,13 +1,15 @@
-"""`tools/demo.py`: the embedded demo: pretrain a backbone two ways, fine-tune two detectors from each, compare on COCO.
+"""`tools/demo.py`: the embedded demo: pretrain a backbone two ways, fine-tune two detectors and a segmentor from
+each, compare on COCO and on the ADE20K-layout set of the same scenes.
 
     python tools/demo.py [--profile quick|full|smoke] [--seeds 0 1 2] [--work-root work_dirs/demo]
 
 Runs the project's real command lines in order (each step printed, so it can be copied):
 `tools/make_demo_data.py` -> `tools/pretrain.py` (baseline and efficienttrain) -> `tools/train.py` and
-`tools/test.py` (tiny RetinaNet and Cascade Mask R-CNN from each checkpoint) -> `tools/compare.py`
+`tools/test.py` (tiny RetinaNet, Cascade Mask R-CNN and UperNet from each checkpoint) -> `tools/compare.py`
 -> `<work root>/report.md` with plots. Every step whose output is already complete and valid is
-skipped, so a rerun only redoes what is missing. The AP of every run is re-computed with pycocotools
-from its own dumped detections and must agree with the metrics JSON.
+skipped, so a rerun only redoes what is missing. The AP of every detection run is re-computed with
+pycocotools from its own dumped detections, the mIoU of every segmentation run with a numpy confusion
+matrix from its saved predictions; both must agree with the metrics JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Callable, Sequence
 
 from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import UserInputError
-from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, PRETRAIN_FINAL
+from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, PRETRAIN_FINAL, SEG_METRICS_FILE, SEG_MODES
 from reporting.report import write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +48,8 @@ class Profile:
     pretrain_args: tuple[str, ...]
     det_iters: int | None  # None: the tiny configs' own length
     est_seconds: dict = field(default_factory=dict)  # rough cost of each kind of step, for the ETA
+    seg_iters: int | None = None  # the tiny UperNet's length (None: the config's own)
+    seg_tta: bool = False  # also test the UperNet with multi-scale + flip (12 passes per image)
 
 
 # The demo recipe keeps the curriculum (input size and RandAugment ramp) and the optimiser family of the
@@ -79,7 +83,15 @@ PROFILES = {
         final_size=64,
         pretrain_args=("--batch-size", "32", "--workers", "1", *_DEMO_RECIPE),
         det_iters=None,
-        est_seconds={"data": 10, "pretrain": 110, "train": 90, "test": 15, "report": 10},
+        est_seconds={
+            "data": 10,
+            "pretrain": 110,
+            "train": 90,
+            "test": 15,
+            "seg_train": 50,
+            "seg_test": 12,
+            "report": 10,
+        },
     ),
     "full": Profile(
         name="full",
@@ -100,7 +112,17 @@ PROFILES = {
         final_size=96,
         pretrain_args=("--batch-size", "64", "--workers", "2", *_DEMO_RECIPE),
         det_iters=1500,
-        est_seconds={"data": 40, "pretrain": 1500, "train": 600, "test": 40, "report": 10},
+        est_seconds={
+            "data": 40,
+            "pretrain": 1500,
+            "train": 600,
+            "test": 40,
+            "seg_train": 400,
+            "seg_test": 150,
+            "report": 10,
+        },
+        seg_iters=600,
+        seg_tta=True,
     ),
     "smoke": Profile(
         name="smoke",
@@ -123,7 +145,16 @@ PROFILES = {
         final_size=64,
         pretrain_args=("--batch-size", "16", "--workers", "0", *_DEMO_RECIPE),
         det_iters=4,
-        est_seconds={"data": 5, "pretrain": 15, "train": 25, "test": 10, "report": 5},
+        est_seconds={
+            "data": 5,
+            "pretrain": 15,
+            "train": 25,
+            "test": 10,
+            "seg_train": 20,
+            "seg_test": 10,
+            "report": 5,
+        },
+        seg_iters=4,
     ),
 }
 
@@ -131,6 +162,7 @@ _TINY_CONFIGS = {
     "retinanet": "det_configs/tiny/retinanet_{slug}_fpn_tiny-demo_{curriculum}.py",
     "cascade_mask_rcnn": "det_configs/tiny/cascade-mask-rcnn_{slug}_fpn_4conv1fc-giou_tiny-demo_{curriculum}.py",
 }
+_SEG_CONFIG = "seg_configs/tiny/upernet_{slug}_tiny-demo_{curriculum}.py"
 _MODEL_SLUGS = {"convnext_atto": "convnext-atto", "resnet18": "resnet18"}
 
 
@@ -183,6 +215,9 @@ class Layout:
 
     def det(self, detector: str, curriculum: str, seed: int) -> Path:
         return self.root / "det" / f"{detector}_{curriculum}_s{seed}"
+
+    def seg(self, curriculum: str, seed: int) -> Path:
+        return self.root / "seg" / f"upernet_{curriculum}_s{seed}"
 
 
 def pretrain_is_done(work_dir: Path, model: str, curriculum: str, epochs: int, seed: int) -> bool:
@@ -265,6 +300,64 @@ def verify_with_pycocotools(work_dir: Path) -> dict[str, float]:
     return worst
 
 
+def verify_seg_predictions(work_dir: Path) -> dict[str, float]:
+    """Re-compute mIoU, mAcc and aAcc of every tested mode from the saved predictions; raise if they disagree.
+
+    One confusion matrix per mode, numpy only, over the ground-truth label maps the test used (ADE style:
+    class id + 1, 0 ignored). IoUMetric rounds percent to 2 decimals, so agreement means |difference| <= 5e-5.
+    """
+    import cv2
+    import numpy as np
+
+    doc = json.loads((work_dir / SEG_METRICS_FILE).read_text())
+    dataset = doc["resolved_config"]["test_dataloader"]["dataset"]
+    labels = Path(dataset["data_root"]) / dataset["data_prefix"]["seg_map_path"]
+    labels = labels if labels.is_absolute() else REPO / labels
+    classes = len(dataset["metainfo"]["classes"])
+    shift = 1 if dataset.get("reduce_zero_label") else 0
+    worst: dict[str, float] = {}
+    for mode, recorded in doc["metrics"].items():
+        predictions = Path(doc["predictions"][mode])
+        confusion = np.zeros((classes, classes), np.int64)
+        for truth_file in sorted(labels.glob("*.png")):
+            truth = cv2.imread(str(truth_file), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
+            predicted = cv2.imread(str(predictions / truth_file.name), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
+            kept = (truth >= 0) & (truth < classes)
+            confusion += np.bincount(truth[kept] * classes + predicted[kept], minlength=classes**2).reshape(
+                classes, classes
+            )
+        hits = np.diag(confusion).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            recomputed = {
+                "mIoU": float(np.nanmean(hits / (confusion.sum(0) + confusion.sum(1) - hits))),
+                "mAcc": float(np.nanmean(hits / confusion.sum(1))),
+                "aAcc": float(hits.sum() / confusion.sum()),
+            }
+        for name, value in recomputed.items():
+            diff = abs(value - float(recorded[name]))
+            worst[f"{mode}/{name}"] = diff
+            if diff > 5e-5 + 1e-9:
+                raise RuntimeError(
+                    f"{work_dir}: {mode} {name} is {recorded[name]} in {SEG_METRICS_FILE} but the saved "
+                    f"predictions give {value:.4f}"
+                )
+    return worst
+
+
+def seg_metrics_are_current(work_dir: Path, modes: Sequence[str]) -> bool:
+    """seg_metrics.json exists, belongs to the final checkpoint, holds `modes`, and the numpy check agrees."""
+    metrics, ckpt = work_dir / SEG_METRICS_FILE, final_det_checkpoint(work_dir)
+    if not metrics.is_file() or ckpt is None or metrics.stat().st_mtime < ckpt.stat().st_mtime:
+        return False
+    try:
+        if not set(modes) <= set(json.loads(metrics.read_text())["metrics"]):
+            return False
+        verify_seg_predictions(work_dir)
+    except (RuntimeError, OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def _val_annotations(metrics_doc: dict) -> Path:
     evaluator = metrics_doc["resolved_config"]["test_evaluator"]
     ann = Path(evaluator["ann_file"])
@@ -291,6 +384,9 @@ def plan(profile: Profile, seeds: Sequence[int], layout: Layout) -> list[Step]:
         for detector in DETECTORS:
             for curriculum in CURRICULA:
                 steps.extend(_detection_steps(profile, layout, detector, curriculum, seed))
+    for seed in seeds:
+        for curriculum in CURRICULA:
+            steps.extend(_segmentation_steps(profile, layout, curriculum, seed))
     return steps
 
 
@@ -375,6 +471,53 @@ def _detection_steps(profile: Profile, layout: Layout, detector: str, curriculum
     return [train, test]
 
 
+def _segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: int) -> list[Step]:
+    """Train the tiny UperNet from this checkpoint on the ADE-layout scenes; test single scale (and ms+flip)."""
+    config = _SEG_CONFIG.format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
+    work_dir = layout.seg(curriculum, seed)
+    checkpoint = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
+    options = [
+        f"model.backbone.checkpoint={checkpoint}",
+        f"randomness.seed={seed}",
+        f"data_root={layout.data / 'ade'}/",
+    ]
+    max_iters = profile.seg_iters or _config_max_iters(config)
+    if profile.seg_iters:
+        iters = profile.seg_iters
+        options += [
+            f"train_cfg.max_iters={iters}",
+            f"train_cfg.val_interval={iters}",
+            f"default_hooks.checkpoint.interval={iters}",
+            f"param_scheduler.0.end={max(1, min(15, iters // 8))}",
+            f"param_scheduler.1.end={iters}",
+        ]
+    modes = SEG_MODES if profile.seg_tta else SEG_MODES[:1]
+
+    def test() -> None:
+        for mode in modes:
+            tta = ["--tta"] if mode == SEG_MODES[1] else []
+            args = [config, str(final_det_checkpoint(work_dir)), "--work-dir", str(work_dir), "--dump-predictions"]
+            _run_tool(["tools/test.py", *args, *tta, "--cfg-options", *options], log=work_dir / f"demo_test_{mode}.log")
+        verify_seg_predictions(work_dir)
+
+    train = Step(
+        "seg_train",
+        f"train upernet from the {curriculum} backbone (seed {seed})",
+        is_done=lambda: det_train_is_done(work_dir, max_iters),
+        run=lambda: _run_tool(
+            ["tools/train.py", config, "--work-dir", str(work_dir), "--cfg-options", *options],
+            log=work_dir / "demo_train.log",
+        ),
+    )
+    evaluate = Step(
+        "seg_test",
+        f"evaluate upernet from the {curriculum} backbone (seed {seed})",
+        is_done=lambda: seg_metrics_are_current(work_dir, modes),
+        run=test,
+    )
+    return [train, evaluate]
+
+
 def _config_max_iters(config: str) -> int:
     from mmengine.config import Config
 
@@ -448,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         [layout.pretrain(profile.model, c, s) for s in args.seeds for c in CURRICULA],
         profile_name=profile.name,
         elapsed_s=time.monotonic() - started,
+        seg_root=layout.seg(CURRICULA[0], 0).parent,
     )
     print("\n" + text)
     print(f"report: {layout.root / 'report.md'}")

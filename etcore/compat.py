@@ -8,11 +8,19 @@ One global needs care: protocol-2 pickles refer to `HistoryBuffer.min` (and the 
 methods) as `builtins.getattr(HistoryBuffer, 'min')`. Allowlisting `getattr` itself would let a crafted
 file reach any attribute (and so `os.system`), so we register a stand-in under that name that resolves
 only HistoryBuffer's registered statistics methods and refuses everything else.
+
+Official ImageNet training codes (EfficientTrain, ConvNeXt, DeiT, Swin) pickle a little more than tensors
+next to the weights: their command-line `argparse.Namespace` and Swin's yacs `CfgNode` config. Both are
+allowlisted here so their checkpoints load as they are (docs/RELIABILITY.md lists each global, where it
+comes from and why it is harmless). Their optimizer, scaler and scheduler states are plain dicts and need
+nothing. yacs is not a dependency: a stand-in is registered under its name (`yacs_config_node`).
 """
 
 from __future__ import annotations
 
+import argparse
 import pickle
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -55,9 +63,35 @@ def _mmengine_globals() -> list:
     return [HistoryBuffer, (history_buffer_method, "builtins.getattr")]
 
 
+class YacsConfigNode:
+    """Stand-in for `yacs.config.CfgNode` during safe unpickling: it builds a `collections.OrderedDict`.
+
+    A pickled CfgNode (a dict subclass; protocol 2) is `NEWOBJ(CfgNode, ())`, then `SETITEMS` with its
+    keys, then `BUILD` with its four flags (`__immutable__`, `__deprecated_keys__` (a set),
+    `__renamed_keys__`, `__new_allowed__`). torch's weights-only unpickler fills only exact
+    dict/OrderedDict/Counter objects with SETITEMS, so a dict subclass cannot be rebuilt there; returning
+    an OrderedDict from `__new__` gives the config as nested OrderedDicts (BUILD stores the four flags as
+    attributes of it). Called with any arguments (REDUCE or NEWOBJ) it only returns an empty OrderedDict:
+    it imports nothing and runs no code of the file's choosing.
+    """
+
+    def __new__(cls, *args: object, **kwargs: object) -> OrderedDict:  # every argument is ignored
+        return OrderedDict()
+
+
+def _training_code_globals() -> list:
+    """What official ImageNet training codes pickle besides tensors and plain containers.
+
+    `argparse.Namespace` (EfficientTrain / ConvNeXt `save_model`, DeiT `main.py`: their `args`) is rebuilt
+    as `Namespace.__new__` plus a `__dict__` update with already-unpickled values; called with arguments
+    it raises TypeError. `yacs.config.CfgNode` (Swin `save_checkpoint`: its `config`) is the stand-in above.
+    """
+    return [argparse.Namespace, (YacsConfigNode, "yacs.config.CfgNode")]
+
+
 def safe_globals() -> list:
     """Every global this project allows the weights-only unpickler to build."""
-    return _numpy_globals() + _mmengine_globals()
+    return _numpy_globals() + _mmengine_globals() + _training_code_globals()
 
 
 def install() -> None:

@@ -25,6 +25,10 @@ PROVENANCE_FILE = "pretrain_provenance.json"  # written by PretrainProvenanceHoo
 METRICS_SCHEMA = "efficienttrain-det/metrics-v1"  # "schema" of coco_metrics.json
 METRICS_FILE = "coco_metrics.json"  # written by tools/test.py (detection)
 DETECTIONS_PREFIX = "detections"  # <D>/detections.{bbox,segm}.json (--dump-detections)
+SEG_METRICS_SCHEMA = "efficienttrain-det/seg-metrics-v1"  # "schema" of seg_metrics.json
+SEG_METRICS_FILE = "seg_metrics.json"  # written by tools/test.py (semantic segmentation)
+SEG_MODES = ("single_scale", "ms_flip")  # seg_metrics.json "metrics" blocks: plain test, and with --tta
+SEG_PREDICTIONS_DIR = "predictions"  # <D>/predictions/<mode>/<image>.png (--dump-predictions)
 
 # --- converted checkpoints and reports --------------------------------------------------------------
 TIMM_STATE_DICT_FORMAT = "efficienttrain-det/timm-state-dict"  # safetensors header "format"

@@ -1,7 +1,9 @@
 """Check a COCO instances annotation file before a detection run starts, and name what is wrong.
 
 Why: mmdet 3.3's CocoDataset *silently drops* annotations whose category id is not among the config's
-classes or whose box has no area, shifts every label when a config class is missing from the file, and
+classes or whose box has no area, shifts every label when a config class is missing from the file,
+drops every annotation of a file whose categories are not the config's classes (COCO's 80 by default;
+the run then stops inside mmengine with "need at least one array to concatenate"), and
 fails on a missing image only when the sampler first draws it (a traceback, hours into a run);
 pycocotools' `loadRes` needs the ground truth's `info` and fails after the whole test set ran. Each of
 these becomes one `UserInputError` here (the tools turn it into one `error:` line, exit code 2).
@@ -47,7 +49,8 @@ class CocoSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def _first(ids: Iterable[Any]) -> str:
+def first_few(ids: Iterable[Any]) -> str:
+    """The first few of `ids`, then how many more (for messages)."""
     ids = list(ids)
     more = f" and {len(ids) - _SHOWN} more" if len(ids) > _SHOWN else ""
     return ", ".join(str(i) for i in ids[:_SHOWN]) + more
@@ -101,7 +104,8 @@ def _check_layout(data: Any, path: str, evaluated: bool) -> None:
             seen: set = set()
             duplicates = [i for i in ids if i in seen or seen.add(i)]
             raise UserInputError(
-                f"annotation file {path} repeats {section} id {_first(dict.fromkeys(duplicates))}: ids must be unique"
+                f"annotation file {path} repeats {section} id {first_few(dict.fromkeys(duplicates))}: "
+                "ids must be unique"
             )
 
 
@@ -131,15 +135,15 @@ def _check_annotations(coco, path: str, summary: CocoSummary) -> None:
     unknown_image = [a["id"] for a in coco.anns.values() if a["image_id"] not in coco.imgs]
     if unknown_image:
         raise UserInputError(
-            f"annotation file {path}: annotation {_first(unknown_image)} refers to an image id "
+            f"annotation file {path}: annotation {first_few(unknown_image)} refers to an image id "
             'that is not in "images": fix the image ids or add the images'
         )
     unknown_cat = [a["id"] for a in coco.anns.values() if a["category_id"] not in coco.cats]
     if unknown_cat:
         cat_ids = sorted({coco.anns[i]["category_id"] for i in unknown_cat}, key=str)
         raise UserInputError(
-            f"annotation file {path}: annotation {_first(unknown_cat)} has category id "
-            f'{_first(cat_ids)}, which is not in "categories" (known: {_first(sorted(coco.cats))}): '
+            f"annotation file {path}: annotation {first_few(unknown_cat)} has category id "
+            f'{first_few(cat_ids)}, which is not in "categories" (known: {first_few(sorted(coco.cats))}): '
             "fix the category ids or add the categories"
         )
     for ann in coco.anns.values():
@@ -153,11 +157,11 @@ def _check_annotations(coco, path: str, summary: CocoSummary) -> None:
     if zero and len(zero) > ZERO_AREA_TOLERANCE * len(coco.anns):
         raise UserInputError(
             f"annotation file {path}: {len(zero)} of {len(coco.anns)} boxes have zero area "
-            f"(annotation {_first(zero)}), which mmdet would silently drop: fix or delete them"
+            f"(annotation {first_few(zero)}), which mmdet would silently drop: fix or delete them"
         )
     if zero:
         summary.notes.append(
-            f"{path}: {len(zero)} zero-area box(es) (annotation {_first(zero)}) will be skipped by mmdet"
+            f"{path}: {len(zero)} zero-area box(es) (annotation {first_few(zero)}) will be skipped by mmdet"
         )
 
 
@@ -168,22 +172,70 @@ def _check_images(coco, path: str, image_dir: str | None) -> None:
     if missing:
         raise UserInputError(
             f"annotation file {path} lists {len(missing)} image(s) missing from {image_dir} "
-            f"(e.g. {_first(missing)}): copy them there or delete their entries"
+            f"(e.g. {first_few(missing)}): copy them there or delete their entries"
         )
 
 
-def _check_classes(coco, path: str, classes: Sequence[str] | None) -> None:
-    """Every class of the config must be a category name, else mmdet's labels shift without a word."""
+CLASSES_FIX = (
+    "to use the file's categories, pass --classes-from-annotations to tools/train.py and tools/test.py "
+    "(or set metainfo.classes to them and the head's num_classes to their number)"
+)
+
+
+def _check_classes(coco, path: str, classes: Sequence[str] | None, summary: CocoSummary) -> None:
+    """Every class of the config must be a category name, else mmdet's labels shift without a word.
+
+    None matching (a COCO-class config on one's own data) and some missing are errors that name a few of
+    the file's categories and a few of the config's classes. Categories of the file that the config does
+    not train are a `note`: mmdet skips their annotations, as when a config trains a subset of COCO.
+    """
     if not classes:
         return
-    names = {cat["name"] for cat in coco.cats.values()}
-    absent = [c for c in classes if c not in names]
+    classes = [str(c) for c in classes]
+    names = [cat["name"] for cat in coco.dataset["categories"]]  # the file's order, which mmdet's labels follow
+    repeated = [n for i, n in enumerate(names) if n in classes and n in names[:i]]
+    if repeated:
+        raise UserInputError(
+            f"annotation file {path} names more than one category {first_few(dict.fromkeys(repeated))}, a class "
+            "of the config: category names must be unique (mmdet would give that class two labels)"
+        )
+    absent = [c for c in classes if c not in set(names)]
+    if len(absent) == len(classes):
+        raise UserInputError(
+            f"annotation file {path}: none of its {len(names)} category names ({first_few(names)}) is a class "
+            f"of the config, which has {len(classes)} ({first_few(classes)}): {CLASSES_FIX}"
+        )
+    others = [n for n in names if n not in set(classes)]
     if absent:
         raise UserInputError(
-            f"annotation file {path} has no category named {_first(absent)} (a class of the "
-            f"config; the file has {_first(sorted(names))}): set metainfo.classes to the "
-            "file's category names"
+            f"annotation file {path} has no category named {first_few(absent)} ({len(absent)} of the config's "
+            f"{len(classes)} classes; the file's categories that are not classes of the config: "
+            f"{first_few(others) or 'none'}): {CLASSES_FIX}"
         )
+    if others:
+        skipped_ids = {cat["id"] for cat in coco.dataset["categories"] if cat["name"] in set(others)}
+        skipped = sum(1 for ann in coco.anns.values() if ann["category_id"] in skipped_ids)
+        summary.notes.append(
+            f"{path}: {len(others)} of its {len(names)} categories are not classes of the config "
+            f"({first_few(others)}); mmdet skips their {skipped} annotation(s)"
+        )
+
+
+def category_names(path: str | os.PathLike) -> list[str]:
+    """The category names of the COCO file `path`, in its order (mmdet's label order); unique and not empty."""
+    path = os.fspath(path)
+    data = _read_json(path)
+    _check_layout(data, path, evaluated=False)
+    names = [str(cat["name"]) for cat in data["categories"]]
+    if not names:
+        raise UserInputError(f'annotation file {path} has an empty "categories" list: add its categories')
+    repeated = [n for i, n in enumerate(names) if n in names[:i]]
+    if repeated:
+        raise UserInputError(
+            f"annotation file {path} names more than one category {first_few(dict.fromkeys(repeated))}: "
+            "category names must be unique to be used as class names"
+        )
+    return names
 
 
 def validate_coco_file(
@@ -195,7 +247,8 @@ def validate_coco_file(
     """Check the COCO instances file `path`; raise `UserInputError` naming the first problem found.
 
     `image_dir`: check every listed image exists there. `classes`: the config's class names, each of
-    which must be a category name. `evaluated`: the file is also pycocotools' ground truth (needs `info`).
+    which must be a category name (`_check_classes`). `evaluated`: the file is also pycocotools' ground
+    truth (needs `info`).
     """
     path = os.fspath(path)
     data = _read_json(path)
@@ -204,5 +257,5 @@ def validate_coco_file(
     summary = CocoSummary(path, len(coco.imgs), len(coco.anns), len(coco.cats))
     _check_annotations(coco, path, summary)
     _check_images(coco, path, None if image_dir is None else os.fspath(image_dir))
-    _check_classes(coco, path, classes)
+    _check_classes(coco, path, classes, summary)
     return summary

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os.path as osp
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from mmengine.config import Config
 
 from etcore.errors import UserInputError
-from finetune.coco_validation import validate_coco_file
+from finetune.coco_validation import first_few, validate_coco_file
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 CFG_OPTIONS_HELP = (
@@ -127,8 +127,72 @@ def check_data(cfg: Config, loader_keys: Sequence[str]) -> None:
                 raise UserInputError(f"annotation file {ann_file} ({evaluator_key}) does not exist: {hint}")
 
 
+def dataset_classes(dataset: dict) -> list[str] | None:
+    """The class names a dataset config trains on: its `metainfo.classes`, else its type's defaults.
+
+    mmdet's CocoDataset falls back to COCO's 80 classes (`CocoDataset.METAINFO`); a config that names
+    no classes therefore filters a custom file by those. None when the type is not an mmdet dataset.
+    """
+    classes = (dataset.get("metainfo") or {}).get("classes")
+    if classes:
+        return [str(c) for c in classes]
+    dataset_type = dataset.get("type")
+    if dataset_type is None:
+        return None
+    import mmdet.datasets  # noqa: F401  (registers mmdet's dataset types)
+    from mmdet.registry import DATASETS
+
+    try:
+        cls = dataset_type if isinstance(dataset_type, type) else DATASETS.get(dataset_type)
+    except (KeyError, TypeError):
+        cls = None
+    defaults = (getattr(cls, "METAINFO", None) or {}).get("classes") if cls is not None else None
+    return [str(c) for c in defaults] if defaults else None
+
+
+# where a detector's class count lives: mmdet's one-stage `bbox_head`, two-stage/cascade `roi_head.bbox_head`
+# (a list for Cascade) and `roi_head.mask_head`; the RPN head is class-agnostic and stays as it is
+CLASS_HEAD_KEYS = ("bbox_head", "roi_head", "mask_head")
+
+
+def class_heads(cfg: Config) -> list[tuple[str, dict]]:
+    """(config path, head dict) of every detector head whose `num_classes` is the dataset's class count."""
+
+    def walk(path: str, part: Any) -> Iterable[tuple[str, dict]]:
+        if isinstance(part, (list, tuple)):
+            for index, value in enumerate(part):
+                yield from walk(f"{path}[{index}]", value)
+        elif isinstance(part, dict):
+            if "num_classes" in part and path != "model":
+                yield path, part
+            for key in CLASS_HEAD_KEYS:
+                if key in part:
+                    yield from walk(f"{path}.{key}", part[key])
+
+    return list(walk("model", cfg.get("model") or {}))
+
+
+def check_head_classes(cfg: Config, loader_key: str, dataset: dict) -> None:
+    """The heads' num_classes must be the number of classes the dataset is filtered by."""
+    classes = dataset_classes(dataset)
+    if not classes:
+        return
+    wrong = [
+        f"{path}.num_classes={head['num_classes']}"
+        for path, head in class_heads(cfg)
+        if head["num_classes"] != len(classes)
+    ]
+    if wrong:
+        raise UserInputError(
+            f"the {loader_key} dataset has {len(classes)} classes ({first_few(classes)}) but "
+            f"{first_few(wrong)}: set the heads' num_classes to {len(classes)} "
+            "(--classes-from-annotations sets both from the annotation file)"
+        )
+
+
 def validate_annotations(cfg: Config, loader_keys: Sequence[str]) -> None:
-    """Check each dataset's COCO annotation file (ids, boxes, categories, images) before the runner starts."""
+    """Check each dataset's COCO annotation file (ids, boxes, categories, images, classes) and that the
+    heads' num_classes fit its classes, before the runner starts."""
     for loader_key in loader_keys:
         loader = cfg.get(loader_key)
         for dataset in datasets_of(loader if isinstance(loader, dict) else {}):
@@ -139,11 +203,12 @@ def validate_annotations(cfg: Config, loader_keys: Sequence[str]) -> None:
             summary = validate_coco_file(
                 osp.join(root, ann_file),
                 None if images is None else osp.join(root, images),
-                classes=(dataset.get("metainfo") or {}).get("classes"),
+                classes=dataset_classes(dataset),
                 evaluated=loader_key != "train_dataloader",
             )
             for note in summary.notes:
                 print(f"note: {note}", flush=True)
+            check_head_classes(cfg, loader_key, dataset)
 
 
 def uses_validation(cfg: Config) -> bool:

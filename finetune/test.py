@@ -1,12 +1,18 @@
-"""`tools/test.py`: evaluate a trained detector on COCO and write `<work_dir>/coco_metrics.json` (docs/FORMATS.md).
+"""`tools/test.py`: evaluate a trained detector on COCO and write `<work_dir>/coco_metrics.json`, or a semantic
+segmentor on ADE20K and write `<work_dir>/seg_metrics.json` (docs/FORMATS.md); the config's default_scope
+(`mmdet` or `mmseg`) says which.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out results.pkl]
-        [--dump-detections [PREFIX]] [--cfg-options k=v ...] [--launcher L]
+        [--dump-detections [PREFIX]] [--tta] [--dump-predictions [DIR]] [--cfg-options k=v ...]
+        [--classes-from-annotations] [--launcher L]
 
-mmdet's tools/test.py command line. The numbers are mmdet's CocoMetric's (pycocotools underneath);
-`--dump-detections` also keeps the raw detections in COCO results format (`PREFIX.bbox.json`, and
-`PREFIX.segm.json` for instance segmentation; PREFIX defaults to `<work_dir>/detections`) so anyone can
-re-evaluate them with pycocotools. Missing inputs are one `error:` line (exit 2) before the runner starts.
+mmdet's / mmseg's tools/test.py command line. Detection numbers are mmdet's CocoMetric's (pycocotools
+underneath); `--dump-detections` also keeps the raw detections in COCO results format (`PREFIX.bbox.json`,
+and `PREFIX.segm.json` for instance segmentation; PREFIX defaults to `<work_dir>/detections`) so anyone
+can re-evaluate them with pycocotools. Segmentation numbers are mmseg's IoUMetric's (mIoU, mAcc, aAcc);
+`--tta` tests with the config's multi-scale + flip augmentation (mmseg's flag), and `--dump-predictions`
+keeps every predicted label map (DIR defaults to `<work_dir>/predictions/<mode>`) for outside evaluation.
+Missing inputs are one `error:` line (exit 2) before the runner starts.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from mmengine.dist import is_main_process
 import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the checkpoint allowlist)
 from etcore.checkpoint_io import write_text_atomic
 from etcore.errors import UserInputError
-from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, METRICS_SCHEMA
+from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, METRICS_SCHEMA, SEG_METRICS_FILE, SEG_PREDICTIONS_DIR
 from etcore.paths import check_writable_dir
+from finetune import classes
 from finetune.config import (
     CFG_OPTIONS_HELP,
     LAUNCHERS,
@@ -38,6 +45,15 @@ from finetune.config import (
     validate_annotations,
 )
 from finetune.runner import build_runner
+from finetune.seg_metrics import file_sha256, iou_metrics, seg_record, write_seg_metrics
+from finetune.segmentation import (
+    DumpSegResults,
+    check_seg_data,
+    dump_predictions_to,
+    is_segmentation,
+    mode_name,
+    use_test_time_augmentation,
+)
 
 # CocoMetric's result names -> the names of docs/FORMATS.md
 AP_NAMES = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}
@@ -45,11 +61,21 @@ RUN_ONLY_KEYS = ("work_dir", "load_from", "resume", "launcher")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Test (and evaluate) a detector on COCO.")
+    parser = argparse.ArgumentParser(
+        description="Test (and evaluate) a detector on COCO or a semantic segmentor on ADE20K (mmdet / mmseg config)."
+    )
     parser.add_argument("config", help="test config file")
-    parser.add_argument("checkpoint", help="detector checkpoint, e.g. work_dirs/<config>/epoch_12.pth")
-    parser.add_argument("--work-dir", help="where coco_metrics.json and logs go (default: work_dirs/<config name>)")
-    parser.add_argument("--out", help="also dump the raw predictions to this .pkl file (mmdet DumpDetResults)")
+    parser.add_argument(
+        "checkpoint", help="detector or segmentor checkpoint, e.g. work_dirs/<config>/epoch_12.pth or iter_160000.pth"
+    )
+    parser.add_argument(
+        "--work-dir",
+        help="where coco_metrics.json / seg_metrics.json and logs go (default: work_dirs/<config name>)",
+    )
+    parser.add_argument(
+        "--out",
+        help="also dump the raw predictions to this .pkl file (mmdet DumpDetResults; segmentation: the label maps)",
+    )
     parser.add_argument(
         "--dump-detections",
         nargs="?",
@@ -58,7 +84,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="keep the detections in COCO results format: PREFIX.bbox.json (and .segm.json); "
         "PREFIX defaults to <work_dir>/detections",
     )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="segmentation: test with the config's multi-scale + flip augmentation (tta_pipeline, tta_model); "
+        "fills the ms_flip block of seg_metrics.json",
+    )
+    parser.add_argument(
+        "--dump-predictions",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="segmentation: keep every predicted label map as DIR/<image>.png; DIR defaults to "
+        "<work_dir>/predictions/single_scale (or ms_flip with --tta)",
+    )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
+    classes.add_argument(parser)
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -196,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Check the inputs, test the checkpoint with mmengine's runner, write coco_metrics.json."""
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
+    if args.classes_from_annotations:
+        classes.use_annotation_classes(cfg, "test_dataloader", args.config)
     # the config as file + --cfg-options say, without what only names this run (compare.py pairs on it)
     resolved = json_safe({k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_KEYS})
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
@@ -207,6 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"checkpoint {args.checkpoint} does not exist: give a detector checkpoint "
             "(tools/train.py writes them into its work dir)"
         )
+    if is_segmentation(cfg, args.config):
+        return _test_segmentor(args, cfg, resolved)
+    for flag, given in (("--tta", args.tta), ("--dump-predictions", args.dump_predictions is not None)):
+        if given:
+            raise UserInputError(
+                f"{flag} is for segmentation (mmseg) configs; {args.config} is a detection config: drop {flag}"
+            )
     check_data(cfg, ["test_dataloader"])
     validate_annotations(cfg, ["test_dataloader"])
     if args.dump_detections is not None:
@@ -227,7 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    seed, pretrained = training_facts(load_detector_checkpoint(runner, args.checkpoint), cfg)
+    checkpoint = load_detector_checkpoint(runner, args.checkpoint)
+    classes.check_trained_classes(checkpoint, cfg, args.checkpoint)
+    seed, pretrained = training_facts(checkpoint, cfg)
     results = runner.test()
 
     if is_main_process():
@@ -244,4 +296,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             path = write_text_atomic(json.dumps(record, indent=2) + "\n", osp.join(runner.work_dir, METRICS_FILE))
             runner.logger.info(f"COCO metrics written to {path}")
+    return 0
+
+
+def _test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int:
+    """The mmseg path: check the data, test (single scale, or --tta), write seg_metrics.json."""
+    if args.dump_detections is not None:
+        raise UserInputError(
+            f"--dump-detections is for detection configs; {args.config} is a segmentation config: "
+            "use --dump-predictions to keep the predicted label maps"
+        )
+    for note in check_seg_data(cfg, ["test_dataloader"]):
+        print(f"note: {note}", flush=True)
+    mode = mode_name(args.tta)
+    if args.tta:
+        use_test_time_augmentation(cfg, args.config)
+    predictions = None
+    if args.dump_predictions is not None:
+        predictions = args.dump_predictions or osp.join(cfg.work_dir, SEG_PREDICTIONS_DIR, mode)
+        check_writable_dir(predictions, "--dump-predictions")
+        dump_predictions_to(cfg, args.config, predictions)
+
+    runner = build_runner(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(DumpSegResults(out_file_path=args.out))
+    seed, pretrained = training_facts(load_detector_checkpoint(runner, args.checkpoint), cfg)
+    results = runner.test()
+    if is_main_process():
+        metrics = iou_metrics(results)
+        if not metrics:
+            runner.logger.warning(f"no mIoU/mAcc/aAcc came back (format_only?): {SEG_METRICS_FILE} not written")
+            return 0
+        record = seg_record(
+            config=args.config,
+            checkpoint=args.checkpoint,
+            checkpoint_sha256=file_sha256(args.checkpoint),
+            resolved=resolved,
+            seed=seed,
+            pretrained=pretrained,
+            mode=mode,
+            metrics=metrics,
+            predictions=predictions,
+        )
+        path, note = write_seg_metrics(record, osp.join(runner.work_dir, SEG_METRICS_FILE))
+        if note:
+            runner.logger.warning(note)
+        runner.logger.info(f"segmentation metrics ({mode}) written to {path}")
     return 0

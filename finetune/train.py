@@ -1,13 +1,18 @@
-"""`tools/train.py`: train a detector from an mmdet 3.x config (mmdet's tools/train.py command line).
+"""`tools/train.py`: train a detector (mmdet 3.x config) or a semantic segmentor (mmseg 1.x config) with
+mmdet's / mmseg's tools/train.py command line; the config's default_scope says which.
 
     python tools/train.py det_configs/retinanet/retinanet_swin-t_fpn_1x_coco_efficienttrain.py \
-        [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...] [--launcher L]
+        [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
+        [--classes-from-annotations] [--launcher L]
+    python tools/train.py seg_configs/upernet/upernet_swin-t_8xb2-160k_ade20k-512x512_efficienttrain.py
 
 Differences from mmdet's tool, all about failing early and clearly: a missing config, data root,
 annotation file, pretrained backbone checkpoint or resume checkpoint is one `error:` line (exit 2) before
 the runner starts; `data_root` (config or --cfg-options) is the one place that points at the data; a
 CPU-only machine runs distributed jobs on gloo; COCO annotation files are validated first
-(`finetune.coco_validation`); checkpoints are written atomically and `--resume` skips one that a kill left
+(`finetune.coco_validation`), segmentation images and label maps likewise (`finetune.segmentation`), and
+`--classes-from-annotations` trains a detector on one's own COCO-format categories (`finetune.classes`);
+checkpoints are written atomically and `--resume` skips one that a kill left
 unreadable (`finetune.checkpoints`, docs/RELIABILITY.md).
 """
 
@@ -25,6 +30,7 @@ import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the chec
 from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import UserInputError
 from etcore.paths import check_writable_dir
+from finetune import classes
 from finetune.checkpoints import resume_checkpoint, use_atomic_checkpoints
 from finetune.config import (
     CFG_OPTIONS_HELP,
@@ -37,11 +43,14 @@ from finetune.config import (
     validate_annotations,
 )
 from finetune.runner import build_runner
+from finetune.segmentation import check_seg_data, is_segmentation
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a detector (mmdet 3.x config).")
-    parser.add_argument("config", help="train config file, e.g. det_configs/retinanet/..._baseline.py")
+    parser = argparse.ArgumentParser(description="Train a detector (mmdet 3.x config) or a segmentor (mmseg 1.x).")
+    parser.add_argument(
+        "config", help="train config file, e.g. det_configs/retinanet/..._baseline.py or seg_configs/upernet/..."
+    )
     parser.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config name>)")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision (needs a GPU)")
     parser.add_argument(
@@ -57,6 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="resume from this checkpoint, or (no value) from the last one in the work dir",
     )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
+    classes.add_argument(parser)
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself.
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
@@ -108,9 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_train_args(cfg, args)
+    if args.classes_from_annotations:
+        classes.use_annotation_classes(cfg, "train_dataloader", args.config)
     loader_keys = ["train_dataloader", "val_dataloader"] if uses_validation(cfg) else ["train_dataloader"]
-    check_data(cfg, loader_keys)
-    validate_annotations(cfg, loader_keys)
+    if is_segmentation(cfg, args.config):
+        for note in check_seg_data(cfg, loader_keys):
+            print(f"note: {note}", flush=True)
+    else:
+        check_data(cfg, loader_keys)
+        validate_annotations(cfg, loader_keys)
     check_pretrained_checkpoint(cfg)
     use_atomic_checkpoints(cfg)
 

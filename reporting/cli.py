@@ -1,9 +1,10 @@
-"""Compare detection runs: one table of pretraining cost and COCO AP, EfficientTrain rows against baseline.
+"""Compare fine-tuning runs: one table of pretraining cost, COCO AP and ADE20K mIoU, EfficientTrain against baseline.
 
-Reads every `coco_metrics.json` (+ `pretrain_provenance.json`) below the given work dirs
-(docs/FORMATS.md), groups runs by detector, backbone and schedule, averages seeds (mean +- std), and adds
-below each non-baseline row its seed-paired delta to the `baseline` curriculum. Runs are paired only when
-their resolved configs differ in nothing but the pretrained checkpoint, the work dir and the seed.
+Reads every `coco_metrics.json` and `seg_metrics.json` (+ `pretrain_provenance.json`) below the given work
+dirs (docs/FORMATS.md), groups runs by detector or segmentor, backbone and schedule, averages seeds
+(mean +- std), and adds below each non-baseline row its seed-paired delta to the `baseline` curriculum.
+Runs are paired only when their resolved configs differ in nothing but the pretrained checkpoint, the work
+dir and the seed. Segmentation groups show mIoU single-scale and with multi-scale + flip test.
 
     python tools/compare.py work_dirs/demo [--format markdown|csv|latex|json] [--out FILE] [--paper]
 """
@@ -35,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--paper",
         action="store_true",
-        help="add the papers' published rows beside the runs of the "
-        "same detector, schedule, backbone and curriculum (alone: print every published row)",
+        help="add the papers' published rows (EfficientTrain++ Table 17, COCO; Table 18, ADE20K) beside the runs "
+        "of the same detector or segmentor, schedule, backbone and curriculum (alone: print every published row)",
     )
     args = parser.parse_args(argv)
     if not args.work_dirs and not args.paper:

@@ -1,10 +1,11 @@
-"""The demo's report: the comparison table plus plots of the curricula, pretraining curves and AP vs cost.
+"""The demo's report: the comparison table plus plots of the curricula, pretraining curves and AP / mIoU vs cost.
 
     python tools/demo_report.py WORK_ROOT   (re-draws WORK_ROOT/report.md from finished runs)
 
 Reads only what the runs wrote (pretraining `log.jsonl` / `curriculum.json` / `final.pth`, fine-tuning
-`coco_metrics.json` / `pretrain_provenance.json`); the table is the one tools/compare.py prints.
-Work-root layout (the demo's): `WORK_ROOT/pretrain/<model>_<curriculum>_s<seed>/`, `WORK_ROOT/det/...`.
+`coco_metrics.json` / `seg_metrics.json` / `pretrain_provenance.json`); the table is the one
+tools/compare.py prints. Work-root layout (the demo's): `WORK_ROOT/pretrain/<model>_<curriculum>_s<seed>/`,
+`WORK_ROOT/det/...`, `WORK_ROOT/seg/...`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from etcore.cli import ArgumentParser  # noqa: E402
 from etcore.errors import UserInputError  # noqa: E402
 from etcore.formats import PRETRAIN_CURRICULUM, PRETRAIN_FINAL, PRETRAIN_LOG  # noqa: E402
 from reporting.render import render  # noqa: E402
-from reporting.runs import load_runs  # noqa: E402
+from reporting.runs import SEGMENTATION, load_runs  # noqa: E402
 from reporting.table import build_table  # noqa: E402
 
 
@@ -80,13 +81,19 @@ def plot_pretraining(pretrain_dirs: Sequence[Path], out: Path) -> Path:
 
 
 def plot_ap_vs_cost(runs: Sequence, out: Path) -> Path:
-    """Box (and mask) AP of each detection run against the pretraining cost (equivalent epochs)."""
+    """Box (and mask) AP of each detection run, mIoU of each segmentation run, against the pretraining cost."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    markers = {"retinanet": "o", "cascade_mask_rcnn": "s"}
+    markers = {"retinanet": "o", "cascade_mask_rcnn": "s", "upernet": "D"}
+    measures = (
+        ("bbox", "AP", "full", "box AP"),
+        ("segm", "AP", "none", "mask AP"),
+        ("single_scale", "mIoU", "full", "mIoU"),
+        ("ms_flip", "mIoU", "none", "mIoU MS+flip"),
+    )
     for run in runs:
         cost = run.pretrain.get("equivalent_epochs")
-        for iou_type, fill in (("bbox", "full"), ("segm", "none")):
-            value = run.metrics.get(iou_type, {}).get("AP")
+        for block, metric, fill, name in measures:
+            value = run.metrics.get(block, {}).get(metric)
             if cost is None or value is None:
                 continue
             colour = "tab:blue" if run.curriculum == "baseline" else "tab:orange"
@@ -97,15 +104,15 @@ def plot_ap_vs_cost(runs: Sequence, out: Path) -> Path:
                 s=60,
                 color=colour,
                 facecolors=colour if fill == "full" else "none",
-                label=f"{run.detector} {'box' if iou_type == 'bbox' else 'mask'} AP, {run.curriculum}",
+                label=f"{run.detector} {name}, {run.curriculum}",
             )
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7)
     ax.set(
         xlabel="pretraining cost (equivalent full-size epochs)",
-        ylabel="COCO AP (%)",
-        title="detection AP vs pretraining cost",
+        ylabel="COCO AP / ADE-layout mIoU (%)",
+        title="detection AP and segmentation mIoU vs pretraining cost",
     )
     ax.grid(alpha=0.3)
     return _save(fig, out)
@@ -136,24 +143,39 @@ def _pretraining_summary(pretrain_dirs: Sequence[Path]) -> list[str]:
 
 
 def write_report(
-    root: Path, det_root: Path, pretrain_dirs: Sequence[Path], profile_name: str = "", elapsed_s: float | None = None
+    root: Path,
+    det_root: Path,
+    pretrain_dirs: Sequence[Path],
+    profile_name: str = "",
+    elapsed_s: float | None = None,
+    seg_root: Path | None = None,
 ) -> str:
     """Write `root/report.md` and its PNG plots; return the comparison table (markdown)."""
-    runs = load_runs([det_root])
+    runs = load_runs([det_root] + ([seg_root] if seg_root is not None and seg_root.is_dir() else []))
+    with_seg = any(run.task == SEGMENTATION for run in runs)
     table = render(build_table(runs), "markdown")
     plots = {
         "Curricula": plot_curricula(pretrain_dirs, root / "plots" / "curricula.png"),
         "Pretraining curves": plot_pretraining(pretrain_dirs, root / "plots" / "pretraining.png"),
-        "AP vs pretraining cost": plot_ap_vs_cost(runs, root / "plots" / "ap_vs_cost.png"),
+        ("AP and mIoU" if with_seg else "AP") + " vs pretraining cost": plot_ap_vs_cost(
+            runs, root / "plots" / "ap_vs_cost.png"
+        ),
     }
     lines = [
         f"# EfficientTrain demo report{f' ({profile_name})' if profile_name else ''}",
         "",
         "Pretraining on the generated ImageNet-style set, then RetinaNet and Cascade Mask R-CNN fine-tuned "
-        "from each checkpoint on the generated COCO-format set. Numbers are real runs of this machine; "
-        "every AP below was re-computed with pycocotools from the run's own dumped detections.",
+        "from each checkpoint on the generated COCO-format set"
+        + (
+            ", and a tiny UperNet from each checkpoint on the same scenes as ADE20K-layout label maps"
+            if with_seg
+            else ""
+        )
+        + ". Numbers are real runs of this machine; every AP below was re-computed with pycocotools from the "
+        "run's own dumped detections"
+        + (", every mIoU with a numpy confusion matrix from its saved predictions." if with_seg else "."),
         "",
-        "## COCO results",
+        "## COCO and ADE-layout results" if with_seg else "## COCO results",
         "",
         table.rstrip(),
         "",
@@ -173,10 +195,12 @@ def write_report(
 def main(argv: Sequence[str] | None = None) -> int:
     """Re-draw WORK_ROOT/report.md from finished demo runs."""
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("work_root", help="the demo's work root, holding pretrain/ and det/ (e.g. work_dirs/demo)")
+    parser.add_argument(
+        "work_root", help="the demo's work root, holding pretrain/, det/ (and seg/) (e.g. work_dirs/demo)"
+    )
     root = Path(parser.parse_args(argv).work_root)
     if not (root / "det").is_dir() or not (root / "pretrain").is_dir():
         raise UserInputError(f"{root} has no pretrain/ and det/ folders: run tools/demo.py first")
     pretrain_dirs = sorted(p for p in (root / "pretrain").iterdir() if (p / PRETRAIN_FINAL).is_file())
-    print(write_report(root, root / "det", pretrain_dirs))
+    print(write_report(root, root / "det", pretrain_dirs, seg_root=root / "seg"))
     return 0

@@ -1,8 +1,9 @@
-"""Load fine-tuning runs: every `coco_metrics.json` and its `pretrain_provenance.json` (docs/FORMATS.md).
+"""Load fine-tuning runs: every `coco_metrics.json` or `seg_metrics.json` and its `pretrain_provenance.json`
+(docs/FORMATS.md).
 
-A `Run` is what one work dir says: what was trained (detector, backbone, schedule, seed), its COCO
-metrics in percent, its resolved config, and the pretraining it started from. Malformed files are a
-`UserInputError` naming the file and the fix.
+A `Run` is what one work dir says: what was trained (detector or segmentor, backbone, schedule, seed), its
+metrics in percent (COCO AP, or ADE20K mIoU single-scale and ms+flip), its resolved config, and the
+pretraining it started from. Malformed files are a `UserInputError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -14,16 +15,29 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from etcore.errors import UserInputError
-from etcore.formats import METRICS_FILE, METRICS_SCHEMA, PROVENANCE_FILE
+from etcore.formats import (
+    METRICS_FILE,
+    METRICS_SCHEMA,
+    PROVENANCE_FILE,
+    SEG_METRICS_FILE,
+    SEG_METRICS_SCHEMA,
+    SEG_MODES,
+)
 
 METRIC_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 IOU_TYPES = {"bbox": "box", "segm": "mask"}
+SEG_METRIC_KEYS = ("mIoU", "mAcc", "aAcc")
+DETECTION, SEGMENTATION = "detection", "segmentation"
 BASELINE = "baseline"
 
 
 @dataclass
 class Run:
-    """One detection run: what was trained, its COCO metrics (percent, None = n/a) and its pretraining."""
+    """One fine-tuning run: what was trained, its metrics (percent, None = n/a) and its pretraining.
+
+    Detection: `metrics` = {'bbox': {'AP': ..}, 'segm': {..}}. Segmentation (`task` 'segmentation'):
+    `detector` holds the segmentor ('upernet') and `metrics` = {'single_scale': {'mIoU': ..}, 'ms_flip': {..}}.
+    """
 
     work_dir: Path
     detector: str
@@ -34,6 +48,7 @@ class Run:
     resolved_config: dict | None
     curriculum: str
     pretrain: dict[str, Any] = field(default_factory=dict)
+    task: str = DETECTION
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -72,6 +87,17 @@ def _get(document: dict, dotted: str, kind: type | tuple, path: Path, fix: str) 
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise UserInputError(f"{path}: key '{dotted}' = {value!r} has the wrong type: {fix}")
     return value
+
+
+def _seg_percent(value: Any, key: str, path: Path) -> float | None:
+    """An IoUMetric fraction (tools/test.py divides mmseg's percent by 100) as percent; null stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise UserInputError(
+            f"{path}: {key} = {value!r} is not a fraction in [0, 1] or null: re-run tools/test.py to rewrite it"
+        )
+    return 100.0 * value
 
 
 def _percent(value: Any, key: str, path: Path) -> float | None:
@@ -156,24 +182,68 @@ def load_run(metrics_path: Path) -> Run:
     )
 
 
+def load_seg_run(metrics_path: Path) -> Run:
+    """Parse one work dir's `seg_metrics.json` and `pretrain_provenance.json` into a segmentation Run."""
+    fix = f"re-run tools/test.py to rewrite it (schema {SEG_METRICS_SCHEMA}, docs/FORMATS.md)"
+    document = _read_json(metrics_path, fix)
+    schema = document.get("schema")
+    if schema != SEG_METRICS_SCHEMA:
+        raise UserInputError(f"{metrics_path}: schema {schema!r} is not {SEG_METRICS_SCHEMA!r}: {fix}")
+    blocks = _get(document, "metrics", dict, metrics_path, fix)
+    unknown = sorted(set(blocks) - set(SEG_MODES))
+    if unknown or not blocks:
+        raise UserInputError(
+            f"{metrics_path}: 'metrics' holds {sorted(blocks)}, expected one or both of {list(SEG_MODES)}: {fix}"
+        )
+    metrics: dict[str, dict[str, float | None]] = {}
+    for mode in SEG_MODES:
+        if mode in blocks:
+            block = _get(document, f"metrics.{mode}", dict, metrics_path, fix)
+            metrics[mode] = {
+                key: _seg_percent(_get(block, key, (int, float, type(None)), metrics_path, fix), key, metrics_path)
+                for key in SEG_METRIC_KEYS
+            }
+    config = document.get("resolved_config")
+    curriculum, pretrain = _pretrain_info(metrics_path.parent / PROVENANCE_FILE)
+    return Run(
+        work_dir=metrics_path.parent,
+        detector=_get(document, "segmentor", str, metrics_path, fix),
+        backbone=_get(document, "backbone", str, metrics_path, fix),
+        schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
+        seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
+        metrics=metrics,
+        resolved_config=config if isinstance(config, dict) else None,
+        curriculum=curriculum,
+        pretrain=pretrain,
+        task=SEGMENTATION,
+    )
+
+
+_LOADERS = {METRICS_FILE: load_run, SEG_METRICS_FILE: load_seg_run}
+
+
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
-    """Every run below `paths` (work dirs, searched recursively, or `coco_metrics.json` files)."""
+    """Every run below `paths` (work dirs, searched recursively, or `coco_metrics.json` / `seg_metrics.json` files).
+
+    A work dir that holds both files (one model tested both ways) counts as two runs.
+    """
     found: dict[Path, None] = {}
     paths = [Path(p) for p in paths]
+    names = " or ".join(_LOADERS)
     for path in paths:
-        if path.is_file() and path.name == METRICS_FILE:
+        if path.is_file() and path.name in _LOADERS:
             found[path.resolve()] = None
         elif path.is_dir():
-            for metrics_path in sorted(path.rglob(METRICS_FILE)):
+            for metrics_path in sorted(p for name in _LOADERS for p in path.rglob(name)):
                 found[metrics_path.resolve()] = None
         elif path.exists():
-            raise UserInputError(f"{path} is neither a work dir nor a {METRICS_FILE}: pass detection work dirs")
+            raise UserInputError(f"{path} is neither a work dir nor a {names}: pass fine-tuning work dirs")
         else:
-            raise UserInputError(f"{path} does not exist: pass detection work dirs (e.g. work_dirs/demo)")
+            raise UserInputError(f"{path} does not exist: pass fine-tuning work dirs (e.g. work_dirs/demo)")
     if not found:
         shown = ", ".join(str(p) for p in paths)
         raise UserInputError(
-            f"no {METRICS_FILE} found under {shown}: run tools/test.py on the trained "
-            "detectors first, or pass the folder that holds their work dirs"
+            f"no {names} found under {shown}: run tools/test.py on the trained "
+            "detectors or segmentors first, or pass the folder that holds their work dirs"
         )
-    return [load_run(path) for path in found]
+    return [_LOADERS[path.name](path) for path in found]

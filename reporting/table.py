@@ -1,8 +1,10 @@
 """The comparison table: one row per curriculum arm (seeds averaged), a seed-paired delta row per non-baseline arm.
 
-Runs are grouped by (detector, backbone, schedule); within a group an arm is a curriculum (plus
+Runs are grouped by (detector or segmentor, backbone, schedule); within a group an arm is a curriculum (plus
 pretraining epochs, or the foreign checkpoint). Runs are paired only when their resolved configs differ
 in nothing but the pretrained checkpoint, the work dir and the seed; refused pairs become notes.
+Detection groups show COCO box (and mask) AP, segmentation groups ADE20K mIoU single-scale and ms+flip,
+so segmentors fine-tuned from the same checkpoints as the detectors appear in the same table.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from etcore.errors import UserInputError
 from reporting.paper import PAPER_ROWS, PaperRow, paper_rows_for
-from reporting.runs import BASELINE, IOU_TYPES, METRIC_KEYS, Run
+from reporting.runs import BASELINE, IOU_TYPES, METRIC_KEYS, SEGMENTATION, Run
 from reporting.stats import Stat, config_differences, summarize
 
 
@@ -34,6 +36,29 @@ class Table:
     notes: list[str]
 
 
+@dataclass(frozen=True)
+class MetricCell:
+    """A metric column: its key, header, and where the number sits in `Run.metrics` / `PaperRow.metrics`."""
+
+    key: str
+    header: str
+    block: str  # 'bbox' | 'segm' | 'single_scale' | 'ms_flip'
+    metric: str  # 'AP' ... | 'mIoU'
+
+
+DET_CELLS = [
+    MetricCell(f"{iou_type}_{key}", f"{label} {key}", iou_type, key)
+    for iou_type, label in IOU_TYPES.items()
+    for key in METRIC_KEYS
+]
+SEG_CELLS = [
+    MetricCell("miou", "mIoU", "single_scale", "mIoU"),
+    MetricCell("miou_ms_flip", "mIoU MS+flip", "ms_flip", "mIoU"),
+]
+METRIC_CELLS = DET_CELLS + SEG_CELLS
+_CELL_OF = {(cell.block, cell.metric): cell.key for cell in METRIC_CELLS}
+
+
 def _arm_label(run: Run) -> str:
     epochs = run.pretrain.get("epochs")
     if run.pretrain.get("foreign_checkpoint"):
@@ -41,10 +66,10 @@ def _arm_label(run: Run) -> str:
     return f"{run.curriculum} {epochs:g}ep" if isinstance(epochs, (int, float)) else run.curriculum
 
 
-def _columns(with_masks: bool) -> list[Column]:
+def _columns(with_masks: bool, with_boxes: bool = True, with_seg: bool = False) -> list[Column]:
     columns = [
         Column("row", "Row"),
-        Column("detector", "Detector"),
+        Column("detector", "Detector / segmentor" if with_seg else "Detector"),
         Column("backbone", "Backbone"),
         Column("schedule", "Sched."),
         Column("method", "Method"),
@@ -56,10 +81,8 @@ def _columns(with_masks: bool) -> list[Column]:
         Column("top1", "Top-1", True, 1),
         Column("seeds", "Seeds"),
     ]
-    for iou_type, label in IOU_TYPES.items():
-        if iou_type == "segm" and not with_masks:
-            continue
-        columns += [Column(f"{iou_type}_{key}", f"{label} {key}", True, 1) for key in METRIC_KEYS]
+    shown = {"bbox": with_boxes, "segm": with_masks, "single_scale": with_seg, "ms_flip": with_seg}
+    columns += [Column(cell.key, cell.header, True, 1) for cell in METRIC_CELLS if shown[cell.block]]
     return columns
 
 
@@ -94,9 +117,8 @@ def _arm_row(runs: list[Run]) -> dict[str, Any]:
         ("top1", "top1"),
     ):
         row[key] = summarize([p.get(source) for p in pretrainings])
-    for iou_type in IOU_TYPES:
-        for key in METRIC_KEYS:
-            row[f"{iou_type}_{key}"] = summarize([r.metrics.get(iou_type, {}).get(key) for r in runs])
+    for cell in METRIC_CELLS:
+        row[cell.key] = summarize([r.metrics.get(cell.block, {}).get(cell.metric) for r in runs])
     return row
 
 
@@ -158,13 +180,12 @@ def _delta_row(arm_runs: list[Run], base_runs: list[Run], notes: list[str]) -> d
         arm_stat = summarize([p.get(source) for p in _unique_pretrainings(arm_runs)])
         base_stat = summarize([p.get(source) for p in _unique_pretrainings(base_runs)])
         row[key] = Stat(arm_stat.mean - base_stat.mean, signed=True) if arm_stat and base_stat else None
-    for iou_type in IOU_TYPES:
-        for key in METRIC_KEYS:
-            diffs = []
-            for run, base in pairs:
-                a, b = run.metrics.get(iou_type, {}).get(key), base.metrics.get(iou_type, {}).get(key)
-                diffs.append(None if a is None or b is None else a - b)
-            row[f"{iou_type}_{key}"] = summarize(diffs, signed=True)
+    for cell in METRIC_CELLS:
+        diffs = []
+        for run, base in pairs:
+            a, b = run.metrics.get(cell.block, {}).get(cell.metric), base.metrics.get(cell.block, {}).get(cell.metric)
+            diffs.append(None if a is None or b is None else a - b)
+        row[cell.key] = summarize(diffs, signed=True)
     return row
 
 
@@ -203,12 +224,12 @@ def _paper_row(row: PaperRow, backbone: str, delta_to: PaperRow | None = None) -
     else:
         cells["pretraining"] = f"paper: Δ {row.method} − {delta_to.method}"
         cells["speedup"] = None
-    for iou_type, values in row.metrics.items():
+    for block, values in row.metrics.items():
         for key, value in values.items():
             if delta_to is None:
-                cells[f"{iou_type}_{key}"] = Stat(value)
-            elif key in delta_to.metrics.get(iou_type, {}):
-                cells[f"{iou_type}_{key}"] = Stat(round(value - delta_to.metrics[iou_type][key], 1), signed=True)
+                cells[_CELL_OF[(block, key)]] = Stat(value)
+            elif key in delta_to.metrics.get(block, {}):
+                cells[_CELL_OF[(block, key)]] = Stat(round(value - delta_to.metrics[block][key], 1), signed=True)
     return cells
 
 
@@ -227,7 +248,9 @@ def paper_table() -> Table:
     """Every published row, with no measured run (`tools/compare.py --paper` without work dirs)."""
     rows = [_paper_row(row, row.backbone) for row in PAPER_ROWS]
     with_masks = any("segm" in row.metrics for row in PAPER_ROWS)
-    return Table(_columns(with_masks), rows, [])
+    with_boxes = any("bbox" in row.metrics for row in PAPER_ROWS)
+    with_seg = any(set(row.metrics) & {"single_scale", "ms_flip"} for row in PAPER_ROWS)
+    return Table(_columns(with_masks, with_boxes, with_seg), rows, [])
 
 
 def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
@@ -274,7 +297,9 @@ def build_table(runs: Sequence[Run], paper: bool = False) -> Table:
             f"published: {'; '.join(covered)}), so no reference rows were added"
         )
     with_masks = any(f"segm_{key}" in row and row[f"segm_{key}"] is not None for row in rows for key in METRIC_KEYS)
-    return Table(_columns(with_masks), rows, notes)
+    with_seg = any(run.task == SEGMENTATION for run in runs)
+    with_boxes = any(run.task != SEGMENTATION for run in runs)
+    return Table(_columns(with_masks, with_boxes, with_seg), rows, notes)
 
 
 def _speedup(arm_runs: list[Run], base_runs: list[Run]) -> Stat | None:

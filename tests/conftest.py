@@ -2,8 +2,10 @@
 
 Tests that change a data set copy it first (`shutil.copytree`). Helper modules (`pretrain_fixtures`,
 `det_fixtures`, `fault_callbacks`) sit next to this file and are imported by their plain names.
-Markers (pyproject.toml): `slow` (more than about 10 s on 2 cores) and `subprocess` (starts processes);
-`make test-fast` runs the rest.
+Markers (pyproject.toml): `slow` (more than about 10 s on 2 cores), `subprocess` (starts processes) and
+`manual` (not in make test); `make test-fast` runs the rest. A config sweep (a test parametrized over every
+config file of `CONFIG_SWEEPS`) keeps its first case in `make test-fast`; its other cases are marked slow
+here, so `make test` still checks every config.
 """
 
 from __future__ import annotations
@@ -16,7 +18,20 @@ from det_fixtures import TINY_DEMO_DATA, write_coco_instances
 from pretrain_fixtures import make_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
+CONFIG_SWEEPS = {"test_det_configs.py", "test_det_recipes.py", "test_seg_configs.py"}
 TINY_RETINANET = REPO / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every case of a config sweep but its first as slow (make test-fast checks one config per test)."""
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        if item.path.name not in CONFIG_SWEEPS or getattr(item, "callspec", None) is None:
+            continue
+        key = (item.path.name, getattr(item, "originalname", item.name))
+        if key in seen:
+            item.add_marker(pytest.mark.slow)
+        seen.add(key)
 
 
 @pytest.fixture(scope="session")

@@ -183,8 +183,42 @@ def test_frozen_stages_freeze_their_output_norms() -> None:
         (dict(model_name="resnet18", depth_typo=3), "rejected the kwargs"),
         (dict(model_name="convnext_atto", out_norms="yes"), "out_norms="),
         (dict(model_name="deit_tiny_patch16_224", out_norms=True), "simple pyramid"),
+        (dict(model_name="resnet18", vit_blocks=(1, 2)), "not a plain"),
+        (dict(model_name="deit_tiny_patch16_224", depth=4, vit_blocks=(1, 4)), "0..3"),
+        (dict(model_name="deit_tiny_patch16_224", vit_blocks=(2, 5), out_indices=(2, 3)), "default"),
     ],
 )
 def test_bad_arguments_are_user_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(UserInputError, match=message):
         TimmBackbone(**kwargs)
+
+
+def test_vit_blocks_are_timm_intermediate_blocks() -> None:
+    """mmseg's ViT UperNet layout: the stride-16 maps of blocks (2, 5, 8, 11), no pyramid, no final norm."""
+    kwargs = dict(embed_dim=32, depth=6, num_heads=2)
+    backbone = TimmBackbone("deit_tiny_patch16_224", vit_blocks=(1, 3, 5), **kwargs).eval()
+    assert backbone.pyramid is None and backbone.out_norms is False
+    assert (backbone.out_channels, backbone.strides) == ([32] * 3, [16] * 3)
+    assert feature_channels("deit_tiny_patch16_224", vit_blocks=(1, 3, 5), **kwargs) == [32] * 3
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False, dynamic_img_size=True, **kwargs).eval()
+    model.load_state_dict(backbone.body.model.state_dict(), strict=False)  # pruned norm: Identity, no keys
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        got = backbone(x)
+        want = model.forward_intermediates(x, indices=[1, 3, 5], norm=False, intermediates_only=True)
+    assert [tuple(g.shape) for g in got] == [(1, 32, 4, 6)] * 3
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_one_class_two_registrations() -> None:
+    """mmseg configs find the very classes mmdet configs use."""
+    from mmdet.registry import HOOKS as DET_HOOKS
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS as DET_CONSTRUCTORS
+    from mmseg.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+
+    assert MODELS.get("TimmBackbone") is DET_MODELS.get("TimmBackbone") is TimmBackbone
+    assert HOOKS.get("PretrainProvenanceHook") is DET_HOOKS.get("PretrainProvenanceHook")
+    name = "TimmLayerDecayOptimizerConstructor"
+    assert OPTIM_WRAPPER_CONSTRUCTORS.get(name) is DET_CONSTRUCTORS.get(name)

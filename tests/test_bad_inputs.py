@@ -2,7 +2,7 @@
 
 A user error must end in exactly one stderr line `error: ...` that names the input, exit code 2, no
 traceback, and leave nothing a later run would trust (final.pth, last.pth, iter_*/epoch_*.pth,
-last_checkpoint, coco_metrics.json). The cases run up front on a pool of 2 threads (each subprocess
+last_checkpoint, coco_metrics.json, seg_metrics.json). The cases run up front on a pool of 2 threads (each subprocess
 spends most of its ~5 s importing torch/mmdet); the tests then check one case each.
 In-process versions of some cases live in test_pretrain_errors.py / test_det_tools.py; these prove the
 command lines. docs/RELIABILITY.md lists the catalogue.
@@ -10,6 +10,7 @@ command lines. docs/RELIABILITY.md lists the catalogue.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -21,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
+from det_fixtures import write_coco_instances
 from etcore.checkpoint_io import load_checkpoint_file
 from pretrain_fixtures import tiny_args, write_two_stage_curriculum
 
@@ -31,7 +35,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
-TRUSTED = ("final.pth", "last.pth", "last_checkpoint", "coco_metrics.json", "iter_*.pth", "epoch_*.pth")
+REAL_RETINANET = ROOT / "det_configs" / "retinanet" / "retinanet_r50_fpn_1x_coco_baseline.py"
+UPERNET = ROOT / "seg_configs" / "tiny" / "upernet_resnet18_tiny-demo_baseline.py"
+TRUSTED = (
+    "final.pth",
+    "last.pth",
+    "last_checkpoint",
+    "coco_metrics.json",
+    "seg_metrics.json",
+    "iter_*.pth",
+    "epoch_*.pth",
+)
 MODEL = "convnext_atto"
 
 
@@ -73,6 +87,33 @@ def _det_train(work: Path, coco: Path, *options: str) -> list[str]:
     ]
 
 
+def _seg_train(work: Path, ade: Path) -> list[str]:
+    return [
+        "tools/train.py",
+        str(UPERNET),
+        "--work-dir",
+        str(work),
+        "--cfg-options",
+        f"data_root={ade}/",
+        "model.backbone.checkpoint=None",
+        "train_cfg.max_iters=2",
+        "train_cfg.val_interval=2",
+    ]
+
+
+def _ade_variant(base: Path, dest: Path, name: str, edit: Callable[[Path], None]) -> Path:
+    """A copy of the generated ADE-layout set whose label map `name` went through `edit` (given its path)."""
+    shutil.copytree(base, dest)
+    edit(dest / "annotations" / name)
+    return dest
+
+
+def _relabel(path: Path, value: int) -> None:
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    labels[3, 4] = value
+    cv2.imwrite(str(path), labels)
+
+
 def _coco_variant(base: Path, dest: Path, edit: Callable[[dict], None]) -> Path:
     """A copy of the generated COCO set whose train annotations went through `edit`."""
     shutil.copytree(base, dest)
@@ -81,6 +122,24 @@ def _coco_variant(base: Path, dest: Path, edit: Callable[[dict], None]) -> Path:
     edit(data)
     path.write_text(json.dumps(data))
     return dest
+
+
+def _own_categories(root: Path) -> tuple[Path, Path]:
+    """A COCO-format set whose categories are not the configs' (tiny layout), and its COCO-2017-named copy."""
+    own = write_coco_instances(root / "coco_own", ("forklift", "pallet", "person"), train_images=4, val_images=2)
+    coco_2017 = root / "coco_own_2017"
+    for split in ("train", "val"):
+        shutil.copytree(own / split, coco_2017 / f"{split}2017")
+        (coco_2017 / "annotations").mkdir(exist_ok=True)
+        shutil.copy(
+            own / "annotations" / f"instances_{split}.json", coco_2017 / "annotations" / f"instances_{split}2017.json"
+        )
+    return own, coco_2017
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
 
 
 def _truncated(src: Path, dest: Path) -> Path:
@@ -110,7 +169,7 @@ def _resume_target_untouched(case: Case, result: subprocess.CompletedProcess) ->
     assert not (case.work / "final.pth").exists()
 
 
-def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
+def _build_cases(root: Path, data: Path, coco: Path, ade: Path) -> list[list[Case]]:
     """Jobs (lists of cases run in order by one thread) over the shared data and inputs made under `root`."""
     curriculum = write_two_stage_curriculum(root / "two.json")
     other_curriculum = write_two_stage_curriculum(root / "other.json", small=64)
@@ -150,6 +209,15 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
     missing_image = shutil.copytree(coco, root / "coco_missing_image")
     (missing_image / "train" / "train_0003.png").unlink()
 
+    def shrink(path: Path) -> None:
+        cv2.imwrite(str(path), np.zeros((30, 40), np.uint8))
+
+    small_label = _ade_variant(ade, root / "ade_small_label", "training/000002.png", shrink)
+    high_label = _ade_variant(ade, root / "ade_high_label", "training/000003.png", lambda p: _relabel(p, 11))
+    no_label = _ade_variant(ade, root / "ade_no_label", "validation/000001.png", lambda p: p.unlink())
+    placeholder = root / "iter_2.pth"  # tools/test.py checks the data before it reads the checkpoint
+    placeholder.write_bytes(b"never read")
+
     atto = root / "convnext_atto.pth"
     import timm
 
@@ -160,6 +228,10 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
     missing_key = root / "convnext_atto_missing_key.pth"
     torch.save({k: v for k, v in state.items() if k != "stages.2.blocks.0.conv_dw.weight"}, missing_key)
     truncated = _truncated(atto, root / "truncated.pth")
+    code_in_args = root / "checkpoint-best.pth"  # EfficientTrain's save_model layout, args hiding os.system
+    args = argparse.Namespace(model=MODEL, end_epoch=300, base_input_size=224, output_dir=_RunsCode())
+    torch.save({"model": state, "optimizer": {}, "epoch": "best", "scaler": {}, "args": args}, code_in_args)
+    own_categories, own_categories_2017 = _own_categories(root)
     blocker = root / "a_file"
     blocker.write_text("a regular file where the work dir should go\n")
 
@@ -287,6 +359,32 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
         [case("det_train_image_file_missing", _det_train(Path(w), missing_image), "missing from", "train_0003.png")],
         [
             case(
+                "det_train_own_categories_without_switch",
+                _det_train(Path(w), own_categories),
+                "instances_train.json: none of its 3 category names (forklift, pallet, person)",
+                "circle_hstripes",
+                "--classes-from-annotations",
+            )
+        ],
+        [
+            case(
+                "det_train_real_config_own_categories",
+                [
+                    "tools/train.py",
+                    str(REAL_RETINANET),
+                    "--work-dir",
+                    w,
+                    "--cfg-options",
+                    f"data_root={own_categories_2017}/",
+                    "model.backbone.checkpoint=None",
+                ],
+                "instances_train2017.json has no category named bicycle, car, motorcycle and 76 more",
+                "forklift, pallet",
+                "--classes-from-annotations",
+            )
+        ],
+        [
+            case(
                 "det_train_pretrained_checkpoint_of_another_model",
                 _det_train(Path(w), coco, f"model.backbone.checkpoint={other_arch}"),
                 str(other_arch),
@@ -314,6 +412,40 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
                 _det_train(blocker / "sub2", coco),
                 str(blocker),
                 work=blocker / "sub2",
+            )
+        ],
+        [
+            case(
+                "seg_train_label_map_of_the_wrong_size",
+                _seg_train(Path(w), small_label),
+                f"label map {small_label}/annotations/training/000002.png",
+                "is 40x30 but its image",
+                "a label map has its image's size",
+            )
+        ],
+        [
+            case(
+                "seg_train_label_above_the_class_count",
+                _seg_train(Path(w), high_label),
+                f"label map {high_label}/annotations/training/000003.png",
+                "holds value 11",
+                "not the ignore value 255",
+            )
+        ],
+        [
+            case(
+                "seg_test_annotation_file_missing",
+                [
+                    "tools/test.py",
+                    str(UPERNET),
+                    str(placeholder),
+                    "--work-dir",
+                    w,
+                    "--cfg-options",
+                    f"data_root={no_label}/",
+                    "model.backbone.checkpoint=None",
+                ],
+                f"annotation file {no_label}/annotations/validation/000001.png (test_dataloader) does not exist",
             )
         ],
         [
@@ -351,6 +483,15 @@ def _build_cases(root: Path, data: Path, coco: Path) -> list[list[Case]]:
         ],
         [
             case(
+                "convert_official_checkpoint_with_code_in_args",
+                ["tools/convert_checkpoint.py", str(code_in_args), str(root / "out4.pth"), "--model", MODEL],
+                str(code_in_args),
+                "refused for safety",
+                work=root / "out4.pth",
+            )
+        ],
+        [
+            case(
                 "convert_truncated_checkpoint",
                 ["tools/convert_checkpoint.py", str(truncated), str(root / "out3.pth"), "--model", MODEL],
                 str(truncated),
@@ -374,10 +515,10 @@ def _run_job(job: list[Case]) -> dict[str, tuple[subprocess.CompletedProcess, fl
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path) -> dict:
+def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path, demo_data: Path) -> dict:
     """Run every case (2 at a time); {name: (case, result, seconds, trusted files left)} + total seconds."""
     start = time.perf_counter()
-    jobs = _build_cases(tmp_path_factory.mktemp("bad_inputs"), image_folder, coco_tiny)
+    jobs = _build_cases(tmp_path_factory.mktemp("bad_inputs"), image_folder, coco_tiny, demo_data / "ade")
     cases = {c.name: c for job in jobs for c in job}
     results: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -405,13 +546,19 @@ CASE_NAMES = [
     "det_train_unknown_category_id",
     "det_train_zero_area_box",
     "det_train_image_file_missing",
+    "det_train_own_categories_without_switch",
+    "det_train_real_config_own_categories",
     "det_train_pretrained_checkpoint_of_another_model",
     "det_train_pretrained_checkpoint_missing_key",
     "det_train_resume_from_truncated_checkpoint",
     "det_train_work_dir_under_a_file",
+    "seg_train_label_map_of_the_wrong_size",
+    "seg_train_label_above_the_class_count",
+    "seg_test_annotation_file_missing",
     "det_test_truncated_checkpoint",
     "convert_checkpoint_of_another_model",
     "convert_checkpoint_missing_key",
+    "convert_official_checkpoint_with_code_in_args",
     "convert_truncated_checkpoint",
 ]
 

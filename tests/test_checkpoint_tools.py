@@ -116,5 +116,6 @@ def test_provenance_hook_train_and_test_runs(convnext, tmp_path: Path) -> None:
         "checkpoint": None,
         "sha256": None,
         "weights": None,
+        "layout": None,
         "provenance": None,
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from etcore import errors
-from etcore.formats import METRICS_SCHEMA
+from etcore.formats import METRICS_SCHEMA, SEG_METRICS_SCHEMA
 from reporting.cli import main as compare_main
 from reporting.paper import backbone_family_size
 from reporting.render import render
@@ -273,7 +273,8 @@ def test_paper_alone_prints_every_published_row_as_csv(capsys):
     code, stdout, stderr = run_cli(["--paper", "--format", "csv"], capsys)
     assert code == 0 and stderr == ""
     records = list(csv.DictReader(io.StringIO(stdout)))
-    assert len(records) == 9 and {r["row"] for r in records} == {"paper"}
+    assert len(records) == 9 + 14 and {r["row"] for r in records} == {"paper"}
+    records = records[:9]  # Table 17 (COCO); Table 18 (ADE20K) follows, test_paper_alone_prints_table_18
     got = [
         (
             r["detector"],
@@ -394,7 +395,7 @@ def _duplicate_seed(root: Path) -> str:
 
 def _no_runs(root: Path) -> str:
     (root / "empty").mkdir()
-    return "no coco_metrics.json found"
+    return "no coco_metrics.json or seg_metrics.json found"
 
 
 @pytest.mark.parametrize(
@@ -421,3 +422,159 @@ def test_cli_process_exit_code_and_no_traceback(tmp_path):
 def test_cli_usage_error_is_one_line(tmp_path, capsys):
     code, stdout, stderr = run_cli([str(tmp_path), "--format", "xml"], capsys)
     assert code == 2 and stdout == "" and stderr.count("\n") == 1 and "--format" in stderr
+
+
+# ------------------------------------------------------------------------------------- segmentation runs
+
+DEIT_S = "deit_small_patch16_224"
+# EfficientTrain++ Table 18, as printed in the issue: UperNet schedule, backbone, method, speedup, mIoU, MS+flip
+TABLE_18 = """
+80k DeiT-S baseline 1.0 43.0 43.8
+80k DeiT-S efficienttrain++ 1.6 43.8 44.9
+80k Swin-T baseline 1.0 43.3 44.5
+80k Swin-T efficienttrain++ 1.5 44.1 44.9
+80k Swin-S baseline 1.0 47.5 48.9
+80k Swin-S efficienttrain++ 1.5 47.8 49.2
+160k DeiT-S baseline 1.0 43.1 44.0
+160k DeiT-S efficienttrain++ 1.6 44.2 45.2
+160k Swin-T baseline 1.0 44.4 45.8
+160k Swin-T efficienttrain++ 1.5 44.8 46.1
+160k Swin-S baseline 1.0 47.7 49.2
+160k Swin-S efficienttrain++ 1.5 48.2 49.7
+160k Swin-B baseline 1.0 48.0 49.6
+160k Swin-B efficienttrain++ 1.5 48.5 50.0
+"""
+
+
+def write_seg_run(
+    root: Path,
+    name: str,
+    *,
+    curriculum: str = "baseline",
+    seed: int = 0,
+    miou: float = 0.430,
+    miou_ms_flip: float | None = 0.438,
+    backbone: str = DEIT_S,
+    schedule: str = "80k",
+    epochs: int = 300,
+    hours: float = 10.0,
+    lr: float = 6e-5,
+    checkpoint: str | None = None,
+) -> Path:
+    """A segmentation work dir as tools/test.py (single scale, then --tta) and the provenance hook write it."""
+    work_dir = root / name
+    work_dir.mkdir(parents=True)
+    checkpoint = checkpoint or f"work_dirs/pt_{curriculum}_{epochs}/final.pth"
+    metrics = {"single_scale": {"mIoU": miou, "mAcc": 0.55, "aAcc": 0.8}}
+    if miou_ms_flip is not None:
+        metrics["ms_flip"] = {"mIoU": miou_ms_flip, "mAcc": 0.56, "aAcc": 0.81}
+    document = {
+        "schema": SEG_METRICS_SCHEMA,
+        "config": "seg_configs/x.py",
+        "checkpoint": f"{name}/iter_80000.pth",
+        "checkpoint_sha256": "abc",
+        "segmentor": "upernet",
+        "backbone": backbone,
+        "schedule": schedule,
+        "seed": seed,
+        "pretrain_checkpoint": checkpoint,
+        "metrics": metrics,
+        "predictions": {mode: None for mode in metrics},
+        "resolved_config": {
+            "model": {"type": "EncoderDecoder", "backbone": {"model_name": backbone, "checkpoint": checkpoint}},
+            "optim_wrapper": {"optimizer": {"type": "AdamW", "lr": lr}},
+            "randomness": {"seed": seed},
+        },
+    }
+    provenance = {
+        "model_name": backbone,
+        "curriculum": {"name": curriculum, "total_epochs": epochs, "stages": []},
+        "epochs": epochs,
+        "equivalent_epochs": epochs * (0.667 if curriculum != "baseline" else 1.0),
+        "device_hours": hours,
+        "final_top1": 79.9,
+    }
+    (work_dir / "seg_metrics.json").write_text(json.dumps(document))
+    record = {"checkpoint": checkpoint, "sha256": f"sha-{checkpoint}", "weights": "model", "provenance": provenance}
+    (work_dir / "pretrain_provenance.json").write_text(json.dumps(record))
+    return work_dir
+
+
+def test_paper_alone_prints_table_18(capsys):
+    code, stdout, _ = run_cli(["--paper", "--format", "csv"], capsys)
+    assert code == 0
+    records = [r for r in csv.DictReader(io.StringIO(stdout)) if r["detector"] == "upernet"]
+    keys = ("schedule", "backbone", "method", "speedup", "miou", "miou_ms_flip")
+    got = [" ".join(r[key] for key in keys) for r in records]
+    assert got == TABLE_18.strip().splitlines()
+    code, stdout, _ = run_cli(["--paper"], capsys)  # markdown: the same 14 rows, mIoU columns at the end
+    lines = [line for line in stdout.splitlines() if "| upernet |" in line]
+    assert len(lines) == 14 and lines[1].endswith("| 43.8 | 44.9 |") and "| 1.60 |" in lines[1]
+    assert "| mIoU | mIoU MS+flip |" in stdout.splitlines()[0]
+
+
+def test_seg_runs_beside_detection_runs_from_the_same_checkpoints(tmp_path):
+    for seed in (0, 1):
+        for curriculum, box, miou, hours in (("baseline", 0.40, 0.430, 10.0), ("efficienttrain++", 0.41, 0.440, 6.6)):
+            common = dict(curriculum=curriculum, seed=seed, hours=hours)
+            write_run(tmp_path / "det", f"{curriculum}{seed}", box=box + seed / 100, backbone=DEIT_S, **common)
+            scores = dict(miou=miou + seed / 100, miou_ms_flip=miou + 0.01)
+            write_seg_run(tmp_path / "seg", f"{curriculum}{seed}", **scores, **common)
+    table = build_table(load_runs([tmp_path]), paper=True)
+    columns = [c.key for c in table.columns]
+    assert columns[-2:] == ["miou", "miou_ms_flip"] and "bbox_AP" in columns
+    assert table.columns[1].header == "Detector / segmentor"
+    seg = [row for row in table.rows if row["detector"] == "upernet"]
+    assert [(row["row"], row.get("method")) for row in seg] == [
+        ("run", "baseline"),
+        ("paper", "baseline"),
+        ("run", "efficienttrain++"),
+        ("delta", None),
+        ("paper", "efficienttrain++"),
+        ("paper", "efficienttrain++"),
+    ]
+    base, etpp = rows_of(table, "run")[-2:]
+    assert base["miou"].mean == pytest.approx(43.5) and base["miou"].std == pytest.approx(statistics.stdev([43, 44]))
+    assert etpp["miou_ms_flip"].mean == pytest.approx(45.0) and base["bbox_AP"] is None
+    assert etpp["speedup"].mean == pytest.approx(10.0 / 6.6)
+    delta = [row for row in seg if row["row"] == "delta"][0]
+    assert delta["miou"].mean == pytest.approx(1.0) and delta["miou"].n == 2 and delta["seeds"] == "0,1"
+    assert "0.66x pretrain time" in delta["pretraining"]  # the cost, beside the gain
+    paper = [row for row in seg if row["row"] == "paper"]
+    assert (paper[0]["miou"].mean, paper[1]["miou_ms_flip"].mean, paper[2]["miou"].mean) == (43.0, 44.9, 0.8)
+    # the detection arm of the same checkpoints has the same pretraining label
+    det_arms = [row for row in table.rows if row["row"] == "run" and row["detector"] != "upernet"]
+    assert [r["pretraining"] for r in det_arms] == [base["pretraining"], etpp["pretraining"]]
+    assert det_arms[0]["miou"] is None
+
+
+def test_seg_pairs_that_differ_in_more_than_the_checkpoint_are_refused(tmp_path):
+    write_seg_run(tmp_path, "base")
+    write_seg_run(tmp_path, "etpp", curriculum="efficienttrain++", lr=1e-4)
+    table = build_table(load_runs([tmp_path]))
+    delta = rows_of(table, "delta")[0]
+    assert "not paired" in delta["pretraining"] and delta["miou"] is None
+    assert any("optim_wrapper.optimizer.lr" in note for note in table.notes)
+
+
+def test_a_seg_run_with_only_single_scale_has_no_ms_flip_number(tmp_path):
+    write_seg_run(tmp_path, "base", miou_ms_flip=None)
+    row = rows_of(build_table(load_runs([tmp_path])), "run")[0]
+    assert row["miou"].mean == pytest.approx(43.0) and row["miou_ms_flip"] is None
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda d: d["metrics"]["single_scale"].update(mIoU=43.0), "mIoU = 43.0 is not a fraction"),
+        (lambda d: d["metrics"].update(multi_scale={}), "expected one or both of"),
+        (lambda d: d.update(schema="other"), "schema 'other'"),
+    ],
+)
+def test_bad_seg_metrics_are_one_line_exit_2(tmp_path, capsys, edit, expected):
+    path = write_seg_run(tmp_path, "run") / "seg_metrics.json"
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    code, stdout, stderr = run_cli([str(tmp_path)], capsys)
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1 and expected in stderr

@@ -147,6 +147,7 @@ PROJECT_DIRS = (
     ],
     "tools",
     "det_configs",
+    "seg_configs",
     "tests",
 )
 UNSAFE_READERS = {
@@ -202,7 +203,7 @@ def test_every_checkpoint_read_in_the_project_is_weights_only() -> None:
 
 
 @pytest.mark.subprocess
-def test_mmengine_mmdet_mmcv_loads_use_torchs_safe_default() -> None:
+def test_mmengine_mmdet_mmseg_mmcv_loads_use_torchs_safe_default() -> None:
     """Their torch.load calls pass no weights_only, so torch 2.14's default (True) applies to them."""
     import inspect
     import os as _os
@@ -210,11 +211,12 @@ def test_mmengine_mmdet_mmcv_loads_use_torchs_safe_default() -> None:
     import mmcv
     import mmdet
     import mmengine
+    import mmseg
 
     assert inspect.signature(torch.load).parameters["weights_only"].default is None  # None: resolved to True
     assert not _os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"), "this variable turns safe loading off"
     calls = 0
-    for package in (mmengine, mmdet, mmcv):
+    for package in (mmengine, mmdet, mmseg, mmcv):
         for path in Path(package.__file__).parent.rglob("*.py"):
             text = path.read_text(encoding="utf-8", errors="replace")
             assert "weights_only" not in text, f"{path} chooses weights_only itself"

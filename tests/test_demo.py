@@ -12,14 +12,16 @@ import embedded_demo.pipeline as demo
 from det_fixtures import write_coco_instances
 
 
-def test_plan_covers_every_seed_curriculum_and_detector(tmp_path: Path) -> None:
+def test_plan_covers_every_seed_curriculum_detector_and_segmentor(tmp_path: Path) -> None:
     layout = demo.Layout(root=tmp_path / "w", data=tmp_path / "d")
     steps = demo.plan(demo.PROFILES["smoke"], [0, 1], layout)
     kinds = [step.kind for step in steps]
     assert kinds[0] == "data" and kinds.count("pretrain") == 4
     assert kinds.count("train") == kinds.count("test") == 2 * 2 * 2  # seeds x curricula x detectors
+    assert kinds.count("seg_train") == kinds.count("seg_test") == 2 * 2  # one tiny UperNet per checkpoint
     assert kinds.index("train") > max(i for i, k in enumerate(kinds) if k == "pretrain")
     assert not any(step.is_done() for step in steps[1:])  # nothing exists yet
+    assert all(set(kinds) <= set(profile.est_seconds) for profile in demo.PROFILES.values())
 
 
 def test_pretrain_counts_as_done_only_with_the_requested_provenance(tmp_path: Path) -> None:
@@ -70,3 +72,55 @@ def test_recorded_ap_must_match_pycocotools_on_the_dumped_detections(tmp_path: P
     with pytest.raises(RuntimeError, match="bbox AP is 0.5 in coco_metrics.json but pycocotools gives 1.0000"):
         demo.verify_with_pycocotools(run)
     assert not demo.metrics_are_current(run)  # so a rerun evaluates again
+
+
+def _seg_run_dir(tmp_path: Path, recorded_miou: float) -> Path:
+    """A finished segmentation work dir with two saved predictions: a.png right, b.png's right half wrong."""
+    import cv2
+    import numpy as np
+
+    labels = tmp_path / "ade" / "annotations" / "validation"
+    labels.mkdir(parents=True)
+    run = tmp_path / "seg"
+    predictions = run / "predictions" / "single_scale"
+    predictions.mkdir(parents=True)
+    truth = np.zeros((4, 6), np.uint8)
+    truth[:, :3], truth[:, 3:] = 1, 2  # class 0 on the left half, class 1 on the right, (0 would be ignored)
+    guess = truth.copy()
+    guess[:, 3:] = 1  # the right half predicted as class 0
+    for name, prediction in (("a.png", truth), ("b.png", guess)):
+        cv2.imwrite(str(labels / name), truth)
+        cv2.imwrite(str(predictions / name), prediction)
+    (run / "iter_4.pth").write_bytes(b"weights")
+    (run / "last_checkpoint").write_text(str(run / "iter_4.pth"))
+    dataset = {
+        "data_root": str(tmp_path / "ade"),
+        "data_prefix": {"seg_map_path": "annotations/validation"},
+        "metainfo": {"classes": ["left", "right"]},
+        "reduce_zero_label": True,
+    }
+    metrics = {"single_scale": {"mIoU": recorded_miou, "mAcc": 0.75, "aAcc": 0.75}}
+    (run / "seg_metrics.json").write_text(
+        json.dumps(
+            {
+                "metrics": metrics,
+                "predictions": {"single_scale": str(predictions)},
+                "resolved_config": {"test_dataloader": {"dataset": dataset}},
+            }
+        )
+    )
+    return run
+
+
+def test_recorded_miou_must_match_the_saved_predictions(tmp_path: Path) -> None:
+    """Confusion over both maps [[24, 0], [12, 12]]: IoU 24/36 and 12/24, Acc 1 and 1/2, aAcc 36/48."""
+    run = _seg_run_dir(tmp_path, recorded_miou=round((24 / 36 + 12 / 24) / 2, 4))
+    assert max(demo.verify_seg_predictions(run).values()) <= 5e-5
+    assert demo.seg_metrics_are_current(run, ["single_scale"])
+    assert not demo.seg_metrics_are_current(run, ["single_scale", "ms_flip"])  # --tta not run yet
+    doc = json.loads((run / "seg_metrics.json").read_text())
+    doc["metrics"]["single_scale"]["mIoU"] = 0.5
+    (run / "seg_metrics.json").write_text(json.dumps(doc))
+    with pytest.raises(RuntimeError, match="single_scale mIoU is 0.5 in seg_metrics.json but the saved predictions"):
+        demo.verify_seg_predictions(run)
+    assert not demo.seg_metrics_are_current(run, ["single_scale"])

@@ -87,6 +87,47 @@ def test_coco_annotations_are_valid_and_self_evaluate_to_ap_1(dataset, split):
         assert evaluator.stats[0] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("split, ade_split", [("train", "training"), ("val", "validation")])
+def test_ade_label_maps_are_the_coco_masks_of_the_same_scenes(dataset, split, ade_split):
+    """ADE20K layout; each label map is class id + 1 on the instances' visible pixels, 0 (ignore) elsewhere."""
+    coco = _quiet_coco(dataset / "coco" / "annotations" / f"instances_{split}.json")
+    ade = dataset / "ade"
+    assert json.loads((ade / "classes.json").read_text()) == demo.class_names(10)
+    images = sorted(p.name for p in (ade / "images" / ade_split).iterdir())
+    assert images == sorted(p.name for p in (ade / "annotations" / ade_split).iterdir())
+    assert len(images) == TINY[f"coco_{split}"]
+    for image in coco.dataset["images"]:
+        picture = (ade / "images" / ade_split / image["file_name"]).read_bytes()
+        assert picture == (dataset / "coco" / split / image["file_name"]).read_bytes()
+        labels = cv2.imread(str(ade / "annotations" / ade_split / image["file_name"]), cv2.IMREAD_UNCHANGED)
+        assert labels.dtype == np.uint8 and labels.shape == (image["height"], image["width"])
+        expected = np.zeros_like(labels)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image["id"])):
+            expected[coco.annToMask(ann).astype(bool)] = ann["category_id"]
+        assert np.array_equal(labels, expected)
+        assert 0 < (labels > 0).mean() < 1
+
+
+def test_mmseg_reads_the_ade_layout(dataset):
+    from mmseg.datasets import BaseSegDataset
+    from mmseg.utils import register_all_modules
+
+    register_all_modules()
+    classes = tuple(demo.class_names(10))
+    loaded = BaseSegDataset(
+        data_root=str(dataset / "ade"),
+        data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+        img_suffix=".png",
+        seg_map_suffix=".png",
+        reduce_zero_label=True,
+        metainfo=dict(classes=classes),
+        pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackSegInputs")],
+    )
+    assert len(loaded) == TINY["coco_val"] and loaded.metainfo["classes"] == classes
+    labels = loaded[0]["data_samples"].gt_sem_seg.data
+    assert set(labels.unique().tolist()) <= set(range(10)) | {255} and (labels == 255).any()
+
+
 def test_polygons_keep_holes_exactly():
     mask = np.zeros((40, 50), bool)
     mask[5:35, 5:45] = True

@@ -19,10 +19,11 @@ from finetune.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "det_configs"
 RUNNABLE = sorted(p for d in ("retinanet", "cascade_mask_rcnn", "tiny") for p in (CONFIG_DIR / d).glob("*.py"))
-BASELINES = [p for p in RUNNABLE if p.stem.endswith("_baseline")]
 REAL = [p for p in RUNNABLE if p.parent.name != "tiny"]
 REAL_BACKBONES = {"swin-t", "swin-s", "swin-b", "convnext-t", "convnext-s", "convnext-b", "r50", "pvtv2-b2", "deit-s"}
 CURRICULA = ("baseline", "efficienttrain")
+# Configs whose backbones the paper reports with EfficientTrain++ (Table 17) also have an ++ sibling.
+PLUS_PLUS = sorted(p for p in RUNNABLE if p.stem.endswith("_efficienttrain++"))
 
 
 def rel(path: Path) -> str:
@@ -57,7 +58,10 @@ def test_every_recipe_and_backbone_has_a_pair():
     stems = {p.stem.rsplit("_", 1)[0] for p in RUNNABLE}
     for stem in stems:
         assert {f"{stem}_{c}" for c in CURRICULA} <= {p.stem for p in RUNNABLE}, stem
-    assert all(p.stem.endswith(CURRICULA) for p in RUNNABLE)
+    assert all(p.stem.endswith(CURRICULA + ("efficienttrain++",)) for p in RUNNABLE)
+    assert {p.stem.rsplit("_", 1)[0] for p in PLUS_PLUS} == {
+        f"cascade-mask-rcnn_{b}_fpn_4conv1fc-giou_amp-1x_coco" for b in ("swin-t", "swin-s", "swin-b")
+    }
     expected = {f"retinanet_{b}_fpn_1x_coco" for b in REAL_BACKBONES}
     expected |= {f"cascade-mask-rcnn_{b}_fpn_4conv1fc-giou_amp-1x_coco" for b in REAL_BACKBONES}
     expected |= {f"cascade-mask-rcnn_{b}_fpn_4conv1fc-giou_amp-ms-crop-3x_coco" for b in REAL_BACKBONES}
@@ -70,15 +74,16 @@ def test_every_recipe_and_backbone_has_a_pair():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("baseline", BASELINES, ids=lambda p: p.stem)
-def test_pair_differs_only_in_the_pretrained_checkpoint(baseline: Path):
-    twin = baseline.with_name(baseline.name.replace("_baseline.py", "_efficienttrain.py"))
+@pytest.mark.parametrize("twin", [p for p in RUNNABLE if not p.stem.endswith("_baseline")], ids=lambda p: p.stem)
+def test_pair_differs_only_in_the_pretrained_checkpoint(twin: Path):
+    stem, curriculum = twin.stem.rsplit("_", 1)
+    baseline = twin.with_name(f"{stem}_baseline.py")
     a, b = flatten(load(baseline).to_dict()), flatten(load(twin).to_dict())
     differing = {key for key in a.keys() | b.keys() if a.get(key, object()) != b.get(key, object())}
     assert differing == {("model", "backbone", "checkpoint")}
     name = a[("model", "backbone", "model_name")]
     assert a[("model", "backbone", "checkpoint")] == f"work_dirs/pretrain/{name}_baseline/final.pth"
-    assert b[("model", "backbone", "checkpoint")] == f"work_dirs/pretrain/{name}_efficienttrain/final.pth"
+    assert b[("model", "backbone", "checkpoint")] == f"work_dirs/pretrain/{name}_{curriculum}/final.pth"
 
 
 @pytest.mark.slow
@@ -105,7 +110,8 @@ def test_config_builds_and_neck_matches_backbone(path: Path):
     optim_cfg.type = "OptimWrapper"  # AmpOptimWrapper needs CUDA; the param groups are the same
     optim_cfg.pop("loss_scale", None)
     wrapper = build_optim_wrapper(model, optim_cfg)
-    grouped = sum(p.numel() for g in wrapper.optimizer.param_groups for p in g["params"])
+    # (mmengine's default constructor also lists frozen parameters, e.g. ResNet-50's frozen stem and stage 1)
+    grouped = sum(p.numel() for g in wrapper.optimizer.param_groups for p in g["params"] if p.requires_grad)
     assert grouped == sum(p.numel() for p in model.parameters() if p.requires_grad)
     # out_norms='auto': per-output LayerNorms exactly where the recipes' backbones have them, never decayed
     family = cfg.model.backbone.model_name.split("_")[0]
@@ -117,41 +123,21 @@ def test_config_builds_and_neck_matches_backbone(path: Path):
 
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.stem)
-def test_real_configs_state_their_recipe(path: Path):
+def test_real_configs_read_coco_and_name_their_schedule(path: Path):
+    """What every real config shares; each recipe's own values are checked against det_configs/recipes.yaml
+    by tests/test_det_recipes.py (the values once pinned here, e.g. layer decay 0.7 for every Cascade
+    config, were not the official recipes)."""
     cfg = load(path)
-    size = path.stem.split("_")[1].split("-")[-1]  # t / s / b for Swin and ConvNeXt
-    family = path.stem.split("_")[1].split("-")[0]
     assert cfg.data_root == "data/coco/"
     assert cfg.train_dataloader.dataset.data_root == "data/coco/"
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16
-    assert cfg.optim_wrapper.optimizer.type == "AdamW" and cfg.optim_wrapper.optimizer.weight_decay == 0.05
-    milestones = [s for s in cfg.param_scheduler if s.type == "MultiStepLR"][0].milestones
+    schedule = "3x" if "3x" in path.stem else "1x"
+    assert cfg.benchmark.schedule == schedule
+    assert cfg.train_cfg.max_epochs == {"1x": 12, "3x": 36}[schedule]
     if cfg.benchmark.detector == "retinanet":
-        assert cfg.optim_wrapper.optimizer.lr == 1e-4
         assert tuple(cfg.model.backbone.out_indices) == (1, 2, 3)
-        neck = cfg.model.neck
-        assert (neck.start_level, neck.add_extra_convs, neck.num_outs) == (0, "on_input", 5)
-        assert (cfg.train_cfg.max_epochs, milestones) == (12, [8, 11])
-        assert cfg.benchmark.schedule == "1x"
-        return
-    assert cfg.optim_wrapper.optimizer.lr == 2e-4
-    assert cfg.optim_wrapper.type == "AmpOptimWrapper"
-    assert cfg.optim_wrapper.constructor == "TimmLayerDecayOptimizerConstructor"
-    assert cfg.optim_wrapper.paramwise_cfg.decay_rate == 0.7
-    heads = cfg.model.roi_head.bbox_head
-    assert [(h.type, h.num_shared_convs, h.num_shared_fcs, h.loss_bbox.type, h.reg_decoded_bbox) for h in heads] == [
-        ("ConvFCBBoxHead", 4, 1, "GIoULoss", True)
-    ] * 3
-    if family in ("swin", "convnext"):
-        assert cfg.optim_wrapper.paramwise_cfg.num_layers == {"t": 6, "s": 12, "b": 12}[size]
-        assert cfg.model.backbone.drop_path_rate == {"t": 0.4, "s": 0.6, "b": 0.7}[size]
-    pipeline_types = [step.type for step in cfg.train_dataloader.dataset.pipeline]
-    if "3x" in path.stem:
-        assert (cfg.train_cfg.max_epochs, milestones, cfg.benchmark.schedule) == (36, [27, 33], "3x")
-        assert "RandomChoice" in pipeline_types
     else:
-        assert (cfg.train_cfg.max_epochs, milestones, cfg.benchmark.schedule) == (12, [8, 11], "1x")
-        assert "RandomChoice" not in pipeline_types
+        assert tuple(cfg.model.backbone.out_indices) == (0, 1, 2, 3)
 
 
 @pytest.mark.parametrize("path", [p for p in RUNNABLE if p.parent.name == "tiny"], ids=lambda p: p.stem)

@@ -20,10 +20,10 @@ class Detector(nn.Module):
         self.bbox_head = nn.Conv2d(backbone.out_channels[-1], 4, 1)
 
 
-def groups_of(model: nn.Module, decay_type: str, num_layers: int) -> dict[str, dict]:
+def groups_of(model: nn.Module, decay_type: str, num_layers: int, **extra) -> dict[str, dict]:
     constructor = TimmLayerDecayOptimizerConstructor(
         dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3, weight_decay=0.05)),
-        dict(decay_rate=RATE, decay_type=decay_type, num_layers=num_layers),
+        dict(decay_rate=RATE, decay_type=decay_type, num_layers=num_layers, **extra),
     )
     optimizer = constructor(model).optimizer
     by_name = {}
@@ -115,3 +115,20 @@ def test_frozen_output_norms_are_left_out() -> None:
     g = groups_of(Detector(backbone), "layer_wise", 6)
     assert "backbone.norm0.weight" not in g  # frozen with stage 0, as mmdet's Swin does
     assert scale(g, "backbone.norm1.weight") == pytest.approx(1.0)
+
+
+def test_convnext_segmentation_stage_wise_puts_every_downsample_at_the_stem() -> None:
+    """The official ConvNeXt UperNet constructor (stage_wise, num_layers 6 for T): stem and every downsampling
+    layer at id 0 (scale r**7), stage s blocks at s + 1 (r**(6 - s)), heads and output norms at 1."""
+    model = Detector(TimmBackbone("convnext_atto"))
+    g = groups_of(model, "stage_wise", 6, downsample_at_stem=True)
+    assert scale(g, "backbone.body.stem_0.weight") == pytest.approx(RATE**7)
+    for stage in (1, 2, 3):
+        assert scale(g, f"backbone.body.stages_{stage}.downsample.1.weight") == pytest.approx(RATE**7)
+    for stage in range(4):
+        assert scale(g, f"backbone.body.stages_{stage}.blocks.0.mlp.fc1.weight") == pytest.approx(RATE ** (6 - stage))
+    assert scale(g, "backbone.norm3.weight") == pytest.approx(1.0) and scale(g, "bbox_head.weight") == 1.0
+    plain = groups_of(model, "stage_wise", 6)  # without the option a downsample layer goes with its stage
+    assert scale(plain, "backbone.body.stages_2.downsample.1.weight") == pytest.approx(RATE**4)
+    with pytest.raises(UserInputError, match="downsample_at_stem"):
+        groups_of(model, "layer_wise", 6, downsample_at_stem=True)

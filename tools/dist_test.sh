@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Distributed evaluation with torchrun; rank 0 writes <work_dir>/coco_metrics.json.
+# Distributed evaluation with torchrun; rank 0 writes <work_dir>/coco_metrics.json (or seg_metrics.json).
 #   tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py options...]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT. Without GPUs it runs NUM_PROCS CPU processes (gloo).
 set -euo pipefail

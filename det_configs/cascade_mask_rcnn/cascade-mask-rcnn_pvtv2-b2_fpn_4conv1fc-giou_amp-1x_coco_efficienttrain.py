@@ -1,4 +1,4 @@
-# Cascade Mask R-CNN 1x (ConvNeXt recipe), PVTv2-B2 backbone pretrained with the EfficientTrain curriculum.
+# Cascade Mask R-CNN 1x (Swin recipe), PVTv2-B2 backbone pretrained with the EfficientTrain curriculum.
 # Differs from its baseline twin only in the checkpoint below; use another with
 # --cfg-options model.backbone.checkpoint=PATH.
 _base_ = '../_base_/recipes/cascade-mask-rcnn_pvtv2-b2_fpn_4conv1fc-giou_amp-1x_coco.py'

@@ -1,4 +1,4 @@
-# Cascade Mask R-CNN 3x (ConvNeXt recipe), Swin-T backbone pretrained with the EfficientTrain curriculum.
+# Cascade Mask R-CNN 3x (Swin recipe), Swin-T backbone pretrained with the EfficientTrain curriculum.
 # Differs from its baseline twin only in the checkpoint below; use another with
 # --cfg-options model.backbone.checkpoint=PATH.
 _base_ = '../_base_/recipes/cascade-mask-rcnn_swin-t_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'

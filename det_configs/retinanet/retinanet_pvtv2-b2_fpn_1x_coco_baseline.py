@@ -1,4 +1,4 @@
-# RetinaNet 1x (DAT recipe), PVTv2-B2 backbone pretrained with the ordinary (baseline) recipe.
+# RetinaNet 1x (PVT's PVTv2 recipe), PVTv2-B2 backbone pretrained with the ordinary (baseline) recipe.
 # Differs from its efficienttrain twin only in the checkpoint below; use another with
 # --cfg-options model.backbone.checkpoint=PATH.
 _base_ = '../_base_/recipes/retinanet_pvtv2-b2_fpn_1x_coco.py'

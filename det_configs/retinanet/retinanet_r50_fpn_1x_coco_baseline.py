@@ -1,4 +1,4 @@
-# RetinaNet 1x (DAT recipe), ResNet-50 backbone pretrained with the ordinary (baseline) recipe.
+# RetinaNet 1x (mmdet's ResNet-50 recipe), ResNet-50 backbone pretrained with the ordinary (baseline) recipe.
 # Differs from its efficienttrain twin only in the checkpoint below; use another with
 # --cfg-options model.backbone.checkpoint=PATH.
 _base_ = '../_base_/recipes/retinanet_r50_fpn_1x_coco.py'

@@ -1,4 +1,5 @@
-# COCO 2017 boxes + instance masks (single scale 1333x800, as the 1x recipes use).
+# COCO 2017 boxes + instance masks at single scale 1333x800: the test pipeline of every Cascade recipe
+# (they all train multi-scale: coco_instance_ms-crop.py builds on this file).
 _base_ = './coco_detection.py'
 
 train_pipeline = [

@@ -1,5 +1,6 @@
-# COCO instances with the 3x recipe's augmentation (DETR / Sparse R-CNN style, as in ConvNeXt and
-# mmdet's cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py):
+# COCO instances with the Cascade recipes' training augmentation (DETR / Sparse R-CNN style), in every
+# official Swin, ConvNeXt and PVTv2 Cascade file, 1x and 3x alike (written with mmdet 3.x's transforms as
+# in mmdet's configs/swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py); flip with probability 0.5, then
 # either a random short side in 480..800 (step 32), or a random short side in {400, 500, 600},
 # a random absolute crop of 384..600 px, then the 480..800 resize.
 _base_ = './coco_instance.py'

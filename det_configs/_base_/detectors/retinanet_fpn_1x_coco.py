@@ -1,4 +1,5 @@
-# RetinaNet 1x on COCO (DAT recipe) for any TimmBackbone; the files in _base_/recipes/ add the backbone.
+# RetinaNet 1x on COCO, DAT recipe (inferred values: det_configs/RECIPES.md), for the Swin, ConvNeXt and DeiT
+# backbones; the files in _base_/recipes/ add the backbone.
 _base_ = [
     '../models/retinanet_timm_fpn.py',
     '../datasets/coco_detection.py',

@@ -1,6 +1,7 @@
-# Cascade Mask R-CNN on a timm backbone with ConvNeXt's detection heads: pyramid levels 0-3 (strides
-# 4..32) into a 5-level FPN, and three class-specific 4conv1fc box heads (SyncBN) trained with GIoU on
-# decoded boxes, as in mmdet's cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py.
+# Cascade Mask R-CNN on a timm backbone with the heads of the official Swin, ConvNeXt and PVTv2 Cascade
+# files: pyramid levels 0-3 (strides 4..32) into a 5-level FPN, and three class-specific 4conv1fc box
+# heads (SyncBN) trained with GIoU (weight 10) on decoded boxes; RPN, RoI extractors, mask head and
+# train/test settings are mmdet's cascade-mask-rcnn_r50_fpn.py, as in those files.
 # Recipes set model.backbone.model_name / drop_path_rate and model.neck.in_channels.
 _base_ = 'mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py'
 

@@ -1,5 +1,7 @@
-# RetinaNet on a timm backbone, DAT layout: pyramid levels 1-3 (strides 8, 16, 32) into an FPN that
-# starts at its first input and adds two extra convs on that input -> 5 levels, strides 8..128.
+# RetinaNet on a timm backbone: pyramid levels 1-3 (strides 8, 16, 32) into an FPN that starts at its first
+# input and adds two extra convs on that input -> 5 levels, strides 8..128. The same layers as the official
+# files' FPN over levels 0-3 with start_level=1 (mmdet's R-50 and PVT's PVTv2 RetinaNet, DAT-Detection's),
+# which build no lateral conv for level 0; mmdet's Swin RetinaNet states it our way.
 # Recipes set model.backbone.model_name / drop_path_rate and model.neck.in_channels.
 _base_ = 'mmdet::_base_/models/retinanet_r50_fpn.py'
 

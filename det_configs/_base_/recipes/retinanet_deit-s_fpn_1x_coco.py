@@ -1,4 +1,5 @@
 # RetinaNet 1x (DAT recipe) with a DeiT-S backbone (timm deit_small_patch16_224).
+# det_configs/RECIPES.md cites every value and says which are inferred (family retinanet-deit-1x).
 # Random init (no checkpoint): the configs to run are the pair
 # retinanet/retinanet_deit-s_fpn_1x_coco_{baseline,efficienttrain}.py.
 _base_ = '../detectors/retinanet_fpn_1x_coco.py'

@@ -1,10 +1,11 @@
 # RetinaNet 1x (DAT recipe) with a Swin-S backbone (timm swin_small_patch4_window7_224).
+# det_configs/RECIPES.md cites every value and says which are inferred (family retinanet-swin-1x).
 # Random init (no checkpoint): the configs to run are the pair
 # retinanet/retinanet_swin-s_fpn_1x_coco_{baseline,efficienttrain}.py.
 _base_ = '../detectors/retinanet_fpn_1x_coco.py'
 
 model = dict(
-    backbone=dict(model_name='swin_small_patch4_window7_224', drop_path_rate=0.3),
+    backbone=dict(model_name='swin_small_patch4_window7_224', drop_path_rate=0.2),
     # channels of pyramid levels 1-3 (tests/test_det_configs.py checks them against TimmBackbone)
     neck=dict(in_channels=[192, 384, 768]))
 benchmark = dict(detector='retinanet', backbone='swin_small_patch4_window7_224', schedule='1x')

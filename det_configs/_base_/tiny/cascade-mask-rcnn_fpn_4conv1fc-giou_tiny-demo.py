@@ -1,16 +1,17 @@
-# Cascade Mask R-CNN for a CPU demo: the real 1x recipe
-# (../detectors/cascade-mask-rcnn_fpn_4conv1fc-giou_amp-1x_coco.py) with only what a 2-core machine and
-# the generated demo set need changed:
-#   data    data/demo/coco (tools/make_demo_data.py), its 10 classes, images fit into 192x160,
-#           batch 2, no worker processes;
+# Cascade Mask R-CNN for a CPU demo: the real 1x ConvNeXt recipe
+# (../detectors/cascade-mask-rcnn_fpn_4conv1fc-giou_adamw-lld_amp-ms-crop-1x_coco.py) with only what a
+# 2-core machine and the generated demo set need changed:
+#   data    data/demo/coco (tools/make_demo_data.py), its 10 classes, images fit into 192x160 (one
+#           scale: the demo images are already small), batch 2, no worker processes;
 #   length  iteration-based: 60 iterations (warm-up 10, lr x0.1 at 40 and 55), evaluated at the end
 #           (about 2 s an iteration on a busy 2-core machine, 4x RetinaNet's);
 #   CPU     fp32 (AMP needs a GPU) and BatchNorm instead of SyncBN in the box heads (SyncBN needs CUDA,
 #           also under tools/dist_train.sh with gloo);
 #   model   fewer proposals and sampled RoIs (the images hold at most a few objects).
-# The optimizer is the recipe's (AdamW 2e-4, wd 0.05, layer-wise lr decay 0.7).
+# The optimizer is the recipe's (AdamW 2e-4, wd 0.05, layer-wise lr decay 0.7); the recipes in ../recipes/
+# set num_layers by ConvNeXt's rule for their stage depths (so that no layer id is empty).
 # Recipes in ../recipes/ add the backbone.
-_base_ = '../detectors/cascade-mask-rcnn_fpn_4conv1fc-giou_amp-1x_coco.py'
+_base_ = '../detectors/cascade-mask-rcnn_fpn_4conv1fc-giou_adamw-lld_amp-ms-crop-1x_coco.py'
 
 data_root = 'data/demo/coco/'
 train_ann_file = 'annotations/instances_train.json'
@@ -86,3 +87,5 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(by_epoch=False, interval=__max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False, window_size=10)
+# One process x 2 images: --auto-scale-lr keeps the demo's lr on one process (the real recipes say 16).
+auto_scale_lr = dict(base_batch_size=2)

@@ -72,3 +72,5 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(by_epoch=False, interval=__max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False, window_size=10)
+# One process x 2 images: --auto-scale-lr keeps the demo's lr on one process (the real recipes say 16).
+auto_scale_lr = dict(base_batch_size=2)

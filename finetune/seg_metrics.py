@@ -1,0 +1,120 @@
+"""`<work_dir>/seg_metrics.json` (docs/FORMATS.md): mmseg's IoUMetric numbers of one segmentor checkpoint.
+
+One file per work dir holds both test modes of the checkpoint: `single_scale` (plain `tools/test.py`) and
+`ms_flip` (`tools/test.py --tta`, multi-scale + flip). Each call fills its own block and keeps the other
+one when it belongs to the same checkpoint (sha256) tested with the same resolved config; otherwise the
+other block is dropped, so the file never mixes two models. Values are fractions (0..1) like the AP values
+of coco_metrics.json: IoUMetric reports percent rounded to 2 decimals, divided here by 100.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from typing import Any
+
+from etcore.checkpoint_io import write_text_atomic
+from etcore.formats import SEG_METRICS_SCHEMA, SEG_MODES
+
+METRIC_NAMES = ("mIoU", "mAcc", "aAcc")
+
+
+def iou_metrics(results: dict) -> dict[str, float | None]:
+    """{'mIoU': 0.4451, 'mAcc': .., 'aAcc': ..} from IoUMetric's {'mIoU': 44.51, ...} (a NaN becomes None)."""
+    metrics: dict[str, float | None] = {}
+    for key, value in results.items():
+        name = str(key).split("/")[-1]
+        if name in METRIC_NAMES:
+            number = float(value)
+            metrics[name] = round(number / 100.0, 6) if math.isfinite(number) else None
+    return metrics
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def segmentor_name(resolved: dict) -> str:
+    """The run's segmentor label: `benchmark.segmentor` (e.g. 'upernet'), else the decode head's type."""
+    benchmark = resolved.get("benchmark") or {}
+    if benchmark.get("segmentor"):
+        return str(benchmark["segmentor"])
+    head = (resolved.get("model") or {}).get("decode_head") or {}
+    kind = head.get("type", "") if isinstance(head, dict) else ""
+    return "upernet" if kind == "UPerHead" else str(kind).lower() or "segmentor"
+
+
+def seg_record(
+    *,
+    config: str,
+    checkpoint: str,
+    checkpoint_sha256: str,
+    resolved: dict,
+    seed: int | None,
+    pretrained: str | None,
+    mode: str,
+    metrics: dict[str, float | None],
+    predictions: str | None,
+) -> dict[str, Any]:
+    """The seg_metrics.json object of docs/FORMATS.md, with one mode's block filled."""
+    if mode not in SEG_MODES:
+        raise ValueError(f"unknown test mode {mode!r}")
+    model = resolved.get("model") or {}
+    backbone = model.get("backbone") or {}
+    benchmark = resolved.get("benchmark") or {}
+    return {
+        "schema": SEG_METRICS_SCHEMA,
+        "config": config,
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": checkpoint_sha256,
+        "segmentor": segmentor_name(resolved),
+        "backbone": benchmark.get("backbone") or backbone.get("model_name") or backbone.get("type"),
+        "schedule": benchmark.get("schedule"),
+        "seed": seed,
+        "pretrain_checkpoint": pretrained,
+        "metrics": {mode: metrics},
+        "predictions": {mode: predictions},
+        "resolved_config": resolved,
+    }
+
+
+def merge_with_existing(record: dict, path: str | os.PathLike) -> tuple[dict, str | None]:
+    """`record` plus the other mode's block of the file at `path` when it describes the same test.
+
+    Returns (merged record, note): the note says why an existing block was dropped (None if nothing was).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            old = json.load(handle)
+    except (OSError, ValueError):
+        return record, None
+    if not isinstance(old, dict) or old.get("schema") != SEG_METRICS_SCHEMA:
+        return record, f"{path} was not a {SEG_METRICS_SCHEMA} file; replaced"
+    same = all(old.get(key) == record[key] for key in ("config", "checkpoint_sha256", "resolved_config"))
+    kept = [m for m in (old.get("metrics") or {}) if m in SEG_MODES and m not in record["metrics"]]
+    if not kept:
+        return record, None
+    if not same:
+        return record, (
+            f"{path} held {', '.join(kept)} results of another checkpoint or config; they were dropped "
+            f"(re-run tools/test.py{' --tta' if SEG_MODES[1] in kept else ''} for them)"
+        )
+    merged = dict(record, metrics=dict(record["metrics"]), predictions=dict(record["predictions"]))
+    for mode in kept:
+        merged["metrics"][mode] = old["metrics"][mode]
+        merged["predictions"][mode] = (old.get("predictions") or {}).get(mode)
+    merged["metrics"] = {m: merged["metrics"][m] for m in SEG_MODES if m in merged["metrics"]}
+    merged["predictions"] = {m: merged["predictions"].get(m) for m in merged["metrics"]}
+    return merged, None
+
+
+def write_seg_metrics(record: dict, path: str | os.PathLike) -> tuple[str, str | None]:
+    """Merge `record` into the file at `path` (see `merge_with_existing`) and write it atomically."""
+    merged, note = merge_with_existing(record, path)
+    return str(write_text_atomic(json.dumps(merged, indent=2) + "\n", path)), note

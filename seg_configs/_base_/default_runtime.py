@@ -1,0 +1,18 @@
+# Runtime shared by every segmentation config: mmseg's defaults plus what this project adds
+# (the same additions as det_configs/_base_/default_runtime.py).
+_base_ = 'mmseg::_base_/default_runtime.py'
+
+# `backbones` registers TimmBackbone, TimmLayerDecayOptimizerConstructor and PretrainProvenanceHook
+# in mmseg's registries as well as mmdet's.
+custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
+
+# Records which pretraining checkpoint (and its provenance) the run started from:
+# <work_dir>/pretrain_provenance.json, read by tools/compare.py.
+custom_hooks = [dict(type='PretrainProvenanceHook')]
+
+# A fixed seed makes a baseline/EfficientTrain pair differ only in the pretrained weights;
+# change it with --cfg-options randomness.seed=N for repeated runs.
+randomness = dict(seed=0)
+
+# On machines without GPUs tools/train.py and tools/test.py start a gloo process group instead.
+env_cfg = dict(dist_cfg=dict(backend='nccl'))

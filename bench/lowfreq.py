@@ -7,7 +7,8 @@ Two questions, both answered side by side in one process:
   worker does it (EfficientTrain++), each as a fraction of the training step at that size. Goal: the
   device-side op <= 3% of a step. The PIL figure is CPU time in the workers, not on the step's path.
 * loader throughput: images/s of the engine's own train loader (timm transform per stage) in `fft` mode
-  (workers emit final-size images) and `resize` mode (workers also resize), next to the step's images/s
+  (workers emit final-size images), `resize` mode (workers also resize) and `direct` mode (every
+  per-image operation at the stage size, JPEGs decoded at reduced scale), next to the step's images/s
   at that size: where the loader is slower than the step, data loading is the bottleneck.
 """
 
@@ -26,6 +27,8 @@ from bench.curriculum import TrainStep
 from bench.timing import Spread, interleaved_rounds, per_round_ratios
 from pretraining.curriculum import Stage
 from pretraining.frequency import LowFrequencyResize, low_frequency_crop, low_frequency_downsample
+
+LOADER_MODES = ("fft", "resize", "direct")
 
 
 def _pil_image(size: int, seed: int = 0) -> Image.Image:
@@ -125,7 +128,8 @@ def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, bat
 def loader_throughput(
     config: Any, data: str, sizes: Sequence[int], batch: int, workers: int, rounds: int, batches: int, magnitude: float
 ) -> list[dict[str, Any]]:
-    """Loader images/s in `fft` mode (final-size output) and `resize` mode (output at size), alternating per round."""
+    """Loader images/s in `fft` mode (final-size output), `resize` and `direct` modes (output at size), alternating
+    per round."""
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     from pretraining.data import SeededImageDataset, load_image_folders, train_transform
@@ -142,7 +146,7 @@ def loader_throughput(
     datasets = {}
     for size in sizes:
         stage = Stage(0, 1, size, magnitude)
-        for mode in ("fft", "resize"):
+        for mode in LOADER_MODES:
             transform = train_transform(
                 stage, config.final_size, mode, config, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
             )
@@ -155,33 +159,32 @@ def loader_throughput(
             results[key].append(_loader_images_per_s(datasets[key], batch, workers, r, batches))
     rows = []
     for size in sizes:
-        fft, resize = results[(size, "fft")], results[(size, "resize")]
-        rows.append(
-            {
-                "input_size": size,
-                "batch": batch,
-                "workers": workers,
-                "fft_mode_images_per_s": Spread.of(fft).to_dict(),
-                "resize_mode_images_per_s": Spread.of(resize).to_dict(),
-                "resize_over_fft": Spread.of(per_round_ratios(resize, fft)).to_dict(),
-            }
-        )
+        fft = results[(size, "fft")]
+        row: dict[str, Any] = {"input_size": size, "batch": batch, "workers": workers}
+        for mode in LOADER_MODES:
+            row[f"{mode}_mode_images_per_s"] = Spread.of(results[(size, mode)]).to_dict()
+            if mode != "fft":
+                row[f"{mode}_over_fft"] = Spread.of(per_round_ratios(results[(size, mode)], fft)).to_dict()
+        rows.append(row)
     return rows
 
 
 def loader_table(rows: Sequence[dict[str, Any]], step_images_per_s: dict[int, float]) -> str:
+    """Per size: each mode's loader images/s (all workers), the step's images/s, and the slowest side."""
     lines = [
-        f"{'size':>5} {'loader fft-mode img/s':>22} {'loader resize-mode img/s':>25} {'step img/s':>10} "
-        f"{'bottleneck':>12}"
+        f"{'size':>5} {'loader fft-mode img/s':>22} {'loader resize-mode img/s':>25} {'loader direct-mode img/s':>25} "
+        f"{'direct/fft':>10} {'step img/s':>10} {'bottleneck (fft, resize, direct)':>33}"
     ]
     for r in rows:
-        fft, resize = r["fft_mode_images_per_s"], r["resize_mode_images_per_s"]
         step = step_images_per_s.get(r["input_size"])
-        slowest = min(fft["median"], resize["median"])
-        verdict = "-" if step is None else ("loader" if slowest < step else "step")
+        rates = [r[f"{mode}_mode_images_per_s"]["median"] for mode in LOADER_MODES]
+        verdict = "-" if step is None else ", ".join("loader" if rate < step else "step" for rate in rates)
         lines.append(
-            f"{r['input_size']:>5} {Spread.from_dict(fft).fmt(1):>22} "
-            f"{Spread.from_dict(resize).fmt(1):>25} "
-            f"{(step or float('nan')):>10.1f} {verdict:>12}"
+            f"{r['input_size']:>5} "
+            + " ".join(
+                f"{Spread.from_dict(r[f'{mode}_mode_images_per_s']).fmt(1):>{width}}"
+                for mode, width in zip(LOADER_MODES, (22, 25, 25))
+            )
+            + f" {r['direct_over_fft']['median']:>10.2f} {(step or float('nan')):>10.1f} {verdict:>33}"
         )
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from etcore.errors import UserInputError
 
 CHOICES = {
-    "lowfreq": ("fft", "resize"),
+    "lowfreq": ("fft", "resize", "direct"),
     "corrupt_images": ("stop", "skip"),
     "lr_progress": ("auto", "epochs", "compute"),
     "amp_dtype": ("float16", "bfloat16"),
@@ -87,8 +87,10 @@ class PretrainConfig:
     lowfreq: str | None = field(
         default=None,
         metadata={
-            "help": "low-frequency operation: fft (exact crop of the batch on the device, EfficientTrain) or resize "
-            "(LANCZOS in the workers, EfficientTrain++) (default: the curriculum's own)"
+            "help": "low-frequency operation: fft (exact crop of the batch on the device, EfficientTrain), resize "
+            "(LANCZOS in the workers, EfficientTrain++), or direct (not the papers' order: every per-image operation "
+            "at the stage size: reduced-scale JPEG decode, crop straight to the stage size, RandAugment there; "
+            "docs/PRETRAINING_RECIPES.md) (default: the curriculum's own)"
         },
     )
     interpolation: str = field(default="bicubic", metadata={"help": "train-time resize interpolation"})
@@ -142,7 +144,12 @@ class PretrainConfig:
     amp: bool = field(default=False, metadata={"help": "mixed precision (default on GPU except ConvNeXt)"})
     amp_dtype: str = field(default="float16", metadata={"help": "float16 | bfloat16"})
     # --- evaluation and bookkeeping ------------------------------------------------------------
-    eval_every: int = field(default=1, metadata={"help": "validate every N epochs (and always after the last)"})
+    eval_every: int | None = field(
+        default=None,
+        metadata={
+            "help": "validate every N epochs (default: at the end of every curriculum stage); always after the last"
+        },
+    )
     resume: str | None = field(
         default=None, metadata={"help": "'auto' (W/last.pth when it exists) or a checkpoint path"}
     )
@@ -231,7 +238,7 @@ def validate(config: PretrainConfig) -> None:
             raise UserInputError(f"--{name.replace('_', '-')} is required (on the command line or in --config)")
     positive = ("epochs", "final_size", "batch_size", "accum_steps", "eval_every", "lr_ref_batch")
     for name in positive:
-        if getattr(config, name) <= 0:
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise UserInputError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
     if config.workers < 0:
         raise UserInputError(f"--workers must be >= 0, got {config.workers}")

@@ -12,7 +12,7 @@ Custom curriculum file (YAML or JSON), e.g. ``my_curriculum.yaml``::
     total_epochs: 100              # optional; checked against the stages
     lr_axis: epochs                # optional; epochs (default), compute or stages: the LR schedule's time axis
     warmup_epochs: 20              # optional; warm-up on that axis (default: 20 per 300 of the schedule)
-    lowfreq: fft                   # optional; fft (default) or resize: the curriculum's low-frequency operation
+    lowfreq: fft                   # optional; fft (default), resize or direct: the low-frequency operation
     budget_epochs: 65.6            # optional; the equivalent-epoch budget the stages were laid out for
     drop_path_scale: 1.0           # optional; the recipe's stochastic depth is multiplied by this
     stages:                        # in order, covering epoch 0 to the end without gaps
@@ -48,7 +48,7 @@ from etcore.errors import UserInputError
 
 CURRICULUM_NAMES = ("baseline", "efficienttrain", "efficienttrain++")
 LR_AXES = ("epochs", "compute", "stages")
-LOWFREQ_OPS = ("fft", "resize")
+LOWFREQ_OPS = ("fft", "resize", "direct")
 _ALIASES = {
     "efficienttrain_pp": "efficienttrain++",
     "efficienttrainpp": "efficienttrain++",
@@ -159,7 +159,7 @@ class Curriculum:
     budget_epochs: float | None = None  # equivalent-epoch budget of a budgeted (EfficientTrain++) layout
     drop_path_scale: float = 1.0  # factor on the recipe's stochastic depth
     warmup_epochs: float | None = None  # warm-up on the LR axis (None: the recipe's 20 per 300 of the schedule)
-    lowfreq: str = "fft"  # the low-frequency operation the curriculum was defined with: "fft" or "resize"
+    lowfreq: str = "fft"  # the low-frequency operation the curriculum was defined with: "fft", "resize" or "direct"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))

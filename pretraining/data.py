@@ -3,20 +3,31 @@
 `PATH/train/<class>/*` and `PATH/val/<class>/*` are read with torchvision's ImageFolder after a check
 that names any missing or empty folder. Each sample's augmentation is seeded by (run seed, epoch,
 index), so the images a run sees do not depend on the number of workers or processes, and a resumed
-run sees exactly what the uninterrupted one would. Unreadable images stop the run (naming the file)
+run sees exactly what the uninterrupted one would. The train loader lives for a whole stage (its
+workers persist across the stage's epochs): its sampler yields (epoch, index) keys, so the epoch of
+each sample's seed reaches the workers with the key. Unreadable images stop the run (naming the file)
 or, with `corrupt_images='skip'`, are replaced by the next readable image and counted.
+
+Three low-frequency modes shape the train transform of a stage below the final size (`train_transform`):
+`fft` and `resize` are the papers' (every per-image operation at the final size, then the exact crop of
+the batch on the device, or a LANCZOS resize in the workers); `direct` runs every per-image operation at
+the stage size (`DirectStageTransform`).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from PIL import Image, UnidentifiedImageError
 from timm.data import create_transform
+from timm.data.transforms import RandomResizedCropAndInterpolation
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -33,6 +44,17 @@ class CorruptSample:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class LoadTime:
+    """Seconds a loader spent on samples (open, decode, transform), wall-clock and CPU time of its thread."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def __add__(self, other: "LoadTime") -> "LoadTime":
+        return LoadTime(self.wall_s + other.wall_s, self.cpu_s + other.cpu_s)
 
 
 def check_image_folder(root: Path, split: str) -> list[str]:
@@ -83,10 +105,16 @@ def load_image_folders(root: str) -> tuple[ImageFolder, ImageFolder]:
 
 
 class SeededImageDataset(Dataset):
-    """(image, class, unreadable) triples of an ImageFolder, with a swappable transform and seeded augmentation.
+    """(image, class, unreadable, load time) of an ImageFolder, with a swappable transform and seeded augmentation.
 
-    An unreadable image is replaced by the next readable one (so batches keep their size, which mixup
-    and DDP need) and reported in the third element; the engine then stops or counts it.
+    A sample is fetched by index (seeded with `self.epoch`) or by an (epoch, index) key, which is what
+    `EpochKeySampler` yields so that persistent workers learn each epoch from the keys themselves. An
+    unreadable image is replaced by the next readable one (so batches keep their size, which mixup and
+    DDP need) and reported in the third element; the engine then stops or counts it. The fourth element
+    is the time this sample took (`LoadTime`), for the engine's per-stage breakdown.
+
+    A transform with a `decode(handle)` method (`DirectStageTransform`) receives the still-undecoded
+    file and decodes it itself (at reduced scale where it can); its `finish(image)` does the rest.
     """
 
     def __init__(self, folder: ImageFolder, seed: int, transform: Callable | None = None) -> None:
@@ -99,25 +127,40 @@ class SeededImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Any, int, tuple[CorruptSample, ...]]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, int, tuple[CorruptSample, ...], LoadTime]:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        wall, cpu = time.perf_counter(), time.thread_time()
+        transform = self.transform
+        decode = getattr(transform, "decode", None)
         unreadable: list[CorruptSample] = []
         for offset in range(len(self.samples)):
             path, target = self.samples[(index + offset) % len(self.samples)]
-            try:
-                with Image.open(path) as handle:
-                    image = handle.convert("RGB")
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-                unreadable.append(CorruptSample(path, " ".join(str(err).split()) or type(err).__name__))
-                continue
-            with seeded_sample(sample_seed(self.seed, self.epoch, index)):
-                return (self.transform(image) if self.transform else image), target, tuple(unreadable)
+            with seeded_sample(sample_seed(self.seed, epoch, index)):
+                try:
+                    with Image.open(path) as handle:
+                        image = decode(handle) if decode is not None else handle.convert("RGB")
+                except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+                    unreadable.append(CorruptSample(path, " ".join(str(err).split()) or type(err).__name__))
+                    continue
+                if decode is not None:
+                    image = transform.finish(image)
+                elif transform is not None:
+                    image = transform(image)
+            spent = LoadTime(time.perf_counter() - wall, time.thread_time() - cpu)
+            return image, target, tuple(unreadable), spent
         raise UserInputError(f"no image under {Path(self.samples[0][0]).parents[1]} can be read: check the data")
 
 
-def collate_with_unreadable(batch: Sequence[Any]) -> tuple[torch.Tensor, torch.Tensor, list[CorruptSample]]:
-    """Default collation of images and targets; the unreadable images met on the way are listed separately."""
-    images, targets = default_collate([(image, target) for image, target, _ in batch])
-    return images, targets, [bad for _, _, unreadable in batch for bad in unreadable]
+def collate_with_unreadable(
+    batch: Sequence[Any],
+) -> tuple[torch.Tensor, torch.Tensor, list[CorruptSample], LoadTime]:
+    """Default collation of images and targets; the unreadable images met on the way are listed separately,
+    and the samples' load times summed."""
+    images, targets = default_collate([(image, target) for image, target, _, _ in batch])
+    spent = LoadTime()
+    for _, _, _, sample_time in batch:
+        spent = spent + sample_time
+    return images, targets, [bad for _, _, unreadable, _ in batch for bad in unreadable], spent
 
 
 def randaug_string(template: str, magnitude: float) -> str | None:
@@ -144,14 +187,18 @@ def train_transform(
 ) -> Callable:
     """timm's ImageNet train transform for one stage.
 
-    RandomResizedCrop always targets `final_size`; the low-frequency view of size `stage.input_size` is
-    made either here (`lowfreq='resize'`: LANCZOS after RandAugment, before ToTensor/Normalize/
-    RandomErasing, as EfficientTrain++) or later on the device (`'fft'`: exact crop of the batch).
+    `fft` and `resize` (the papers' order): RandomResizedCrop targets `final_size`, RandAugment runs at
+    `final_size`, and the low-frequency view of size `stage.input_size` is made either here (`resize`:
+    LANCZOS after RandAugment, before ToTensor/Normalize/RandomErasing, as EfficientTrain++) or later on
+    the device (`fft`: exact crop of the batch). `direct`: the same timm transform built at the stage
+    size, with the crop taken from a reduced-scale decode where the file allows it
+    (`DirectStageTransform`): every per-image operation runs at the stage size.
     """
     from torchvision import transforms
 
+    size = stage.input_size if lowfreq == "direct" else final_size
     common = dict(
-        input_size=final_size,
+        input_size=size,
         is_training=True,
         auto_augment=randaug_string(config.randaug, stage.randaug_magnitude),
         interpolation=config.interpolation,
@@ -162,10 +209,89 @@ def train_transform(
         mean=tuple(mean),
         std=tuple(std),
     )
+    if lowfreq == "direct":
+        return DirectStageTransform(*create_transform(separate=True, **common))
     if lowfreq == "resize" and stage.input_size < final_size:
         primary, secondary, final = create_transform(separate=True, **common)
         return transforms.Compose([primary, secondary, LowFrequencyResize(stage.input_size), final])
     return create_transform(**common)
+
+
+class DraftResizedCrop(RandomResizedCropAndInterpolation):
+    """timm's RandomResizedCrop (same random draws) that can start from an undecoded JPEG at reduced scale.
+
+    `decode(handle)` draws the crop on the file's full size (read from its header), asks the JPEG decoder
+    for the largest DCT scaling (1/2, 1/4, 1/8: `Image.draft`) that still leaves the crop at least the
+    output size on both axes, and resizes the crop of the reduced image to the output size with the
+    same antialiased PIL filter. libjpeg's scaled IDCT keeps each 8x8 block's lowest frequencies, so the
+    reduced decode is itself a low-frequency view. Other formats (PNG, ...) decode at full size, and
+    the result is then exactly timm's RandomResizedCrop.
+    """
+
+    def decode(self, handle: Image.Image) -> Image.Image:
+        full_w, full_h = handle.size
+        i, j, h, w = self.get_params(handle, self.scale, self.ratio)
+        interpolation = (
+            random.choice(self.interpolation) if isinstance(self.interpolation, (tuple, list)) else self.interpolation
+        )
+        out_h, out_w = self.size
+        handle.draft("RGB", (math.ceil(full_w * out_w / w), math.ceil(full_h * out_h / h)))
+        image = handle.convert("RGB")
+        return self._resized_crop(image, (full_w, full_h), (i, j, h, w), interpolation)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        i, j, h, w = self.get_params(img, self.scale, self.ratio)
+        interpolation = (
+            random.choice(self.interpolation) if isinstance(self.interpolation, (tuple, list)) else self.interpolation
+        )
+        return self._resized_crop(img, img.size, (i, j, h, w), interpolation)
+
+    def _resized_crop(
+        self, image: Image.Image, full: tuple[int, int], box: tuple[int, int, int, int], interpolation: Any
+    ) -> Image.Image:
+        from torchvision.transforms import functional as TF
+
+        i, j, h, w = box
+        if image.size == full:
+            return TF.resized_crop(image, i, j, h, w, list(self.size), interpolation)
+        sx, sy = image.size[0] / full[0], image.size[1] / full[1]
+        out_h, out_w = self.size
+        return image.resize(
+            (out_w, out_h), TF.pil_modes_mapping[interpolation], box=(j * sx, i * sy, (j + w) * sx, (i + h) * sy)
+        )
+
+
+class DirectStageTransform:
+    """The `direct` low-frequency mode: timm's train transform at the stage size, decoding at reduced scale.
+
+    Built from timm's three parts at the stage size: the RandomResizedCrop (replaced by `DraftResizedCrop`,
+    same draws) straight to the stage size, flip, RandAugment at the stage size, then ToTensor/Normalize/
+    RandomErasing. `SeededImageDataset` calls `decode(handle)` (reduced-scale decode and crop) and then
+    `finish(image)`; calling the object on a decoded PIL image runs the whole chain.
+    """
+
+    def __init__(self, primary: Callable, secondary: Callable, final: Callable) -> None:
+        from torchvision import transforms
+
+        steps = list(primary.transforms)
+        if not steps or not isinstance(steps[0], RandomResizedCropAndInterpolation):
+            raise TypeError(f"expected timm's RandomResizedCrop first, got {steps[:1]}")
+        crop = steps[0]
+        self.crop = DraftResizedCrop(crop.size, scale=crop.scale, ratio=crop.ratio)
+        self.crop.interpolation = crop.interpolation
+        self.rest = transforms.Compose([*steps[1:], *secondary.transforms, *final.transforms])
+
+    def decode(self, handle: Image.Image) -> Image.Image:
+        return self.crop.decode(handle)
+
+    def finish(self, image: Image.Image) -> Any:
+        return self.rest(image)
+
+    def __call__(self, image: Image.Image) -> Any:
+        return self.rest(self.crop(image))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(crop={self.crop!r}, rest={self.rest!r})"
 
 
 def eval_transform(final_size: int, crop_pct: float, mean: Sequence[float], std: Sequence[float]) -> Callable:
@@ -180,6 +306,13 @@ def eval_transform(final_size: int, crop_pct: float, mean: Sequence[float], std:
     )
 
 
+class EpochKeySampler(DistributedSampler):
+    """DistributedSampler whose items are (epoch, index) keys: the epoch travels to persistent workers."""
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        return ((self.epoch, index) for index in super().__iter__())
+
+
 def train_loader(
     dataset: SeededImageDataset,
     batch_size: int,
@@ -189,10 +322,12 @@ def train_loader(
     workers: int,
     seed: int,
     pin_memory: bool,
+    persistent: bool = False,
 ) -> DataLoader:
-    """One epoch's loader: a DistributedSampler shuffled by (seed, epoch), full batches only."""
+    """A stage's loader, full batches only: shuffled by (seed, epoch) (`loader.sampler.set_epoch(e)` moves it
+    to epoch e), with (epoch, index) keys, so that with `persistent=True` its workers live for the stage."""
     dataset.epoch = epoch
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
+    sampler = EpochKeySampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
     sampler.set_epoch(epoch)
     if len(sampler) < batch_size:
         raise UserInputError(
@@ -207,6 +342,7 @@ def train_loader(
         collate_fn=collate_with_unreadable,
         drop_last=True,
         pin_memory=pin_memory,
+        persistent_workers=persistent and workers > 0,
         generator=torch.Generator().manual_seed(seed * 1000003 + epoch),
     )
 

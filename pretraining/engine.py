@@ -2,8 +2,14 @@
 
 `Pretrainer(config, curriculum, dist, callbacks).run()` trains, validates, and writes the work dir
 (docs/FORMATS.md). The curriculum is read as a value (`stage_at(epoch)`); whenever the stage changes
-the data pipeline is rebuilt (input size, RandAugment magnitude, batch), size-bound model parameters
-and their optimizer moments are resampled, and DDP is re-wrapped around the new parameters.
+the data pipeline is rebuilt (input size, RandAugment magnitude, batch, and one loader whose workers
+live for the whole stage), size-bound model parameters and their optimizer moments are resampled, and
+DDP is re-wrapped around the new parameters. Validation runs at the end of every stage (or every
+`eval_every` epochs) and after the last epoch.
+
+Every epoch's log record says where its time went (`EpochTimer`): stage switch, waiting for data,
+the low-frequency op on the batch, the step (and its optimizer part), the loader's own time per
+sample, evaluation and checkpointing; `tools/benchmark.py breakdown` sums them per stage.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ class Progress:
     updates: int = 0  # optimizer steps done
     images_seen: int = 0
     wall_clock_s: float = 0.0
+    train_time_s: float = 0.0  # stage switches + training loops (what the curriculum saves)
+    eval_time_s: float = 0.0
+    checkpoint_time_s: float = 0.0  # last.pth writes
     best_top1: float | None = None
     final_top1: float | None = None
     final_top5: float | None = None
@@ -83,6 +92,23 @@ class Pipeline:
     stage: Stage
     batch_size: int
     accum_steps: int
+    loader: Any = None  # the stage's DataLoader (persistent workers); built at the stage's first epoch
+
+
+@dataclass
+class EpochTimer:
+    """Seconds one epoch spent in each part (log.jsonl fields of the same names, docs/FORMATS.md)."""
+
+    stage_switch_s: float = 0.0  # enter_stage: model resize, transform, loader set-up
+    first_batch_s: float = 0.0  # waiting for the first batch (worker start-up or resume, plus one batch)
+    data_wait_s: float = 0.0  # waiting for batches in the training loop, the first included
+    lowfreq_s: float = 0.0  # the low-frequency op on the batch on the step's path (fft); launch time on CUDA
+    step_s: float = 0.0  # the rest of the loop: transfer, mixup, forward, loss, backward, optimizer
+    optimizer_s: float = 0.0  # the optimizer update within step_s (unscale, clip, step, zero_grad, EMA)
+    loader_s: float = 0.0  # open + decode + transform of the epoch's samples, wall time summed over samples
+    loader_cpu_s: float = 0.0  # the same, CPU time of the loading threads (worker processes or this one)
+    train_s: float = 0.0  # the training loop, from asking for the first batch to the last update
+    eval_s: float = 0.0  # validation (0 when this epoch did not validate)
 
 
 class Pretrainer:
@@ -111,6 +137,7 @@ class Pretrainer:
         self.current_size = self.final_size
         self.ddp_model: torch.nn.Module | None = None
         self._stage_images_per_s: float | None = None
+        self._last_checkpoint_s = 0.0
 
     # --- small helpers ---------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -215,14 +242,26 @@ class Pretrainer:
                 self._wrap()
         small = stage.input_size < self.final_size
         batch, accum = stage_batch(stage, self.final_size, cfg.batch_size, cfg.accum_steps, cfg.scale_batch_with_size)
-        self.pipeline = Pipeline(index, stage, batch, accum)
+        self.pipeline = None  # the previous stage's loader (and its workers) goes before the new one starts
         self.train_set.transform = train_transform(stage, self.final_size, cfg.lowfreq, cfg, *self.mean_std)
+        loader = train_loader(
+            self.train_set,
+            batch,
+            epoch,
+            self.dist.rank,
+            self.dist.world_size,
+            cfg.workers,
+            cfg.seed,
+            pin_memory=self.device.type == "cuda",
+            persistent=True,
+        )
+        self.pipeline = Pipeline(index, stage, batch, accum, loader)
         self.schedule.step(epoch)
         previous = f", previous stage {self._stage_images_per_s:.1f} img/s" if self._stage_images_per_s else ""
         pipe, world = self.pipeline, self.dist.world_size
         self.say(
             f"stage {index + 1}/{len(self.curriculum.stages)}: epochs {stage.start_epoch}-{stage.end_epoch - 1}, "
-            f"size {stage.input_size} ({cfg.lowfreq if small else 'full size'}), "
+            f"size {stage.input_size} ({cfg.lowfreq if small or cfg.lowfreq == 'direct' else 'full size'}), "
             f"randaug m={stage.randaug_magnitude:g}, batch {pipe.batch_size}/device x {world} x accum "
             f"{pipe.accum_steps} (effective {pipe.batch_size * world * pipe.accum_steps}), "
             f"lr {self._lr():.3g}{previous}"
@@ -230,19 +269,12 @@ class Pretrainer:
         self.callbacks.on_stage_start(index)
 
     # --- one epoch -------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_epoch(self, epoch: int, timer: EpochTimer) -> dict[str, float]:
         assert self.pipeline is not None
         pipe, cfg = self.pipeline, self.cfg
-        loader = train_loader(
-            self.train_set,
-            pipe.batch_size,
-            epoch,
-            self.dist.rank,
-            self.dist.world_size,
-            cfg.workers,
-            cfg.seed,
-            pin_memory=self.device.type == "cuda",
-        )
+        loader = pipe.loader
+        loader.sampler.set_epoch(epoch)  # the (seed, epoch) shuffle, and the epoch in every sample's key
+        self.train_set.epoch = epoch
         self.model.train()
         # the official number of updates per epoch; micro-batches left over are skipped, as the official loop does
         steps = min(len(loader), self.updates_per_epoch * pipe.accum_steps)
@@ -254,11 +286,19 @@ class Pretrainer:
             disable=not (self.dist.is_main and sys.stderr.isatty()),
             file=sys.stderr,
         )
-        started = time.perf_counter()
+        clock = time.perf_counter
+        started = clock()
         self.optimizer.zero_grad(set_to_none=True)
-        for i, (x, y, bad) in enumerate(loader):
-            if i >= steps:
-                break
+        batches = iter(loader)
+        for i in range(steps):
+            waited = clock()
+            x, y, bad, spent = next(batches)
+            arrived = clock()
+            timer.data_wait_s += arrived - waited
+            if i == 0:
+                timer.first_batch_s = arrived - waited
+            timer.loader_s += spent.wall_s
+            timer.loader_cpu_s += spent.cpu_s
             if bad:
                 if cfg.corrupt_images == "stop":
                     raise corrupt_error(bad[0])
@@ -271,7 +311,9 @@ class Pretrainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             if cfg.lowfreq == "fft" and pipe.stage.input_size < x.shape[-1]:
+                cropping = clock()
                 x = low_frequency_crop(x, pipe.stage.input_size)
+                timer.lowfreq_s += clock() - cropping
             if self.mixup is not None:
                 x, y = self.mixup(x, y)
             with self._autocast():
@@ -286,13 +328,18 @@ class Pretrainer:
             with sync:
                 self.scaler.scale(loss / pipe.accum_steps).backward()
             if ends_update:
+                updating = clock()
                 self._optimizer_step()
+                timer.optimizer_s += clock() - updating
             loss_sum += loss_value
             images += x.shape[0]
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{self._lr():.2e}")
+        del batches  # a persistent loader's workers wait for the next epoch
         bar.close()
-        elapsed = time.perf_counter() - started
+        elapsed = clock() - started
+        timer.train_s = elapsed
+        timer.step_s = elapsed - timer.data_wait_s - timer.lowfreq_s
         images = int(self.dist.all_reduce_sum([float(images)])[0])
         self.progress.images_seen += images
         self.progress.unreadable = sorted(unreadable)
@@ -329,7 +376,7 @@ class Pretrainer:
         module.eval()
         correct1 = correct5 = total = 0.0
         k = min(5, self.num_classes)
-        for x, y, bad in loader:
+        for x, y, bad, _ in loader:
             if bad and self.cfg.corrupt_images == "stop":
                 raise corrupt_error(bad[0])
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -342,6 +389,14 @@ class Pretrainer:
             total += y.numel()
         correct1, correct5, total = self.dist.all_reduce_sum([correct1, correct5, total])
         return 100.0 * correct1 / total, 100.0 * correct5 / total
+
+    def evaluates_after(self, epoch: int) -> bool:
+        """Validate after `epoch`: every `eval_every` epochs when set, else at the end of every stage; always last."""
+        if epoch + 1 == self.curriculum.total_epochs:
+            return True
+        if self.cfg.eval_every is not None:
+            return (epoch + 1) % self.cfg.eval_every == 0
+        return self.curriculum.stage_index(epoch + 1) != self.curriculum.stage_index(epoch)
 
     # --- bookkeeping -----------------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
@@ -357,6 +412,10 @@ class Pretrainer:
             "equivalent_epochs": round(self.curriculum.equivalent_epochs(), 4),
             "wall_clock_s": round(p.wall_clock_s, 3),
             "device_hours": p.wall_clock_s * self.dist.world_size / 3600,
+            "train_time_s": round(p.train_time_s, 3),
+            "eval_time_s": round(p.eval_time_s, 3),
+            "checkpoint_time_s": round(p.checkpoint_time_s, 3),
+            "train_device_hours": p.train_time_s * self.dist.world_size / 3600,
             "devices": self.dist.world_size,
             "device_type": self.device.type,
             "images_seen": p.images_seen,
@@ -444,11 +503,14 @@ class Pretrainer:
         clock = time.perf_counter()
         for epoch in range(self.progress.epoch, total):
             epoch_start = time.perf_counter()
+            timer = EpochTimer()
             self.enter_stage(epoch)
-            metrics = self.train_epoch(epoch)
+            timer.stage_switch_s = time.perf_counter() - epoch_start
+            metrics = self.train_epoch(epoch, timer)
             self._stage_images_per_s = metrics["images_per_s"]
             top1 = top5 = ema1 = ema5 = None
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == total:
+            if self.evaluates_after(epoch):
+                evaluating = time.perf_counter()
                 top1, top5 = self.evaluate(model_at_size(self.model, self.current_size, self.final_size))
                 p = self.progress
                 p.final_top1, p.final_top5 = top1, top5
@@ -456,8 +518,11 @@ class Pretrainer:
                 if self.ema is not None:
                     ema1, ema5 = self.evaluate(model_at_size(self.ema.module, self.current_size, self.final_size))
                     p.ema_top1, p.ema_top5 = ema1, ema5
+                timer.eval_s = time.perf_counter() - evaluating
             now = time.perf_counter()
             self.progress.wall_clock_s += now - clock
+            self.progress.train_time_s += timer.stage_switch_s + timer.train_s
+            self.progress.eval_time_s += timer.eval_s
             clock = now
             self.progress.epoch = epoch + 1
             stage = self.pipeline.stage
@@ -480,6 +545,11 @@ class Pretrainer:
                 "updates": self.progress.updates,
                 "images_seen": self.progress.images_seen,
                 "unreadable_images": len(self.progress.unreadable),
+                "lowfreq": cfg.lowfreq,
+                "workers": cfg.workers,
+                "threads": torch.get_num_threads(),
+                **{name: round(value, 6) for name, value in asdict(timer).items()},
+                "checkpoint_s": round(self._last_checkpoint_s, 6),  # the previous epoch's last.pth write
             }
             if self.dist.is_main:
                 ckpt.append_log(self.work_dir / ckpt.LOG, record)
@@ -489,7 +559,11 @@ class Pretrainer:
                 f"epoch {epoch + 1}/{total} size {stage.input_size}: loss {metrics['train_loss']:.4f}, "
                 f"lr {self._lr():.3g}, {metrics['images_per_s']:.1f} img/s, {now - epoch_start:.1f}s{evaluated}"
             )
+            saving = time.perf_counter()
             self.save_last()
+            self._last_checkpoint_s = time.perf_counter() - saving
+            self.progress.checkpoint_time_s += self._last_checkpoint_s
+        self.pipeline = None  # the last stage's workers end here
         if self.progress.unreadable:
             self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")
         provenance = self.save_final()

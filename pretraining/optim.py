@@ -189,6 +189,9 @@ LOWFREQ_DESCRIPTIONS = {
     "fft": "exact low-frequency crop of the batch on the device, before mixup (EfficientTrain, ICCV engine.py)",
     "resize": "LANCZOS resize to the stage size in the data workers, after RandomResizedCrop/flip/RandAugment and "
     "before ToTensor/Normalize/RandomErasing (EfficientTrain++, datasets_buffer.py)",
+    "direct": "every per-image operation at the stage size in the data workers: JPEGs decoded at reduced scale "
+    "(Image.draft) where the crop allows, RandomResizedCrop straight to the stage size (antialiased), RandAugment "
+    "and RandomErasing at the stage size (this suite's loader, not the papers' order; docs/PRETRAINING_RECIPES.md)",
 }
 
 

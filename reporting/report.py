@@ -128,14 +128,16 @@ def _save(fig, out: Path) -> Path:
 
 def _pretraining_summary(pretrain_dirs: Sequence[Path]) -> list[str]:
     lines = [
-        "| run | epochs | equivalent epochs | wall-clock (s) | images seen | final top-1 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| run | epochs | equivalent epochs | wall-clock (s) | train (s) | eval (s) | images seen | final top-1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for directory in pretrain_dirs:
         prov = load_checkpoint_file(directory / PRETRAIN_FINAL)["provenance"]
+        split = [prov.get("train_time_s"), prov.get("eval_time_s")]  # absent in checkpoints written before
+        train, evaluation = ("-" if value is None else f"{value:.0f}" for value in split)
         lines.append(
             f"| {_label(directory)} | {prov['epochs']} | {prov['equivalent_epochs']:.1f} | "
-            f"{prov['wall_clock_s']:.0f} | {prov['images_seen']} | {prov['final_top1']:.1f} |"
+            f"{prov['wall_clock_s']:.0f} | {train} | {evaluation} | {prov['images_seen']} | {prov['final_top1']:.1f} |"
         )
     return lines
 

@@ -133,7 +133,9 @@ def _pretrain_info(path: Path) -> tuple[str, dict[str, Any]]:
         path,
         "the pretraining checkpoint lacks its provenance; re-create it with tools/pretrain.py",
     )
-    hours = provenance.get("device_hours")
+    # the cost column compares training: evaluation and checkpoint writes are left out where the run
+    # recorded them apart (train_device_hours); older checkpoints fall back to their whole wall clock
+    hours = provenance.get("train_device_hours", provenance.get("device_hours"))
     if hours is None and isinstance(provenance.get("wall_clock_s"), (int, float)):
         hours = provenance["wall_clock_s"] / 3600
     top1_key = "ema_top1" if record.get("weights") == "model_ema" else "final_top1"

@@ -120,6 +120,72 @@ def test_log_speedups_from_fabricated_logs():
     assert speed["train_time_s"] == pytest.approx(10 / 7.5)
 
 
+def _timed_records() -> list[dict]:
+    """Three epochs of a fabricated log: two at 32 px (stage 0), one at 64 px (stage 1), 10 images each."""
+
+    def record(epoch, stage, size, wall, epoch_time, top1, checkpoint):
+        return {
+            "epoch": epoch,
+            "stage": stage,
+            "input_size": size,
+            "images_seen": 10 * (epoch + 1),
+            "epoch_time_s": epoch_time,
+            "wall_clock_s": wall,
+            "top1": top1,
+            "lowfreq": "direct",
+            "workers": 2,
+            "stage_switch_s": 0.5 if epoch in (0, 2) else 0.0,
+            "first_batch_s": 0.2,
+            "data_wait_s": 0.3,
+            "lowfreq_s": 0.0,
+            "step_s": 2.0,
+            "optimizer_s": 0.4,
+            "loader_s": 0.1,
+            "loader_cpu_s": 0.05,
+            "train_s": 2.3,
+            "eval_s": 1.0 if top1 is not None else 0.0,
+            "checkpoint_s": checkpoint,
+        }
+
+    # wall steps: 3.8 (epoch 0), 2.3 + 0.1 ckpt + 0.1 other + 1.0 eval, 2.8 + 0.2 ckpt + 0.0 other + 1.0 eval
+    return [
+        record(0, 0, 32, 2.8, 2.8, None, 0.0),
+        record(1, 0, 32, 2.8 + 3.5, 3.3, 50.0, 0.1),
+        record(2, 1, 64, 6.3 + 4.0, 3.8, 60.0, 0.2),
+    ]
+
+
+def test_breakdown_sums_each_stage_and_places_the_checkpoint_writes():
+    from bench.breakdown import breakdown_table, stage_times
+
+    first, second = stage_times(_timed_records())
+    assert (first.input_size, first.epochs, first.images, second.images) == (32, 2, 20, 10)
+    assert first.per_image_ms("step_s") == pytest.approx(200.0) and first.per_image_ms("loader_s") == 10.0
+    assert (first.evaluations, first.eval_s, second.evaluations) == (1, 1.0, 1)
+    # epoch 0's and 1's last.pth writes are logged by epochs 1 and 2; the run's last one is not logged
+    assert (first.checkpoint_s, first.checkpoints, second.checkpoints) == (pytest.approx(0.3), 2, 0)
+    assert first.other_s == pytest.approx(0.1) and second.other_s == pytest.approx(0.0)
+    assert first.wall_s + second.wall_s == pytest.approx(10.3)
+    assert "total: wall 10.3 s" in breakdown_table([first, second])
+    with pytest.raises(ValueError, match="per-epoch timers"):
+        stage_times([{k: v for k, v in _timed_records()[0].items() if k != "loader_s"}])
+
+
+def test_breakdown_command_reads_work_dirs(bench, tmp_path, capsys):
+    work = tmp_path / "run"
+    work.mkdir()
+    (work / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _timed_records()))
+    out = tmp_path / "bd.json"
+    assert bench.main(["breakdown", str(work), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["result"][0]["stages"][1]["input_size"] == 64
+    assert "loader ms/img" in capsys.readouterr().out
+    with pytest.raises(UserInputError, match="no log.jsonl there"):
+        bench.main(["breakdown", str(tmp_path)])
+    (work / "log.jsonl").write_text(json.dumps({"epoch": 0, "stage": 0}) + "\n")
+    with pytest.raises(UserInputError, match="written before"):
+        bench.main(["breakdown", str(work)])
+
+
 def test_swin_unfold_order_is_a_permutation_matching_both_layouts():
     from bench.mmdet_keymap import unfold_order
 
@@ -192,6 +258,9 @@ def test_smoke_curriculum_end_to_end(bench, tmp_path, capsys):
             "2",
             "--workers",
             "0",
+            "--lowfreq",
+            "fft",
+            "direct",
             "--work-dir",
             str(tmp_path / "runs"),
             "--pretrain-args",
@@ -200,9 +269,17 @@ def test_smoke_curriculum_end_to_end(bench, tmp_path, capsys):
         tmp_path,
         "e2e",
     )
-    assert set(result["measured_speedup"]) == {"epoch_time_s", "train_time_s", "wall_clock_s"}
-    assert (tmp_path / "runs" / "rep0_curriculum" / "log.jsonl").is_file()
-    assert "theoretical speedup" in capsys.readouterr().out
+    assert set(result["modes"]) == {"fft", "direct"}
+    assert set(result["modes"]["direct"]["measured_speedup"]) == {
+        "epoch_time_s",
+        "train_time_s",
+        "wall_clock_s",
+        "train_s",
+    }
+    for name in ("baseline", "baseline_direct", "curriculum_fft", "curriculum_direct"):
+        assert (tmp_path / "runs" / f"rep0_{name}" / "log.jsonl").is_file()
+    out = capsys.readouterr().out
+    assert "theoretical speedup" in out and "per-stage breakdown" in out
 
 
 @pytest.mark.slow
@@ -236,7 +313,7 @@ def test_smoke_lowfreq(bench, tmp_path):
         "lf",
     )
     assert result["ops"][0]["fft_fraction"]["median"] > 0
-    assert result["loader"][0]["resize_over_fft"]["n"] == 1
+    assert result["loader"][0]["resize_over_fft"]["n"] == 1 and result["loader"][0]["direct_over_fft"]["n"] == 1
 
 
 @pytest.mark.slow
@@ -274,6 +351,8 @@ def test_smoke_detector_tiny_config(bench, tmp_path):
 def test_user_errors_are_one_line(bench):
     with pytest.raises(UserInputError, match="--end-to-end needs --data"):
         bench.main(["curriculum", "--end-to-end", "--device", "cpu"])
+    with pytest.raises(UserInputError, match="side by side need --end-to-end"):
+        bench.main(["curriculum", "--lowfreq", "fft", "direct", "--device", "cpu"])
     with pytest.raises(UserInputError, match="does not exist"):
         bench.main(["detector", "--configs", "no/such/config.py", "--device", "cpu"])
     with pytest.raises(UserInputError, match="below --final-size"):

@@ -40,6 +40,7 @@ def write_run(
     backbone: str = SWIN_T,
     epochs: int = 300,
     hours: float = 10.0,
+    train_hours: float | None = None,
     top1: float = 81.0,
     lr: float = 2e-4,
     checkpoint: str | None = None,
@@ -88,6 +89,7 @@ def write_run(
             "equivalent_epochs": epochs * (0.653 if curriculum == "efficienttrain" else 1.0),
             "wall_clock_s": hours * 3600,
             "device_hours": hours,
+            **({} if train_hours is None else {"train_device_hours": train_hours}),
             "seed": 0,
             "final_top1": top1,
             "ema_top1": None,
@@ -124,6 +126,16 @@ def test_single_pair_rows_delta_and_cost(tmp_path):
     assert table.notes == []
     text = render(table, "markdown")
     assert "| 48.1 |" in text and "| 48.2 |" in text and "| +0.1 |" in text and "| +0.3 |" in text
+
+
+def test_cost_column_compares_training_time_where_the_run_recorded_it(tmp_path):
+    # whole wall clocks 10 h and 8 h, of which training 9 h and 5.85 h (the rest validation and checkpoints)
+    write_run(tmp_path, "base", hours=10.0, train_hours=9.0)
+    write_run(tmp_path, "et", curriculum="efficienttrain", hours=8.0, train_hours=5.85)
+    table = build_table(load_runs([tmp_path]))
+    base, et = rows_of(table, "run")
+    assert (base["pretrain_hours"].mean, et["pretrain_hours"].mean) == (pytest.approx(9.0), pytest.approx(5.85))
+    assert "0.65x pretrain time" in rows_of(table, "delta")[0]["pretraining"]
 
 
 def test_multi_seed_mean_std_and_paired_delta(tmp_path):

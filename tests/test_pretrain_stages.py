@@ -76,6 +76,10 @@ def test_two_stage_run_switches_size_and_writes_documented_files(model: str, dat
     assert prov["equivalent_epochs"] == pytest.approx((32 / 64) ** 2 + 1)
     assert prov["images_seen"] == 2 * 24  # 24 train images, batch 4 divides them
     assert prov["final_top1"] == log[-1]["top1"] and prov["ema_top1"] == log[-1]["ema_top1"]
+    # the wall clock splits into training (the cost column's) and evaluation; checkpoints are apart
+    assert prov["train_time_s"] > 0 and prov["eval_time_s"] > 0
+    assert prov["train_time_s"] + prov["eval_time_s"] <= prov["wall_clock_s"] + 1e-3
+    assert prov["train_time_s"] == pytest.approx(sum(r["stage_switch_s"] + r["train_s"] for r in log), abs=0.01)
     assert json.loads((work / "curriculum.json").read_text()) == prov["curriculum"]
     # The final weights are those of the model at the final size: a fresh timm model takes every key.
     fresh = timm.create_model(model, pretrained=False, **prov["model_kwargs"])
@@ -258,3 +262,21 @@ def test_size_multiple_sets_the_curriculum_rounding(tmp_path: Path, capsys: pyte
     assert main([*common, "--size-multiple", "16"]) == 0  # 45.7 -> 48, keeping the paper's ~0.65 compute ratio
     out = capsys.readouterr().out
     assert "size   48  randaug m=1" in out and "(ratio 0.650)" in out
+
+
+@pytest.mark.parametrize(
+    "curriculum, eval_every, evaluated",
+    [
+        ("efficienttrain", None, [1, 3, 5, 7, 9]),  # 5 stages of 2 epochs: the end of every stage
+        ("efficienttrain", 3, [2, 5, 8, 9]),  # every 3 epochs, and always the last
+        ("baseline", None, [9]),  # one stage: only the end
+    ],
+)
+def test_validation_runs_at_stage_ends_by_default_and_always_last(curriculum, eval_every, evaluated) -> None:
+    from pretraining.distributed import DistContext
+    from pretraining.engine import Pretrainer
+
+    argv = ["--model", "resnet18", "--data", "d", "--work-dir", "w", "--curriculum", curriculum, "--epochs", "10"]
+    config, _, resolved, _ = resolve_config(argv + ([] if eval_every is None else ["--eval-every", str(eval_every)]))
+    trainer = Pretrainer(config, resolved, DistContext())
+    assert [epoch for epoch in range(10) if trainer.evaluates_after(epoch)] == evaluated

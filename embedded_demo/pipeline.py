@@ -418,22 +418,33 @@ def _pretrain_step(profile: Profile, layout: Layout, curriculum: str, seed: int)
     )
 
 
-def _detection_steps(profile: Profile, layout: Layout, detector: str, curriculum: str, seed: int) -> list[Step]:
-    config = _TINY_CONFIGS[detector].format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
-    work_dir = layout.det(detector, curriculum, seed)
+def _finetune_options(
+    profile: Profile, layout: Layout, curriculum: str, seed: int, data: str, iters: int | None
+) -> list[str]:
+    """--cfg-options every fine-tune of the demo shares: its checkpoint, seed and data, and a shorter run's length."""
     checkpoint = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
     options = [
         f"model.backbone.checkpoint={checkpoint}",
         f"randomness.seed={seed}",
-        f"data_root={layout.data / 'coco'}/",
+        f"data_root={layout.data / data}/",
     ]
-    max_iters = profile.det_iters or _config_max_iters(config)
-    if profile.det_iters:
-        iters = profile.det_iters
+    if iters:
         options += [
             f"train_cfg.max_iters={iters}",
             f"train_cfg.val_interval={iters}",
             f"default_hooks.checkpoint.interval={iters}",
+        ]
+    return options
+
+
+def _detection_steps(profile: Profile, layout: Layout, detector: str, curriculum: str, seed: int) -> list[Step]:
+    config = _TINY_CONFIGS[detector].format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
+    work_dir = layout.det(detector, curriculum, seed)
+    options = _finetune_options(profile, layout, curriculum, seed, "coco", profile.det_iters)
+    max_iters = profile.det_iters or _config_max_iters(config)
+    if profile.det_iters:
+        iters = profile.det_iters
+        options += [
             f"param_scheduler.0.end={min(50, iters // 2)}",
             f"param_scheduler.1.end={iters}",
             f"param_scheduler.1.milestones=[{iters * 2 // 3},{iters * 11 // 12}]",
@@ -475,19 +486,11 @@ def _segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed:
     """Train the tiny UperNet from this checkpoint on the ADE-layout scenes; test single scale (and ms+flip)."""
     config = _SEG_CONFIG.format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
     work_dir = layout.seg(curriculum, seed)
-    checkpoint = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
-    options = [
-        f"model.backbone.checkpoint={checkpoint}",
-        f"randomness.seed={seed}",
-        f"data_root={layout.data / 'ade'}/",
-    ]
+    options = _finetune_options(profile, layout, curriculum, seed, "ade", profile.seg_iters)
     max_iters = profile.seg_iters or _config_max_iters(config)
     if profile.seg_iters:
         iters = profile.seg_iters
         options += [
-            f"train_cfg.max_iters={iters}",
-            f"train_cfg.val_interval={iters}",
-            f"default_hooks.checkpoint.interval={iters}",
             f"param_scheduler.0.end={max(1, min(15, iters // 8))}",
             f"param_scheduler.1.end={iters}",
         ]

@@ -167,11 +167,16 @@ def load_run(metrics_path: Path) -> Run:
             key: _percent(_get(block, key, (int, float), metrics_path, fix), f"metrics.{iou_type}.{key}", metrics_path)
             for key in METRIC_KEYS
         }
+    return _run(document, metrics_path, fix, "detector", metrics)
+
+
+def _run(document: dict, metrics_path: Path, fix: str, model_key: str, metrics: dict, task: str = DETECTION) -> Run:
+    """The Run of a checked metrics document: its model fields, config and the provenance beside it."""
     config = document.get("resolved_config")
     curriculum, pretrain = _pretrain_info(metrics_path.parent / PROVENANCE_FILE)
     return Run(
         work_dir=metrics_path.parent,
-        detector=_get(document, "detector", str, metrics_path, fix),
+        detector=_get(document, model_key, str, metrics_path, fix),
         backbone=_get(document, "backbone", str, metrics_path, fix),
         schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
         seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
@@ -179,6 +184,7 @@ def load_run(metrics_path: Path) -> Run:
         resolved_config=config if isinstance(config, dict) else None,
         curriculum=curriculum,
         pretrain=pretrain,
+        task=task,
     )
 
 
@@ -203,20 +209,7 @@ def load_seg_run(metrics_path: Path) -> Run:
                 key: _seg_percent(_get(block, key, (int, float, type(None)), metrics_path, fix), key, metrics_path)
                 for key in SEG_METRIC_KEYS
             }
-    config = document.get("resolved_config")
-    curriculum, pretrain = _pretrain_info(metrics_path.parent / PROVENANCE_FILE)
-    return Run(
-        work_dir=metrics_path.parent,
-        detector=_get(document, "segmentor", str, metrics_path, fix),
-        backbone=_get(document, "backbone", str, metrics_path, fix),
-        schedule=_get(document, "schedule", (str, type(None)), metrics_path, fix) or "",
-        seed=_get(document, "seed", (int, type(None)), metrics_path, fix),
-        metrics=metrics,
-        resolved_config=config if isinstance(config, dict) else None,
-        curriculum=curriculum,
-        pretrain=pretrain,
-        task=SEGMENTATION,
-    )
+    return _run(document, metrics_path, fix, "segmentor", metrics, task=SEGMENTATION)
 
 
 _LOADERS = {METRICS_FILE: load_run, SEG_METRICS_FILE: load_seg_run}

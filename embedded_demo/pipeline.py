@@ -50,6 +50,9 @@ class Profile:
     est_seconds: dict = field(default_factory=dict)  # rough cost of each kind of step, for the ETA
     seg_iters: int | None = None  # the tiny UperNet's length (None: the config's own)
     seg_tta: bool = False  # also test the UperNet with multi-scale + flip (12 passes per image)
+    # The loader mode of both pretrainings: `direct` does every per-image operation at the stage size, so the
+    # curriculum's saving reaches the clock; tools/loader_parity.py checks it against the faithful `fft`.
+    lowfreq: str = "direct"
 
 
 # The demo recipe keeps the curriculum (input size and RandAugment ramp) and the optimiser family of the
@@ -220,8 +223,10 @@ class Layout:
         return self.root / "seg" / f"upernet_{curriculum}_s{seed}"
 
 
-def pretrain_is_done(work_dir: Path, model: str, curriculum: str, epochs: int, seed: int) -> bool:
-    """A finished pretraining run: final.pth readable with the provenance we asked for."""
+def pretrain_is_done(
+    work_dir: Path, model: str, curriculum: str, epochs: int, seed: int, lowfreq: str | None = None
+) -> bool:
+    """A finished pretraining run: final.pth readable with the provenance we asked for (`lowfreq`: when given)."""
     final = work_dir / PRETRAIN_FINAL
     if not final.is_file():
         return False
@@ -234,6 +239,7 @@ def pretrain_is_done(work_dir: Path, model: str, curriculum: str, epochs: int, s
         and prov.get("curriculum", {}).get("name") == curriculum
         and prov.get("epochs") == epochs
         and prov.get("seed") == seed
+        and (lowfreq is None or prov.get("lowfreq") == lowfreq)
     )
 
 
@@ -379,18 +385,18 @@ def plan(profile: Profile, seeds: Sequence[int], layout: Layout) -> list[Step]:
     ]
     for seed in seeds:
         for curriculum in CURRICULA:
-            steps.append(_pretrain_step(profile, layout, curriculum, seed))
+            steps.append(pretrain_step(profile, layout, curriculum, seed))
     for seed in seeds:
         for detector in DETECTORS:
             for curriculum in CURRICULA:
-                steps.extend(_detection_steps(profile, layout, detector, curriculum, seed))
+                steps.extend(detection_steps(profile, layout, detector, curriculum, seed))
     for seed in seeds:
         for curriculum in CURRICULA:
-            steps.extend(_segmentation_steps(profile, layout, curriculum, seed))
+            steps.extend(segmentation_steps(profile, layout, curriculum, seed))
     return steps
 
 
-def _pretrain_step(profile: Profile, layout: Layout, curriculum: str, seed: int) -> Step:
+def pretrain_step(profile: Profile, layout: Layout, curriculum: str, seed: int) -> Step:
     work_dir = layout.pretrain(profile.model, curriculum, seed)
     args = [
         "tools/pretrain.py",
@@ -408,12 +414,14 @@ def _pretrain_step(profile: Profile, layout: Layout, curriculum: str, seed: int)
         str(work_dir),
         "--seed",
         str(seed),
+        "--lowfreq",
+        profile.lowfreq,
         *profile.pretrain_args,
     ]
     return Step(
         "pretrain",
-        f"pretrain {profile.model} with {curriculum} (seed {seed})",
-        is_done=lambda: pretrain_is_done(work_dir, profile.model, curriculum, profile.epochs, seed),
+        f"pretrain {profile.model} with {curriculum} (seed {seed}, --lowfreq {profile.lowfreq})",
+        is_done=lambda: pretrain_is_done(work_dir, profile.model, curriculum, profile.epochs, seed, profile.lowfreq),
         run=lambda: _run_tool(args),
     )
 
@@ -437,7 +445,7 @@ def _finetune_options(
     return options
 
 
-def _detection_steps(profile: Profile, layout: Layout, detector: str, curriculum: str, seed: int) -> list[Step]:
+def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum: str, seed: int) -> list[Step]:
     config = _TINY_CONFIGS[detector].format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
     work_dir = layout.det(detector, curriculum, seed)
     options = _finetune_options(profile, layout, curriculum, seed, "coco", profile.det_iters)
@@ -482,7 +490,7 @@ def _detection_steps(profile: Profile, layout: Layout, detector: str, curriculum
     return [train, test]
 
 
-def _segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: int) -> list[Step]:
+def segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: int) -> list[Step]:
     """Train the tiny UperNet from this checkpoint on the ADE-layout scenes; test single scale (and ms+flip)."""
     config = _SEG_CONFIG.format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
     work_dir = layout.seg(curriculum, seed)
@@ -558,6 +566,11 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def enter_repo() -> None:
+    """Work from the repository root: the steps' command lines and the configs' data paths are relative to it."""
+    os.chdir(REPO)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -585,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     layout = Layout(
         root=Path(args.work_root or f"work_dirs/demo{suffix}"), data=Path(args.data or f"data/demo{suffix}")
     )
-    os.chdir(REPO)
+    enter_repo()
     started = time.monotonic()
     execute(plan(profile, args.seeds, layout), profile)
     text = write_report(

@@ -33,6 +33,11 @@ def test_pretrain_counts_as_done_only_with_the_requested_provenance(tmp_path: Pa
     assert demo.pretrain_is_done(work, "resnet18", "baseline", 20, 0)
     assert not demo.pretrain_is_done(work, "resnet18", "efficienttrain", 20, 0)
     assert not demo.pretrain_is_done(work, "resnet18", "baseline", 20, 1)
+    assert not demo.pretrain_is_done(work, "resnet18", "baseline", 20, 0, lowfreq="direct")  # mode not recorded
+    provenance["lowfreq"] = "direct"
+    torch.save({"model": {}, "provenance": provenance}, work / "final.pth")
+    assert demo.pretrain_is_done(work, "resnet18", "baseline", 20, 0, lowfreq="direct")
+    assert not demo.pretrain_is_done(work, "resnet18", "baseline", 20, 0, lowfreq="fft")
     (work / "final.pth").write_bytes(b"truncated")
     assert not demo.pretrain_is_done(work, "resnet18", "baseline", 20, 0)
 

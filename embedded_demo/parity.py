@@ -75,13 +75,19 @@ class PairedDelta:
 def plan(
     profile: pipeline.Profile, modes: Sequence[str], seeds: Sequence[int], root: Path, data: Path, detector: str
 ) -> list[pipeline.Step]:
-    """The demo's data step, then per seed and mode its curriculum pretraining and detector fine-tune."""
+    """The demo's data step, every (seed, mode) curriculum pretraining, then a detector fine-tune from each.
+
+    The pretrainings run one at a time; the fine-tunes of different checkpoints run side by side (lanes).
+    """
     steps = pipeline.plan(profile, [], pipeline.Layout(root / modes[0], data))  # the data step only
-    for seed in seeds:
-        for mode in modes:
-            arm, layout = dataclasses.replace(profile, lowfreq=mode), pipeline.Layout(root / mode, data)
-            steps.append(pipeline.pretrain_step(arm, layout, CURRICULUM, seed))
-            steps.extend(pipeline.detection_steps(arm, layout, detector, CURRICULUM, seed))
+    arms = [
+        (seed, dataclasses.replace(profile, lowfreq=mode), pipeline.Layout(root / mode, data))
+        for seed in seeds
+        for mode in modes
+    ]
+    steps += [pipeline.pretrain_step(arm, layout, CURRICULUM, seed) for seed, arm, layout in arms]
+    for seed, arm, layout in arms:
+        steps += pipeline.detection_steps(arm, layout, detector, CURRICULUM, seed)
     return steps
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,60 @@ def test_plan_covers_every_seed_curriculum_detector_and_segmentor(tmp_path: Path
     assert kinds.index("train") > max(i for i, k in enumerate(kinds) if k == "pretrain")
     assert not any(step.is_done() for step in steps[1:])  # nothing exists yet
     assert all(set(kinds) <= set(profile.est_seconds) for profile in demo.PROFILES.values())
+
+
+def test_fine_tunes_run_per_checkpoint_lane_side_by_side_and_pretrainings_alone(tmp_path: Path) -> None:
+    steps = demo.plan(demo.PROFILES["smoke"], [0], demo.Layout(root=tmp_path / "w", data=tmp_path / "d"))
+    assert all(step.lane is None for step in steps if step.kind in ("data", "pretrain"))
+    lanes = {step.lane for step in steps if step.lane}
+    assert len(lanes) == 2  # one per checkpoint (curriculum x seed), every detector and the UperNet in it
+
+    log: list[str] = []
+    baseline_started = threading.Event()
+
+    def step(name: str, lane: str | None, wait_for: threading.Event | None = None) -> demo.Step:
+        def run() -> None:
+            log.append(f"{name} start threads={getattr(demo._LANE, 'threads', None)}")
+            if name == "b1":
+                baseline_started.set()
+            if wait_for is not None:  # deadlocks (times out) unless the other lane runs meanwhile
+                log.append(f"{name} saw the other lane: {wait_for.wait(timeout=10)}")
+            log.append(f"{name} end")
+
+        return demo.Step("train", name, is_done=lambda: False, run=run, lane=lane)
+
+    plan = [step("pre", None), step("e1", "E", wait_for=baseline_started), step("b1", "B"), step("e2", "E")]
+    demo.execute(plan, demo.PROFILES["smoke"])
+    assert log[:2] == ["pre start threads=None", "pre end"]
+    assert "e1 saw the other lane: True" in log
+    assert log.index("e1 end") < next(i for i, line in enumerate(log) if line.startswith("e2 start"))
+    assert all("threads=None" not in line for line in log[2:] if "start" in line)
+
+
+def test_a_failed_lane_stops_every_lane_after_its_current_step(tmp_path: Path) -> None:
+    ran: list[str] = []
+    a_failing, b_started = threading.Event(), threading.Event()
+
+    def failing() -> None:
+        b_started.wait(timeout=10)
+        a_failing.set()
+        raise RuntimeError("step failed (exit 1)")
+
+    def slow() -> None:  # still running when the other lane fails
+        b_started.set()
+        a_failing.wait(timeout=10)
+        time.sleep(0.2)
+        ran.append("b1")
+
+    plan = [
+        demo.Step("train", "a1", is_done=lambda: False, run=failing, lane="A"),
+        demo.Step("train", "a2", is_done=lambda: False, run=lambda: ran.append("a2"), lane="A"),
+        demo.Step("train", "b1", is_done=lambda: False, run=slow, lane="B"),
+        demo.Step("train", "b2", is_done=lambda: False, run=lambda: ran.append("b2"), lane="B"),
+    ]
+    with pytest.raises(RuntimeError, match="step failed"):
+        demo.execute(plan, demo.PROFILES["smoke"])
+    assert ran == ["b1"]
 
 
 def test_pretrain_counts_as_done_only_with_the_requested_provenance(tmp_path: Path) -> None:

@@ -145,7 +145,8 @@ def test_tiny_configs_fit_a_cpu(path: Path):
     cfg = load(path)
     assert cfg.data_root == "data/demo/coco/" and cfg.benchmark.schedule == "tiny"
     assert cfg.optim_wrapper.type == "OptimWrapper"  # no AMP on CPU
-    assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.num_workers == 0
+    assert cfg.train_dataloader.batch_size <= 4 and cfg.train_dataloader.num_workers == 0
+    assert cfg.auto_scale_lr.base_batch_size == cfg.train_dataloader.batch_size  # one process: lr as written
     assert cfg.train_cfg.type == "IterBasedTrainLoop"
     resize = [s for s in cfg.train_dataloader.dataset.pipeline if s.type == "Resize"][0]
     assert max(resize.scale) <= 192

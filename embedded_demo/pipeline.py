@@ -481,6 +481,7 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
         options += [
             f"param_scheduler.0.end={min(50, iters // 2)}",
             f"param_scheduler.1.end={iters}",
+            f"train_cfg.val_begin={iters + 1}",  # the test step evaluates the final checkpoint once
             f"param_scheduler.1.milestones=[{iters * 2 // 3},{iters * 11 // 12}]",
         ]
     lane = _finetune_lane(profile, layout, curriculum, seed)

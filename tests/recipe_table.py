@@ -177,15 +177,12 @@ def _name_of(pipeline: Any, canonical: dict[str, list[dict]]) -> Any:
 def _cascade_heads(cfg) -> str | dict:
     roi = _plain(cfg.model.roi_head)
     stds = [[0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]]
-    norms = set()
+    norms, widths = set(), set()
     for head, std in zip(roi["bbox_head"], stds):
         shape = (
             head["type"],
             head["num_shared_convs"],
             head["num_shared_fcs"],
-            head["in_channels"],
-            head["conv_out_channels"],
-            head["fc_out_channels"],
             head["roi_feat_size"],
             head["bbox_coder"]["target_stds"],
             head["reg_class_agnostic"],
@@ -197,9 +194,6 @@ def _cascade_heads(cfg) -> str | dict:
             "ConvFCBBoxHead",
             4,
             1,
-            256,
-            256,
-            1024,
             7,
             std,
             False,
@@ -210,6 +204,7 @@ def _cascade_heads(cfg) -> str | dict:
         if shape != want:
             return {"unrecognised box head": head}
         norms.add((head["norm_cfg"]["type"], head["norm_cfg"].get("requires_grad")))
+        widths.add((head["in_channels"], head["conv_out_channels"], head["fc_out_channels"]))
     mask = roi["mask_head"]
     if (
         len(roi["bbox_head"]) != 3
@@ -217,28 +212,39 @@ def _cascade_heads(cfg) -> str | dict:
         or mask["type"] != "FCNMaskHead"
         or mask["num_convs"] != 4
         or len(norms) != 1
+        or len(widths) != 1
     ):
         return {"unrecognised RoI head": roi}
     norm, requires_grad = norms.pop()
-    return f"cascade-4conv1fc-giou-{norm.lower()}" if requires_grad else {"frozen head norms": norm}
+    ((channels, convs, fc),) = widths
+    if not requires_grad or channels != convs or mask["conv_out_channels"] != convs:
+        return {"unrecognised RoI head": roi}
+    width = "" if (convs, fc) == (256, 1024) else f"-{convs}ch-fc{fc}"
+    return f"cascade-4conv1fc-giou-{norm.lower()}{width}"
+
+
+def _fpn(cfg) -> dict:
+    """The FPN's levels and outputs; its width and norm only where they differ from mmdet's (256, none)."""
+    neck = cfg.model.neck
+    found = {
+        "levels": list(cfg.model.backbone.out_indices),
+        "start_level": neck.get("start_level", 0),
+        "add_extra_convs": neck.get("add_extra_convs", False),
+        "num_outs": neck.num_outs,
+    }
+    if neck.out_channels != 256:
+        found["channels"] = neck.out_channels
+    if neck.get("norm_cfg"):
+        found["norm"] = neck.norm_cfg["type"]
+    return found
 
 
 def _retinanet_head(cfg) -> str | dict:
+    """`retinanet` for mmdet's RetinaHead; `retinanet-<C>ch-<N>conv[-<norm>]` for a slimmer tower of the same head."""
     head = _plain(cfg.model.bbox_head)
-    shape = (
-        head["type"],
-        head["in_channels"],
-        head["stacked_convs"],
-        head["feat_channels"],
-        head["anchor_generator"],
-        head["loss_cls"],
-        head["loss_bbox"],
-    )
+    shape = (head["type"], head["anchor_generator"], head["loss_cls"], head["loss_bbox"])
     want = (
         "RetinaHead",
-        256,
-        4,
-        256,
         dict(
             type="AnchorGenerator",
             octave_base_scale=4,
@@ -249,7 +255,12 @@ def _retinanet_head(cfg) -> str | dict:
         dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         dict(type="L1Loss", loss_weight=1.0),
     )
-    return "retinanet" if shape == want else {"unrecognised head": head}
+    if shape != want or head["in_channels"] != head["feat_channels"]:
+        return {"unrecognised head": head}
+    tower = (head["feat_channels"], head["stacked_convs"], (head.get("norm_cfg") or {}).get("type"))
+    if tower == (256, 4, None):
+        return "retinanet"
+    return f"retinanet-{tower[0]}ch-{tower[1]}conv" + (f"-{tower[2].lower()}" if tower[2] else "")
 
 
 def _no_decay(optim_wrapper) -> dict:
@@ -329,16 +340,7 @@ def config_settings(cfg) -> dict[str, Any]:
         "drop_path": cfg.model.backbone.drop_path_rate,
         "frozen_stages": cfg.model.backbone.frozen_stages,
         "norm_eval": cfg.model.backbone.norm_eval,
-        "neck": (
-            {
-                "levels": list(cfg.model.backbone.out_indices),
-                "start_level": neck.get("start_level", 0),
-                "add_extra_convs": neck.get("add_extra_convs", False),
-                "num_outs": neck.num_outs,
-            }
-            if neck.type == "FPN" and neck.out_channels == 256
-            else _plain(neck)
-        ),
+        "neck": _fpn(cfg) if neck.type == "FPN" else _plain(neck),
         "heads": _cascade_heads(cfg) if masks else _retinanet_head(cfg),
     }
     assert set(settings) == set(SETTINGS)
@@ -364,6 +366,8 @@ HEADS_TEXT = {
     "cascade-4conv1fc-giou-syncbn": "3 stages of 4conv1fc box heads (SyncBN, class-specific, GIoU x10 on decoded "
     "boxes); 4-conv mask head",
     "cascade-4conv1fc-giou-bn": "as the real Cascade heads, BatchNorm",
+    "cascade-4conv1fc-giou-bn-64ch-fc256": "as the real Cascade heads with 64 channels (fc 256), BatchNorm",
+    "retinanet-64ch-2conv-gn": "RetinaHead with 2 convs of 64 channels and GroupNorm (focal loss, L1)",
     "retinanet": "RetinaHead (4 convs, focal loss, L1)",
 }
 
@@ -407,13 +411,15 @@ def value_text(setting: str, value: Any) -> str:
         levels = value["levels"]
         text = f"levels {levels[0]}-{levels[-1]}, {value['num_outs']} outputs"
         extra = value["add_extra_convs"]
-        return text + (
+        text += (
             ", 2 extra convs on the last level"
             if extra == "on_input"
             else f", extra convs {extra}"
             if extra
             else ", max-pool P6"
         )
+        width = f", {value['channels']} channels" if "channels" in value else ""
+        return text + width + (f", {value['norm']}" if "norm" in value else "")
     if setting == "heads":
         return HEADS_TEXT[value]
     return str(value)

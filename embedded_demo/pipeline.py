@@ -40,7 +40,7 @@ DETECTORS = ("retinanet", "cascade_mask_rcnn")
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything a demo size decides; `quick` fits 15 minutes on 2 CPU cores."""
+    """Everything a demo size decides; `quick` is the `make demo` default (README gives its measured time)."""
 
     name: str
     data_args: tuple[str, ...]
@@ -684,7 +684,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         choices=sorted(PROFILES),
         default="quick",
-        help="quick: ~15 min on 2 CPU cores; full: longer and more faithful; smoke: seconds",
+        help="quick: the make demo default (~15 min on 2 CPU cores); full: longer, more faithful; smoke: seconds",
     )
     parser.add_argument(
         "--seeds",

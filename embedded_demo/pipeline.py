@@ -56,8 +56,9 @@ class Profile:
     # curriculum's saving reaches the clock; tools/loader_parity.py checks it against the faithful `fft`.
     lowfreq: str = "direct"
     # Fine-tunes of different checkpoints run this many side by side, the cores split between them: on 2 cores
-    # two 1-thread RetinaNet runs took 44 s where one 2-thread run took 31 s (1.41x the throughput). The
-    # pretrainings always run alone: their wall time is the cost the table compares.
+    # two 1-thread RetinaNet runs took 44 s where one 2-thread run took 31 s (1.41x the throughput; see
+    # `lane_threads` for how the threads are split). The pretrainings always run alone: their wall time is
+    # the cost the table compares.
     lanes: int = 2
 
 
@@ -199,8 +200,7 @@ _LANE = threading.local()  # .threads: the CPU threads a tool started from this 
 def _run_tool(args: Sequence[str], log: Path | None = None) -> None:
     """Run `python tools/...` from the repo root, streaming its output; a failure stops the demo.
 
-    Inside a lane of `execute` the tool gets that lane's share of the cores (OMP/MKL threads), unless the
-    user set OMP_NUM_THREADS themselves.
+    Inside a lane of `execute` the tool gets that lane's share of the threads (`lane_threads`).
     """
     cmd = [sys.executable, *args]
     print("  $ " + " ".join(args), flush=True)
@@ -211,7 +211,7 @@ def _run_tool(args: Sequence[str], log: Path | None = None) -> None:
         "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet])),
     }
     threads = getattr(_LANE, "threads", None)
-    if threads and "OMP_NUM_THREADS" not in os.environ:
+    if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if log is None:
         result = subprocess.run(cmd, cwd=REPO, env=env)
@@ -585,7 +585,7 @@ def execute(steps: Sequence[Step], profile: Profile) -> None:
             for step in (s for lane in group for s in lane):
                 progress.run(step)
             continue
-        threads = max(1, (os.cpu_count() or 1) // min(profile.lanes, len(group)))
+        threads = lane_threads(min(profile.lanes, len(group)))
         failed = threading.Event()
 
         def run_lane(lane: list[Step]) -> None:
@@ -604,6 +604,17 @@ def execute(steps: Sequence[Step], profile: Profile) -> None:
         for future in futures:
             future.result()  # re-raises the first lane's failure, in plan order
     print(f"\nall steps complete in {_clock(time.monotonic() - progress.started)}", flush=True)
+
+
+def lane_threads(lanes: int) -> int:
+    """Each of `lanes` side-by-side tools' threads: OMP_NUM_THREADS (else the cores) is the budget of all of them.
+
+    Two tools that each take the whole budget on 2 cores spin against each other: measured, 1.6-2.2 s per
+    RetinaNet iteration against 0.3 s with one thread each.
+    """
+    budget = os.environ.get("OMP_NUM_THREADS", "")
+    total = int(budget) if budget.isdigit() and int(budget) > 0 else (os.cpu_count() or 1)
+    return max(1, total // max(1, lanes))
 
 
 def _groups(steps: Sequence[Step]) -> list[list[list[Step]]]:

@@ -54,6 +54,29 @@ def test_fine_tunes_run_per_checkpoint_lane_side_by_side_and_pretrainings_alone(
     assert all("threads=None" not in line for line in log[2:] if "start" in line)
 
 
+def test_side_by_side_tools_split_the_thread_budget_even_when_the_user_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the Makefile's default: the budget of both lanes together
+    assert demo.lane_threads(2) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 8)
+    assert demo.lane_threads(2) == 4 and demo.lane_threads(3) == 2 and demo.lane_threads(16) == 1
+
+    seen: list[str] = []
+    monkeypatch.setattr(
+        demo.subprocess,
+        "run",
+        lambda cmd, cwd, env: seen.append(env["OMP_NUM_THREADS"]) or demo.subprocess.CompletedProcess(cmd, 0),
+    )
+    plan = [
+        demo.Step("train", name, is_done=lambda: False, run=lambda: demo._run_tool(["tools/train.py"]), lane=name)
+        for name in ("A", "B")
+    ]
+    demo.execute(plan, demo.PROFILES["smoke"])
+    assert seen == ["4", "4"]
+
+
 def test_a_failed_lane_stops_every_lane_after_its_current_step(tmp_path: Path) -> None:
     ran: list[str] = []
     a_failing, b_started = threading.Event(), threading.Event()

@@ -4,7 +4,7 @@
 # settings reach box AP50 ~22 in the same time, too low for two pretrainings' difference to show.
 #   data    data/demo/coco (tools/make_demo_data.py), its 10 classes, images fit into 192x160,
 #           batch 4, no worker processes;
-#   length  iteration-based: 450 iterations (warm-up 30, lr x0.1 at 300 and 412); no validation during
+#   length  iteration-based: 600 iterations (warm-up 30, lr x0.1 at 400 and 550); no validation during
 #           training (the demo's test step evaluates the final checkpoint once);
 #   model   the stem and first stage frozen (as mmdet's ResNet recipes); a slim neck and head (64
 #           channels and 2 stacked convs instead of 256 and 4) with GroupNorm in both (GN in the head is
@@ -22,7 +22,7 @@ classes = ('circle_hstripes', 'square_vstripes', 'triangle_dstripes', 'ring_astr
            'ring_checker', 'cross_hstripes')
 metainfo = dict(classes=classes)
 __image_scale = (192, 160)
-__max_iters = 450
+__max_iters = 600
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

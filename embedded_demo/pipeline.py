@@ -93,14 +93,15 @@ PROFILES = {
         final_size=64,
         pretrain_args=("--batch-size", "32", "--workers", "1", *_DEMO_RECIPE),
         det_iters=None,
+        # measured in make demo on 2 cores (fine-tunes side by side: per lane); "train" averages both detectors
         est_seconds={
-            "data": 10,
-            "pretrain": 110,
-            "train": 90,
-            "test": 15,
-            "seg_train": 50,
+            "data": 5,
+            "pretrain": 140,
+            "train": 260,
+            "test": 18,
+            "seg_train": 57,
             "seg_test": 12,
-            "report": 10,
+            "report": 15,
         },
     ),
     "full": Profile(

@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from embedded_demo import pipeline
-from etcore.checkpoint_io import load_checkpoint_file, write_text_atomic
+from etcore.checkpoint_io import write_text_atomic
 from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
-from etcore.formats import METRICS_FILE, PRETRAIN_FINAL
+from etcore.formats import METRICS_FILE
+from reporting.runs import load_run
 
 LOWFREQ_MODES = ("fft", "resize", "direct")
 CURRICULUM = "efficienttrain"
-# (label, where it is read from, key): top-1 from the pretraining checkpoint, AP from the detector's metrics.
+# (label, where it is read from, key): top-1 from the pretraining's provenance, AP from the detector's metrics.
 METRICS = (
-    ("top-1", "pretrain", "final_top1"),
+    ("top-1", "pretrain", "top1"),
     ("box AP", "det", "AP"),
     ("box AP50", "det", "AP50"),
 )
@@ -92,16 +93,18 @@ def plan(
 
 
 def read_metric(root: Path, mode: str, seed: int, source: str, key: str, model: str, detector: str) -> float:
-    """One finished run's number: top-1 (%) from the checkpoint's provenance, or a box AP (%) from the metrics."""
-    layout = pipeline.Layout(root / mode, Path())
-    if source == "pretrain":
-        path = layout.pretrain(model, CURRICULUM, seed) / PRETRAIN_FINAL
-        provenance = load_checkpoint_file(path).get("provenance", {})
-        if provenance.get("lowfreq") != mode:
-            raise UserInputError(f"{path}: was trained with --lowfreq {provenance.get('lowfreq')}, not {mode}")
-        return float(provenance[key])
-    path = layout.det(detector, CURRICULUM, seed) / METRICS_FILE
-    return 100.0 * float(json.loads(path.read_text())["metrics"]["bbox"][key])
+    """One finished pair's number (%): top-1 of the pretraining the detector started from, or its box AP.
+
+    Both come from the detector's work dir (`reporting.runs.load_run`: the metrics file and the provenance
+    of the checkpoint it was fine-tuned from), which must record the loader mode of this arm.
+    """
+    run = load_run(pipeline.Layout(root / mode, Path()).det(detector, CURRICULUM, seed) / METRICS_FILE)
+    if run.pretrain.get("lowfreq") != mode:
+        raise UserInputError(
+            f"{run.work_dir}: its pretraining ran with --lowfreq {run.pretrain.get('lowfreq')}, not {mode}"
+        )
+    value = run.pretrain[key] if source == "pretrain" else run.metrics["bbox"][key]
+    return float(value)
 
 
 def parity_table(deltas: Sequence[PairedDelta], reference: str, candidate: str) -> str:

@@ -696,7 +696,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         choices=sorted(PROFILES),
         default="quick",
-        help="quick: the make demo default (~15 min on 2 CPU cores); full: longer, more faithful; smoke: seconds",
+        help="quick: the make demo default (~17 min on 2 CPU cores); full: longer, more faithful; smoke: seconds",
     )
     parser.add_argument(
         "--seeds",

@@ -144,6 +144,7 @@ def _pretrain_info(path: Path) -> tuple[str, dict[str, Any]]:
         equivalent_epochs=provenance.get("equivalent_epochs"),
         hours=hours,
         top1=provenance.get(top1_key),
+        lowfreq=provenance.get("lowfreq"),  # the loader mode; absent in checkpoints older than --lowfreq direct
     )
     for key in ("epochs", "equivalent_epochs", "hours", "top1"):
         if info[key] is not None and (not isinstance(info[key], (int, float)) or isinstance(info[key], bool)):

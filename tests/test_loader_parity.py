@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 import embedded_demo.parity as parity
 import embedded_demo.pipeline as demo
 from etcore.errors import UserInputError, run_cli
+from etcore.formats import METRICS_FILE, METRICS_SCHEMA, PROVENANCE_FILE
 
 
 def test_plan_pairs_each_seed_across_the_two_modes(tmp_path: Path) -> None:
@@ -39,22 +39,23 @@ def test_interval_is_the_student_t_interval_of_the_paired_deltas() -> None:
 
 
 def _finished_pair(root: Path, mode: str, recorded_mode: str) -> None:
-    layout = demo.Layout(root / mode, Path())
-    pre = layout.pretrain("resnet18", parity.CURRICULUM, 0)
-    pre.mkdir(parents=True)
-    torch.save({"model": {}, "provenance": {"final_top1": 47.5, "lowfreq": recorded_mode}}, pre / "final.pth")
-    det = layout.det("retinanet", parity.CURRICULUM, 0)
+    """A fine-tuned detector's work dir as tools/test.py and the provenance hook write it (docs/FORMATS.md)."""
+    det = demo.Layout(root / mode, Path()).det("retinanet", parity.CURRICULUM, 0)
     det.mkdir(parents=True)
-    (det / "coco_metrics.json").write_text(json.dumps({"metrics": {"bbox": {"AP": 0.25, "AP50": 0.5}}}))
+    bbox = {"AP": 0.25, "AP50": 0.5, "AP75": 0.2, "APs": -1.0, "APm": 0.3, "APl": 0.4}
+    metrics = {"schema": METRICS_SCHEMA, "detector": "retinanet", "backbone": "resnet18", "schedule": "tiny"}
+    (det / METRICS_FILE).write_text(json.dumps({**metrics, "seed": 0, "metrics": {"bbox": bbox}}))
+    provenance = {"curriculum": {"name": parity.CURRICULUM}, "final_top1": 47.5, "lowfreq": recorded_mode}
+    (det / PROVENANCE_FILE).write_text(json.dumps({"checkpoint": "final.pth", "provenance": provenance}))
 
 
 def test_metrics_are_read_in_percent_and_a_mismatched_mode_is_refused(tmp_path: Path) -> None:
     _finished_pair(tmp_path, "direct", "direct")
-    assert parity.read_metric(tmp_path, "direct", 0, "pretrain", "final_top1", "resnet18", "retinanet") == 47.5
+    assert parity.read_metric(tmp_path, "direct", 0, "pretrain", "top1", "resnet18", "retinanet") == 47.5
     assert parity.read_metric(tmp_path, "direct", 0, "det", "AP50", "resnet18", "retinanet") == 50.0
     _finished_pair(tmp_path, "fft", "direct")
     with pytest.raises(UserInputError, match="--lowfreq direct, not fft"):
-        parity.read_metric(tmp_path, "fft", 0, "pretrain", "final_top1", "resnet18", "retinanet")
+        parity.read_metric(tmp_path, "fft", 0, "pretrain", "top1", "resnet18", "retinanet")
 
 
 @pytest.mark.parametrize(

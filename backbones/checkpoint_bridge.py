@@ -34,7 +34,6 @@ new in the log.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -46,7 +45,7 @@ import torch
 from timm.models import model_entrypoint
 from torch import nn
 
-from etcore.checkpoint_io import load_checkpoint_file, read_safetensors_metadata
+from etcore.checkpoint_io import file_sha256, load_checkpoint_file, read_safetensors_metadata
 from etcore.errors import UserInputError
 from etcore.formats import PRETRAIN_FORMAT
 
@@ -142,14 +141,6 @@ def official_evaluated_weights(layout: str | None, container: dict) -> str | Non
     if layout.startswith(("convnext/", "efficienttrain/")) and getattr(container.get("args"), "model_ema_eval", False):
         return "model_ema"
     return "model"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_state_dict(obj: Any) -> bool:

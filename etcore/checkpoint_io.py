@@ -7,6 +7,7 @@ half-written checkpoint behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -17,6 +18,15 @@ import torch
 
 from etcore import compat  # noqa: F401  (allowlist must be installed before any torch.load)
 from etcore.errors import UserInputError
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks: how provenance records name the exact checkpoint used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:

@@ -9,7 +9,6 @@ of coco_metrics.json: IoUMetric reports percent rounded to 2 decimals, divided h
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,14 +29,6 @@ def iou_metrics(results: dict) -> dict[str, float | None]:
             number = float(value)
             metrics[name] = round(number / 100.0, 6) if math.isfinite(number) else None
     return metrics
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def segmentor_name(resolved: dict) -> str:

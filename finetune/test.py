@@ -30,7 +30,7 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 
 import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the checkpoint allowlist)
-from etcore.checkpoint_io import write_text_atomic
+from etcore.checkpoint_io import file_sha256, write_text_atomic
 from etcore.errors import UserInputError
 from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, METRICS_SCHEMA, SEG_METRICS_FILE, SEG_PREDICTIONS_DIR
 from etcore.paths import check_writable_dir
@@ -45,7 +45,7 @@ from finetune.config import (
     validate_annotations,
 )
 from finetune.runner import build_runner
-from finetune.seg_metrics import file_sha256, iou_metrics, seg_record, write_seg_metrics
+from finetune.seg_metrics import iou_metrics, seg_record, write_seg_metrics
 from finetune.segmentation import (
     DumpSegResults,
     check_seg_data,

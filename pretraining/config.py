@@ -102,6 +102,13 @@ class PretrainConfig:
     crop_scale: float = field(
         default=0.08, metadata={"help": "smallest RandomResizedCrop area fraction (timm's scale=(crop_scale, 1.0))"}
     )
+    hflip: float = field(
+        default=0.5,
+        metadata={
+            "help": "horizontal flip probability (timm's default, as the official code); 0 for data whose classes "
+            "are mirror images of each other, as the embedded demo's diagonal stripes"
+        },
+    )
     crop_pct: float = field(default=0.875, metadata={"help": "evaluation centre-crop ratio"})
     mixup: float = field(default=0.8, metadata={"help": "mixup alpha (0 = off)"})
     cutmix: float = field(default=1.0, metadata={"help": "cutmix alpha (0 = off)"})
@@ -244,7 +251,7 @@ def validate(config: PretrainConfig) -> None:
         raise UserInputError(f"--workers must be >= 0, got {config.workers}")
     if len(config.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in config.betas):
         raise UserInputError(f"betas must be two numbers in [0, 1), got {config.betas}")
-    for name in ("reprob", "mixup_prob", "mixup_switch_prob", "smoothing", "crop_scale"):
+    for name in ("reprob", "mixup_prob", "mixup_switch_prob", "smoothing", "crop_scale", "hflip"):
         if not 0.0 <= getattr(config, name) <= 1.0:
             raise UserInputError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(config, name)}")
     if not 0.0 < config.crop_pct <= 1.0:

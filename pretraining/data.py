@@ -204,6 +204,7 @@ def train_transform(
         interpolation=config.interpolation,
         re_prob=config.reprob,
         scale=(config.crop_scale, 1.0),
+        hflip=config.hflip,
         re_mode="pixel",
         re_count=1,
         mean=tuple(mean),

@@ -54,6 +54,7 @@ TRAINING_FIELDS = (
     "randaug",
     "reprob",
     "crop_scale",
+    "hflip",
     "crop_pct",
     "mixup",
     "cutmix",

@@ -151,6 +151,8 @@ def canonical_train_pipelines(masks: bool) -> dict[str, list[dict]]:
     pipelines = {
         "1333x800": _train_pipeline([dict(type="Resize", scale=[1333, 800], keep_ratio=True), flip], masks),
         "192x160": _train_pipeline([dict(type="Resize", scale=[192, 160], keep_ratio=True), flip], masks),
+        # the demo's: two of its classes are mirror images of each other (det_configs/_base_/tiny/)
+        "192x160-noflip": _train_pipeline([dict(type="Resize", scale=[192, 160], keep_ratio=True)], masks),
     }
     if masks:
         pipelines["ms-crop"] = _train_pipeline([flip, ms_crop], masks)
@@ -361,6 +363,7 @@ PIPELINE_TEXT = {
     "ms-crop": "multi-scale: short side 480-800 (step 32), or 400/500/600 then a 384-600 crop then 480-800; flip",
     "1333x800": "1333x800, flip",
     "192x160": "192x160, flip",
+    "192x160-noflip": "192x160, no flip (two demo classes are mirror images)",
 }
 HEADS_TEXT = {
     "cascade-4conv1fc-giou-syncbn": "3 stages of 4conv1fc box heads (SyncBN, class-specific, GIoU x10 on decoded "

@@ -12,6 +12,7 @@ import torch
 
 import embedded_demo.pipeline as demo
 from det_fixtures import write_coco_instances
+from etcore.checkpoint_io import file_sha256
 
 
 def test_plan_covers_every_seed_curriculum_detector_and_segmentor(tmp_path: Path) -> None:
@@ -208,3 +209,17 @@ def test_recorded_miou_must_match_the_saved_predictions(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="single_scale mIoU is 0.5 in seg_metrics.json but the saved predictions"):
         demo.verify_seg_predictions(run)
     assert not demo.seg_metrics_are_current(run, ["single_scale"])
+
+
+def test_a_finetune_counts_as_done_only_for_the_backbone_file_it_was_trained_from(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path, recorded_ap=1.0)
+    backbone = tmp_path / "final.pth"
+    backbone.write_bytes(b"the pretraining the fine-tune started from")
+    assert not demo.finetune_is_done(run, 4, backbone)  # no provenance recorded
+    (run / "pretrain_provenance.json").write_text(json.dumps({"sha256": file_sha256(backbone)}))
+    assert demo.finetune_is_done(run, 4, backbone)
+    assert not demo.finetune_is_done(run, 8, backbone)  # not at its last iteration
+    backbone.write_bytes(b"a new pretraining, e.g. with other epochs")
+    assert not demo.finetune_is_done(run, 4, backbone)  # trains again from the new weights
+    backbone.unlink()
+    assert not demo.finetune_is_done(run, 4, backbone)

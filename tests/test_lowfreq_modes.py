@@ -19,8 +19,9 @@ from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from etcore.checkpoint_io import load_checkpoint_file
+from etcore.errors import UserInputError
 from pretrain_fixtures import read_log, tiny_args, write_two_stage_curriculum
-from pretraining.cli import main
+from pretraining.cli import main, resolve_config
 from pretraining.config import PretrainConfig
 from pretraining.curriculum import Stage
 from pretraining.data import DirectStageTransform, DraftResizedCrop, SeededImageDataset, train_transform
@@ -120,3 +121,23 @@ def test_direct_mode_trains_end_to_end_with_workers(image_folder: Path, tmp_path
     assert [row["input_size"] for row in log] == [32, 64]
     assert all(row["lowfreq"] == "direct" and row["loader_s"] > 0 for row in log)
     assert load_checkpoint_file(work / "final.pth")["provenance"]["lowfreq"] == "direct"
+
+
+@pytest.mark.parametrize("mode", ["direct", "fft", "resize"])
+def test_hflip_reaches_every_mode_and_zero_turns_it_off(folder: Path, mode: str) -> None:
+    def with_flip(probability: float) -> torch.Tensor:
+        # RandAugment with no operations: no colour jitter either, so the flip is the only random step left
+        settings = PretrainConfig(randaug="rand-m{m}-n0", reprob=0.0, crop_scale=0.25, hflip=probability)
+        transform = train_transform(Stage(0, 1, 64, 0), FINAL, mode, settings, MEAN, STD)
+        assert ("RandomHorizontalFlip" in repr(transform)) == (probability > 0)
+        image, *_ = SeededImageDataset(ImageFolder(str(folder)), seed=0, transform=transform)[(0, 0)]
+        return image
+
+    kept, mirrored = with_flip(0.0), with_flip(1.0)
+    assert psnr(torch.flip(kept, dims=[-1]), mirrored) >= 40  # the same crop, mirrored
+    assert psnr(kept, mirrored) < 30
+
+
+def test_hflip_outside_zero_one_is_one_clear_error() -> None:
+    with pytest.raises(UserInputError, match=r"--hflip must lie in \[0, 1\], got 1.5"):
+        resolve_config(["--model", "resnet18", "--data", "d", "--work-dir", "w", "--hflip", "1.5"])

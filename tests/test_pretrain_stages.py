@@ -280,3 +280,31 @@ def test_validation_runs_at_stage_ends_by_default_and_always_last(curriculum, ev
     config, _, resolved, _ = resolve_config(argv + ([] if eval_every is None else ["--eval-every", str(eval_every)]))
     trainer = Pretrainer(config, resolved, DistContext())
     assert [epoch for epoch in range(10) if trainer.evaluates_after(epoch)] == evaluated
+
+
+@pytest.mark.parametrize("opt", ["adamw", "adam"])
+def test_fused_adam_takes_the_same_steps_as_the_loop(opt: str) -> None:
+    config, *_ = resolve_config(["--model", "resnet18", "--data", "d", "--work-dir", "w", "--opt", opt])
+    nets = [timm.create_model("resnet18", pretrained=False, num_classes=3) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = [p.detach().clone() for p in nets[0].parameters()]
+    fused, loop = (build_optimizer(net, config, 1e-2) for net in nets)
+    assert all(group["fused"] for group in fused.param_groups)
+    for group in loop.param_groups:
+        group["fused"] = False  # torch's per-tensor loop, the reference
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):  # the same gradients for both, so only the update rule can differ
+        grads = [torch.randn(p.shape, generator=generator) for p in start]
+        for net, optimizer in ((nets[0], fused), (nets[1], loop)):
+            for param, grad in zip(net.parameters(), grads):
+                param.grad = grad.clone()
+            optimizer.step()
+    for a, b, before in zip(nets[0].parameters(), nets[1].parameters(), start):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(a, before)
+
+
+def test_optimizers_without_a_fused_kernel_are_built_as_before() -> None:
+    config, *_ = resolve_config(["--model", "resnet18", "--data", "d", "--work-dir", "w", "--opt", "sgd"])
+    optimizer = build_optimizer(timm.create_model("resnet18", pretrained=False, num_classes=3), config, 1e-2)
+    assert isinstance(optimizer, torch.optim.SGD) and not optimizer.defaults.get("fused")

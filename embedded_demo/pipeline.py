@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file
 from etcore.errors import UserInputError
@@ -58,7 +58,7 @@ class Profile:
     det_iters: int | None  # None: the tiny configs' own length
     est_seconds: dict = field(default_factory=dict)  # rough cost of each kind of step, for the ETA
     seg_iters: int | None = None  # the tiny UperNet's length (None: the config's own)
-    seg_tta: bool = False  # also test the UperNet with multi-scale + flip (12 passes per image)
+    seg_tta: bool = False  # also test the UperNet at 6 scales (the tiny config's --tta; no flip, see data)
     # The loader mode of both pretrainings: `direct` does every per-image operation at the stage size, so the
     # curriculum's saving reaches the clock; tools/loader_parity.py checks it against the faithful `fft`.
     lowfreq: str = "direct"
@@ -94,6 +94,9 @@ _DEMO_RECIPE = (
     "--size-multiple",
     "16",
 )
+
+# Recipe settings a finished demo pretraining must have recorded: a run from before the flip fix is redone.
+_DEMO_RECIPE_RECORDED = {"hflip": 0.0}
 
 PROFILES = {
     "quick": Profile(
@@ -257,9 +260,18 @@ class Layout:
 
 
 def pretrain_is_done(
-    work_dir: Path, model: str, curriculum: str, epochs: int, seed: int, lowfreq: str | None = None
+    work_dir: Path,
+    model: str,
+    curriculum: str,
+    epochs: int,
+    seed: int,
+    lowfreq: str | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> bool:
-    """A finished pretraining run: final.pth readable with the provenance we asked for (`lowfreq`: when given)."""
+    """A finished pretraining run: final.pth readable with the provenance we asked for.
+
+    `lowfreq` and every `recipe` setting (e.g. {"hflip": 0.0}) are checked when given.
+    """
     final = work_dir / PRETRAIN_FINAL
     if not final.is_file():
         return False
@@ -273,6 +285,7 @@ def pretrain_is_done(
         and prov.get("epochs") == epochs
         and prov.get("seed") == seed
         and (lowfreq is None or prov.get("lowfreq") == lowfreq)
+        and all(prov.get("recipe", {}).get(key) == value for key, value in (recipe or {}).items())
     )
 
 
@@ -469,8 +482,47 @@ def pretrain_step(profile: Profile, layout: Layout, curriculum: str, seed: int) 
     return Step(
         "pretrain",
         f"pretrain {profile.model} with {curriculum} (seed {seed}, --lowfreq {profile.lowfreq})",
-        is_done=lambda: pretrain_is_done(work_dir, profile.model, curriculum, profile.epochs, seed, profile.lowfreq),
+        is_done=lambda: _pretraining_done(profile, layout, curriculum, seed),
         run=lambda: _run_tool(args),
+    )
+
+
+def _pretraining_done(profile: Profile, layout: Layout, curriculum: str, seed: int) -> bool:
+    work_dir = layout.pretrain(profile.model, curriculum, seed)
+    return pretrain_is_done(
+        work_dir, profile.model, curriculum, profile.epochs, seed, profile.lowfreq, _DEMO_RECIPE_RECORDED
+    )
+
+
+def _finetune_step(
+    kind: str,
+    label: str,
+    source: tuple[Profile, Layout, str, int],
+    work_dir: Path,
+    train: list[str],
+    max_iters: int,
+) -> Step:
+    """Train one fine-tune (`train`: the tools/train.py arguments) from the demo checkpoint `source` names
+    (profile, layout, curriculum, seed).
+
+    Done only when the pretraining it builds on is done and the run finished from that very file. Before
+    training, `last_checkpoint` goes, so a killed retrain never looks finished with the old weights.
+    """
+    profile, layout, curriculum, seed = source
+    backbone = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
+
+    def run() -> None:
+        (work_dir / "last_checkpoint").unlink(missing_ok=True)
+        _run_tool(["tools/train.py", *train], log=work_dir / "demo_train.log")
+
+    return Step(
+        kind,
+        label,
+        is_done=lambda: (
+            _pretraining_done(profile, layout, curriculum, seed) and finetune_is_done(work_dir, max_iters, backbone)
+        ),
+        run=run,
+        lane=_finetune_lane(profile, layout, curriculum, seed),
     )
 
 
@@ -501,7 +553,6 @@ def _finetune_lane(profile: Profile, layout: Layout, curriculum: str, seed: int)
 def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum: str, seed: int) -> list[Step]:
     config = _TINY_CONFIGS[detector].format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
     work_dir = layout.det(detector, curriculum, seed)
-    backbone = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
     options = _finetune_options(profile, layout, curriculum, seed, "coco", profile.det_iters)
     max_iters = profile.det_iters or _config_max_iters(config)
     if profile.det_iters:
@@ -512,21 +563,18 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
             f"train_cfg.val_begin={iters + 1}",  # the test step evaluates the final checkpoint once
             f"param_scheduler.1.milestones=[{iters * 2 // 3},{iters * 11 // 12}]",
         ]
-    lane = _finetune_lane(profile, layout, curriculum, seed)
-    train = Step(
+    train = _finetune_step(
         "train",
         f"train {detector} from the {curriculum} backbone (seed {seed})",
-        is_done=lambda: finetune_is_done(work_dir, max_iters, backbone),
-        run=lambda: _run_tool(
-            ["tools/train.py", config, "--work-dir", str(work_dir), "--cfg-options", *options],
-            log=work_dir / "demo_train.log",
-        ),
-        lane=lane,
+        (profile, layout, curriculum, seed),
+        work_dir,
+        [config, "--work-dir", str(work_dir), "--cfg-options", *options],
+        max_iters,
     )
     test = Step(
         "test",
         f"evaluate {detector} from the {curriculum} backbone (seed {seed})",
-        is_done=lambda: metrics_are_current(work_dir),
+        is_done=lambda: train.is_done() and metrics_are_current(work_dir),
         run=lambda: (
             _run_tool(
                 [
@@ -543,16 +591,15 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
             ),
             verify_with_pycocotools(work_dir),
         ),
-        lane=lane,
+        lane=train.lane,
     )
     return [train, test]
 
 
 def segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: int) -> list[Step]:
-    """Train the tiny UperNet from this checkpoint on the ADE-layout scenes; test single scale (and ms+flip)."""
+    """Train the tiny UperNet from this checkpoint on the ADE-layout scenes; test single scale (and multi-scale)."""
     config = _SEG_CONFIG.format(slug=_MODEL_SLUGS[profile.model], curriculum=curriculum)
     work_dir = layout.seg(curriculum, seed)
-    backbone = layout.pretrain(profile.model, curriculum, seed) / PRETRAIN_FINAL
     options = _finetune_options(profile, layout, curriculum, seed, "ade", profile.seg_iters)
     max_iters = profile.seg_iters or _config_max_iters(config)
     if profile.seg_iters:
@@ -570,23 +617,20 @@ def segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: 
             _run_tool(["tools/test.py", *args, *tta, "--cfg-options", *options], log=work_dir / f"demo_test_{mode}.log")
         verify_seg_predictions(work_dir)
 
-    lane = _finetune_lane(profile, layout, curriculum, seed)
-    train = Step(
+    train = _finetune_step(
         "seg_train",
         f"train upernet from the {curriculum} backbone (seed {seed})",
-        is_done=lambda: finetune_is_done(work_dir, max_iters, backbone),
-        run=lambda: _run_tool(
-            ["tools/train.py", config, "--work-dir", str(work_dir), "--cfg-options", *options],
-            log=work_dir / "demo_train.log",
-        ),
-        lane=lane,
+        (profile, layout, curriculum, seed),
+        work_dir,
+        [config, "--work-dir", str(work_dir), "--cfg-options", *options],
+        max_iters,
     )
     evaluate = Step(
         "seg_test",
         f"evaluate upernet from the {curriculum} backbone (seed {seed})",
-        is_done=lambda: seg_metrics_are_current(work_dir, modes),
+        is_done=lambda: train.is_done() and seg_metrics_are_current(work_dir, modes),
         run=test,
-        lane=lane,
+        lane=train.lane,
     )
     return [train, evaluate]
 

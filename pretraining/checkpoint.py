@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,7 +23,9 @@ from etcore.formats import PRETRAIN_FINAL as FINAL
 from etcore.formats import PRETRAIN_FORMAT as FORMAT
 from etcore.formats import PRETRAIN_LAST as LAST
 from etcore.formats import PRETRAIN_LOG as LOG
-from pretraining.config import RESUMABLE_CHANGES
+from pretraining.config import RESUMABLE_CHANGES, PretrainConfig
+
+SETTING_DEFAULTS = {f.name: f.default for f in fields(PretrainConfig) if f.default is not MISSING}
 
 
 def run_signature(config_dict: Mapping[str, Any], also: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -33,7 +36,11 @@ def run_signature(config_dict: Mapping[str, Any], also: frozenset[str] = frozens
 def signature_differences(
     saved: Mapping[str, Any], current: Mapping[str, Any], also: frozenset[str] = frozenset()
 ) -> list[str]:
-    """`name: saved -> current` for every run-defining setting (and every one in `also`) that differs."""
+    """`name: saved -> current` for every run-defining setting (and every one in `also`) that differs.
+
+    A setting the saved run predates (e.g. `hflip`) counts as its default, which is what that run did.
+    """
+    saved = {**{k: v for k, v in SETTING_DEFAULTS.items() if k not in saved}, **saved}
     keys = sorted(set(run_signature(saved, also)) | set(run_signature(current, also)))
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k)]
 

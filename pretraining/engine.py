@@ -211,7 +211,11 @@ class Pretrainer:
 
     def _restore(self, resume: dict[str, Any]) -> None:
         state = resume["resume"]
-        self.optimizer.load_state_dict(state["optimizer"])
+        saved = state["optimizer"]
+        for group, built in zip(saved["param_groups"], self.optimizer.param_groups):
+            if "fused" in built:  # a run saved before the fused step resumes fused (torch keeps the saved flag)
+                group["fused"] = built["fused"]
+        self.optimizer.load_state_dict(saved)
         self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])

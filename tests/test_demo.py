@@ -223,3 +223,51 @@ def test_a_finetune_counts_as_done_only_for_the_backbone_file_it_was_trained_fro
     assert not demo.finetune_is_done(run, 4, backbone)  # trains again from the new weights
     backbone.unlink()
     assert not demo.finetune_is_done(run, 4, backbone)
+
+
+def _finished_demo_runs(tmp_path: Path) -> tuple[demo.Layout, list[demo.Step], Path]:
+    """A smoke-profile layout whose baseline pretraining and RetinaNet fine-tune (with current metrics) are done."""
+    profile = demo.PROFILES["smoke"]
+    layout = demo.Layout(root=tmp_path / "demo", data=tmp_path / "data")
+    pretrain = layout.pretrain(profile.model, "baseline", 0)
+    pretrain.mkdir(parents=True)
+    provenance = {"model_name": profile.model, "curriculum": {"name": "baseline"}, "epochs": profile.epochs}
+    provenance.update(seed=0, lowfreq=profile.lowfreq, recipe={"hflip": 0.0})
+    torch.save({"model": {}, "provenance": provenance}, pretrain / "final.pth")
+    run = _run_dir(tmp_path, recorded_ap=1.0)  # iter_4.pth, last_checkpoint, detections, coco_metrics.json
+    work_dir = layout.det("retinanet", "baseline", 0)
+    work_dir.parent.mkdir(parents=True)
+    run.rename(work_dir)
+    (work_dir / "last_checkpoint").write_text(str(work_dir / "iter_4.pth"))
+    (work_dir / "coco_metrics.json").touch()  # newer than the checkpoint
+    (work_dir / "pretrain_provenance.json").write_text(json.dumps({"sha256": file_sha256(pretrain / "final.pth")}))
+    return layout, demo.detection_steps(profile, layout, "retinanet", "baseline", 0), pretrain / "final.pth"
+
+
+def test_a_pending_pretraining_makes_its_finetunes_and_their_tests_pending(tmp_path: Path) -> None:
+    layout, (train, test), final = _finished_demo_runs(tmp_path)
+    assert train.is_done() and test.is_done()
+    old = torch.load(final)
+    old["provenance"]["recipe"] = {"hflip": 0.5}  # a pretraining from before the demo stopped flipping
+    torch.save(old, final)
+    work_dir = layout.det("retinanet", "baseline", 0)
+    (work_dir / "pretrain_provenance.json").write_text(json.dumps({"sha256": file_sha256(final)}))
+    assert not train.is_done() and not test.is_done()  # the pretraining step will run first, then these
+
+
+def test_a_retrain_forgets_the_old_run_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout, (train, test), _ = _finished_demo_runs(tmp_path)
+    started: list[list[str]] = []
+    monkeypatch.setattr(demo, "_run_tool", lambda args, log=None: started.append(list(args)))
+    train.run()  # as if killed right after it started: the tool wrote nothing
+    assert started and started[0][0] == "tools/train.py"
+    assert not train.is_done() and not test.is_done()  # the old iter_4.pth no longer counts
+
+
+def test_the_demo_pretrains_without_flips(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(demo, "_run_tool", lambda args, log=None: started.append(list(args)))
+    for profile in demo.PROFILES.values():
+        demo.pretrain_step(profile, demo.Layout(Path("w"), Path("d")), "efficienttrain", 0).run()
+        hflip = started[-1].index("--hflip")
+        assert started[-1][hflip + 1] == "0" and "--hflip" not in started[-1][hflip + 1 :]

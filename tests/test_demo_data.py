@@ -45,6 +45,18 @@ def test_every_class_needs_both_shape_and_texture():
         demo.class_pairs(9)
 
 
+def test_a_horizontal_flip_turns_diagonal_stripes_into_anti_diagonal_ones():
+    """Why the demo never flips: triangle_dstripes flipped is a triangle_astripes (pipeline._DEMO_RECIPE)."""
+    height, width, period, phase = 40, 56, 2.5, (0.3, 0.0)
+    flipped = np.fliplr(demo.texture_field("dstripes", height, width, period, phase))
+    k = 2 * np.pi / period / np.sqrt(2)
+    mirrored_phase = np.pi - (k * (width - 1) + phase[0])  # sin(k(W-1-x+y) + p) = sin(k(x-y) + pi - k(W-1) - p)
+    assert np.allclose(flipped, demo.texture_field("astripes", height, width, period, (mirrored_phase, 0.0)), atol=1e-3)
+    assert ("triangle", "dstripes") in demo.class_pairs(10) and ("triangle", "astripes") in demo.class_pairs(10)
+    for texture in ("hstripes", "vstripes", "checker"):  # the other textures stay their own class
+        assert not np.allclose(flipped, demo.texture_field(texture, height, width, period, phase), atol=0.1)
+
+
 def test_layout_and_class_files(dataset):
     names = demo.class_names(10)
     assert json.loads((dataset / "coco" / "classes.json").read_text()) == names

@@ -8,7 +8,7 @@ atomic checkpoint write (after the temporary file is written, before its rename)
 reach the same `iter_6.pth` weights and optimizer state as an uninterrupted run, bit for bit, and
 tools/test.py the same coco_metrics.json numbers. mmengine replays the data order itself: its
 InfiniteSampler is seeded from the run's seed and IterBasedTrainLoop advances the dataloader by the
-resumed iteration count (re-running the pipeline, so the numpy draws of RandomFlip repeat too).
+resumed iteration count (re-running the pipeline, so any random transform's draws repeat too).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ resumes to bit-for-bit the same weights, EMA and log as an uninterrupted --deter
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from pretrain_fixtures import (
     tiny_args,
     write_two_stage_curriculum,
 )
+from pretraining.checkpoint import signature_differences
 from pretraining.cli import main
+from pretraining.config import PretrainConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
 
@@ -91,3 +94,10 @@ def test_result_does_not_depend_on_the_number_of_workers(setup: dict) -> None:
     work = setup["root"] / "workers"
     assert main(setup["args"](work) + ["--workers", "2"]) == 0  # the last flag wins
     assert_same_weights(load_weights(setup["reference"] / "final.pth"), load_weights(work / "final.pth"))
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_as_that_settings_default() -> None:
+    current = dataclasses.asdict(PretrainConfig())
+    saved = {k: v for k, v in current.items() if k != "hflip"}  # a checkpoint from before --hflip
+    assert signature_differences(saved, current) == []
+    assert signature_differences(saved, {**current, "hflip": 0.0}) == ["hflip: 0.5 -> 0.0"]

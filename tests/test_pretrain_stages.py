@@ -304,7 +304,7 @@ def test_fused_adam_takes_the_same_steps_as_the_loop(opt: str) -> None:
         assert not torch.equal(a, before)
 
 
-def test_optimizers_without_a_fused_kernel_are_built_as_before() -> None:
+def test_only_adam_and_adamw_are_built_with_the_fused_kernel() -> None:
     config, *_ = resolve_config(["--model", "resnet18", "--data", "d", "--work-dir", "w", "--opt", "sgd"])
     optimizer = build_optimizer(timm.create_model("resnet18", pretrained=False, num_classes=3), config, 1e-2)
     assert isinstance(optimizer, torch.optim.SGD) and not optimizer.defaults.get("fused")

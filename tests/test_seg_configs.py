@@ -248,6 +248,8 @@ def test_tiny_configs_fit_a_cpu_and_the_demo_data(path: Path):
     assert cfg.model.decode_head.num_classes == cfg.model.auxiliary_head.num_classes == len(cfg.classes)
     resize = [s for s in dataset.pipeline if s.type == "RandomResize"][0]
     assert min(resize.ratio_range) >= 1.0  # never shrink: the textures that name the classes would alias
+    # no flip, in training or in --tta: two demo classes are mirror images (tests/test_demo_data.py)
+    assert "RandomFlip" not in str(cfg.train_pipeline) + str(cfg.tta_pipeline)
 
 
 def test_data_root_is_the_one_place_to_point_at_the_data(tmp_path):

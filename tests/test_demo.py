@@ -12,7 +12,7 @@ import torch
 
 import embedded_demo.pipeline as demo
 from det_fixtures import write_coco_instances
-from etcore.checkpoint_io import file_sha256
+from etcore.checkpoint_io import file_sha256, load_checkpoint_file
 
 
 def test_plan_covers_every_seed_curriculum_detector_and_segmentor(tmp_path: Path) -> None:
@@ -247,7 +247,7 @@ def _finished_demo_runs(tmp_path: Path) -> tuple[demo.Layout, list[demo.Step], P
 def test_a_pending_pretraining_makes_its_finetunes_and_their_tests_pending(tmp_path: Path) -> None:
     layout, (train, test), final = _finished_demo_runs(tmp_path)
     assert train.is_done() and test.is_done()
-    old = torch.load(final)
+    old = load_checkpoint_file(final)
     old["provenance"]["recipe"] = {"hflip": 0.5}  # a pretraining from before the demo stopped flipping
     torch.save(old, final)
     work_dir = layout.det("retinanet", "baseline", 0)

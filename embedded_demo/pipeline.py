@@ -75,6 +75,7 @@ class Profile:
 # learned). No horizontal flip: triangle_dstripes and triangle_astripes are mirror images, so a flip gave
 # half of each class the other's look under its own label; without it resnet18 reaches 67.5% top-1 on the
 # 10 demo classes in 12 epochs where it reached 43.5% with it (BENCHMARKS.md section 7).
+_DEMO_HFLIP = 0  # flip probability; recorded as 0.0, which compares equal
 _DEMO_RECIPE = (
     "--lr",
     "2e-3",
@@ -90,13 +91,13 @@ _DEMO_RECIPE = (
     "0.35",
     "--no-ema",
     "--hflip",
-    "0",
+    str(_DEMO_HFLIP),
     "--size-multiple",
     "16",
 )
 
 # Recipe settings a finished demo pretraining must have recorded: a run from before the flip fix is redone.
-_DEMO_RECIPE_RECORDED = {"hflip": 0.0}
+_DEMO_RECIPE_RECORDED = {"hflip": _DEMO_HFLIP}
 
 PROFILES = {
     "quick": Profile(
@@ -498,11 +499,12 @@ def _finetune_step(
     kind: str,
     label: str,
     source: tuple[Profile, Layout, str, int],
+    config: str,
     work_dir: Path,
-    train: list[str],
+    options: list[str],
     max_iters: int,
 ) -> Step:
-    """Train one fine-tune (`train`: the tools/train.py arguments) from the demo checkpoint `source` names
+    """Train `config` into `work_dir` (`options`: its --cfg-options) from the demo checkpoint `source` names
     (profile, layout, curriculum, seed).
 
     Done only when the pretraining it builds on is done and the run finished from that very file. Before
@@ -513,7 +515,8 @@ def _finetune_step(
 
     def run() -> None:
         (work_dir / "last_checkpoint").unlink(missing_ok=True)
-        _run_tool(["tools/train.py", *train], log=work_dir / "demo_train.log")
+        args = ["tools/train.py", config, "--work-dir", str(work_dir), "--cfg-options", *options]
+        _run_tool(args, log=work_dir / "demo_train.log")
 
     return Step(
         kind,
@@ -567,8 +570,9 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
         "train",
         f"train {detector} from the {curriculum} backbone (seed {seed})",
         (profile, layout, curriculum, seed),
+        config,
         work_dir,
-        [config, "--work-dir", str(work_dir), "--cfg-options", *options],
+        options,
         max_iters,
     )
     test = Step(
@@ -621,8 +625,9 @@ def segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: 
         "seg_train",
         f"train upernet from the {curriculum} backbone (seed {seed})",
         (profile, layout, curriculum, seed),
+        config,
         work_dir,
-        [config, "--work-dir", str(work_dir), "--cfg-options", *options],
+        options,
         max_iters,
     )
     evaluate = Step(

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from etcore.process import run_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, str(ROOT / "tools" / "benchmark.py")]
@@ -240,15 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         command = [*BENCH, *(smoke_args if args.smoke else gpu_args), *device, "--out", str(out / f"{name}.json")]
         print(f"[{elapsed:6.1f}s] {name}: {' '.join(command[1:])}", flush=True)
-        t0 = time.perf_counter()
-        with open(out / f"{name}.log", "w") as log:
-            try:
-                rc = subprocess.run(
-                    command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=None if args.smoke else limit
-                ).returncode
-            except subprocess.TimeoutExpired:
-                rc = 124
-        seconds = time.perf_counter() - t0
+        result = run_process(command, cwd=ROOT, log=out / f"{name}.log", timeout=None if args.smoke else limit)
+        rc, seconds = result.rc, result.seconds
         summary.append({"step": name, "command": command[1:], "rc": rc, "seconds": round(seconds, 1)})
         print(
             f"         rc={rc} in {seconds:.1f}s" + ("" if rc == 0 else f" (see {out / (name + '.log')})"), flush=True

@@ -26,13 +26,14 @@ import math
 import os
 import platform
 import signal
-import subprocess
 import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
+
+from etcore.process import run_process
 
 if TYPE_CHECKING:
     import torch
@@ -177,23 +178,9 @@ def run(
     ctx: Context, name: str, command: Sequence[str], timeout: float | None, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Run one command in the repository root, output to OUT/logs/NAME.log; returns command, rc, seconds."""
-    log = ctx.out / "logs" / f"{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(log, "w") as handle:
-        try:
-            rc = subprocess.run(
-                list(command),
-                cwd=ROOT,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                env={**os.environ, **(env or {})},
-            ).returncode
-        except subprocess.TimeoutExpired:
-            rc = 124
+    result = run_process(command, cwd=ROOT, log=ctx.out / "logs" / f"{name}.log", timeout=timeout, env=env)
     shown = ["python" if c == PY else str(c).replace(str(ROOT) + os.sep, "") for c in command]
-    return {"command": " ".join(shown), "rc": rc, "seconds": round(time.perf_counter() - t0, 1), "log": str(log)}
+    return {"command": " ".join(shown), "rc": result.rc, "seconds": result.seconds, "log": str(result.log)}
 
 
 def last_error_line(log: str) -> str:

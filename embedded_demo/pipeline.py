@@ -18,8 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file
 from etcore.errors import UserInputError
+from etcore.process import python_command, run_process
 from etcore.formats import (
     DETECTIONS_PREFIX,
     METRICS_FILE,
@@ -218,29 +217,11 @@ def _run_tool(args: Sequence[str], log: Path | None = None) -> None:
 
     Inside a lane of `execute` the tool gets that lane's share of the threads (`lane_threads`).
     """
-    cmd = [sys.executable, *args]
     print("  $ " + " ".join(args), flush=True)
-    quiet = "ignore:pkg_resources is deprecated"  # mmengine imports pkg_resources; nothing we can act on
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONWARNINGS": ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet])),
-    }
-    threads = getattr(_LANE, "threads", None)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if log is None:
-        result = subprocess.run(cmd, cwd=REPO, env=env)
-    else:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w", encoding="utf-8") as handle:
-            result = subprocess.run(cmd, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
+    result = run_process(python_command(args), cwd=REPO, log=log, threads=getattr(_LANE, "threads", None))
+    if not result.ok:
         where = f"; its output is in {log}" if log else ""
-        tail = ""
-        if log and log.is_file():
-            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-        raise RuntimeError(f"step failed (exit {result.returncode}): {' '.join(args)}{where}. {tail}")
+        raise RuntimeError(f"step failed (exit {result.rc}): {' '.join(args)}{where}. {result.tail()}")
 
 
 @dataclass(frozen=True)

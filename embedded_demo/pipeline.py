@@ -15,7 +15,6 @@ matrix from its saved predictions; both must agree with the metrics JSON.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import threading
@@ -29,13 +28,14 @@ from etcore.checkpoint_io import file_sha256, load_checkpoint_file
 from etcore.errors import UserInputError
 from etcore.process import python_command, run_process
 from etcore.formats import (
-    DETECTIONS_PREFIX,
     METRICS_FILE,
     PRETRAIN_FINAL,
     PROVENANCE_FILE,
     SEG_METRICS_FILE,
     SEG_MODES,
 )
+from finetune.det_metrics import verify_detections
+from finetune.seg_metrics import verify_seg_predictions
 from reporting.report import write_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def pretrain_is_done(
     )
 
 
-def final_det_checkpoint(work_dir: Path) -> Path | None:
+def final_checkpoint(work_dir: Path) -> Path | None:
     """The checkpoint mmengine's `last_checkpoint` points at, if the run reached its last iteration."""
     pointer = work_dir / "last_checkpoint"
     if not pointer.is_file():
@@ -281,8 +281,8 @@ def final_det_checkpoint(work_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def det_train_is_done(work_dir: Path, max_iters: int) -> bool:
-    ckpt = final_det_checkpoint(work_dir)
+def train_is_done(work_dir: Path, max_iters: int) -> bool:
+    ckpt = final_checkpoint(work_dir)
     return ckpt is not None and ckpt.name == f"iter_{max_iters}.pth"
 
 
@@ -292,7 +292,7 @@ def finetune_is_done(work_dir: Path, max_iters: int, backbone: Path) -> bool:
     After the pretraining changed (another recipe, more epochs, a rerun) the fine-tune trains again rather
     than reporting numbers of the old weights beside the new pretraining's cost.
     """
-    if not det_train_is_done(work_dir, max_iters) or not backbone.is_file():
+    if not train_is_done(work_dir, max_iters) or not backbone.is_file():
         return False
     try:
         recorded = json.loads((work_dir / PROVENANCE_FILE).read_text())["sha256"]
@@ -303,114 +303,28 @@ def finetune_is_done(work_dir: Path, max_iters: int, backbone: Path) -> bool:
 
 def metrics_are_current(work_dir: Path) -> bool:
     """coco_metrics.json exists, belongs to the final checkpoint, and pycocotools agrees with it."""
-    metrics, ckpt = work_dir / METRICS_FILE, final_det_checkpoint(work_dir)
+    metrics, ckpt = work_dir / METRICS_FILE, final_checkpoint(work_dir)
     if not metrics.is_file() or ckpt is None or metrics.stat().st_mtime < ckpt.stat().st_mtime:
         return False
     try:
-        verify_with_pycocotools(work_dir)
+        verify_detections(work_dir, REPO)
     except (RuntimeError, OSError, ValueError, KeyError):
         return False
     return True
 
 
-def verify_with_pycocotools(work_dir: Path) -> dict[str, float]:
-    """Re-evaluate the run's dumped detections with pycocotools; raise if they disagree with the JSON.
-
-    mmdet's CocoMetric rounds to 3 decimals, so agreement means |difference| <= 0.0005.
-    """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    doc = json.loads((work_dir / METRICS_FILE).read_text())
-    ann_file = _val_annotations(doc)
-    names = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-    worst: dict[str, float] = {}
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # pycocotools prints summaries
-        gt = COCO(str(ann_file))
-        for iou_type, recorded in doc["metrics"].items():
-            dets = work_dir / f"{DETECTIONS_PREFIX}.{iou_type}.json"
-            results = json.loads(dets.read_text())
-            if not results:  # COCO.loadRes refuses an empty list; every AP is then 0 by definition
-                recomputed = [0.0] * 6
-            else:
-                if iou_type == "segm":  # as mmdet: with a 'bbox' key, loadRes would size instances by box area
-                    results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
-                evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
-                evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()
-                recomputed = [max(float(v), 0.0) for v in evaluator.stats[:6]]
-            for name, value in zip(names, recomputed):
-                diff = abs(value - max(float(recorded[name]), 0.0))
-                worst[f"{iou_type}/{name}"] = diff
-                if diff > 5e-4 + 1e-9:
-                    raise RuntimeError(
-                        f"{work_dir}: {iou_type} {name} is {recorded[name]} in coco_metrics.json "
-                        f"but pycocotools gives {value:.4f} from the dumped detections"
-                    )
-    return worst
-
-
-def verify_seg_predictions(work_dir: Path) -> dict[str, float]:
-    """Re-compute mIoU, mAcc and aAcc of every tested mode from the saved predictions; raise if they disagree.
-
-    One confusion matrix per mode, numpy only, over the ground-truth label maps the test used (ADE style:
-    class id + 1, 0 ignored). IoUMetric rounds percent to 2 decimals, so agreement means |difference| <= 5e-5.
-    """
-    import cv2
-    import numpy as np
-
-    doc = json.loads((work_dir / SEG_METRICS_FILE).read_text())
-    dataset = doc["resolved_config"]["test_dataloader"]["dataset"]
-    labels = Path(dataset["data_root"]) / dataset["data_prefix"]["seg_map_path"]
-    labels = labels if labels.is_absolute() else REPO / labels
-    classes = len(dataset["metainfo"]["classes"])
-    shift = 1 if dataset.get("reduce_zero_label") else 0
-    worst: dict[str, float] = {}
-    for mode, recorded in doc["metrics"].items():
-        predictions = Path(doc["predictions"][mode])
-        confusion = np.zeros((classes, classes), np.int64)
-        for truth_file in sorted(labels.glob("*.png")):
-            truth = cv2.imread(str(truth_file), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
-            predicted = cv2.imread(str(predictions / truth_file.name), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
-            kept = (truth >= 0) & (truth < classes)
-            confusion += np.bincount(truth[kept] * classes + predicted[kept], minlength=classes**2).reshape(
-                classes, classes
-            )
-        hits = np.diag(confusion).astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            recomputed = {
-                "mIoU": float(np.nanmean(hits / (confusion.sum(0) + confusion.sum(1) - hits))),
-                "mAcc": float(np.nanmean(hits / confusion.sum(1))),
-                "aAcc": float(hits.sum() / confusion.sum()),
-            }
-        for name, value in recomputed.items():
-            diff = abs(value - float(recorded[name]))
-            worst[f"{mode}/{name}"] = diff
-            if diff > 5e-5 + 1e-9:
-                raise RuntimeError(
-                    f"{work_dir}: {mode} {name} is {recorded[name]} in {SEG_METRICS_FILE} but the saved "
-                    f"predictions give {value:.4f}"
-                )
-    return worst
-
-
 def seg_metrics_are_current(work_dir: Path, modes: Sequence[str]) -> bool:
     """seg_metrics.json exists, belongs to the final checkpoint, holds `modes`, and the numpy check agrees."""
-    metrics, ckpt = work_dir / SEG_METRICS_FILE, final_det_checkpoint(work_dir)
+    metrics, ckpt = work_dir / SEG_METRICS_FILE, final_checkpoint(work_dir)
     if not metrics.is_file() or ckpt is None or metrics.stat().st_mtime < ckpt.stat().st_mtime:
         return False
     try:
         if not set(modes) <= set(json.loads(metrics.read_text())["metrics"]):
             return False
-        verify_seg_predictions(work_dir)
+        verify_seg_predictions(work_dir, REPO)
     except (RuntimeError, OSError, ValueError, KeyError, TypeError):
         return False
     return True
-
-
-def _val_annotations(metrics_doc: dict) -> Path:
-    evaluator = metrics_doc["resolved_config"]["test_evaluator"]
-    ann = Path(evaluator["ann_file"])
-    return ann if ann.is_absolute() else REPO / ann
 
 
 # ------------------------------------------------------------------------------------------ planning
@@ -565,7 +479,7 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
                 [
                     "tools/test.py",
                     config,
-                    str(final_det_checkpoint(work_dir)),
+                    str(final_checkpoint(work_dir)),
                     "--work-dir",
                     str(work_dir),
                     "--dump-detections",
@@ -574,7 +488,7 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
                 ],
                 log=work_dir / "demo_test.log",
             ),
-            verify_with_pycocotools(work_dir),
+            verify_detections(work_dir, REPO),
         ),
         lane=train.lane,
     )
@@ -598,9 +512,9 @@ def segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: 
     def test() -> None:
         for mode in modes:
             tta = ["--tta"] if mode == SEG_MODES[1] else []
-            args = [config, str(final_det_checkpoint(work_dir)), "--work-dir", str(work_dir), "--dump-predictions"]
+            args = [config, str(final_checkpoint(work_dir)), "--work-dir", str(work_dir), "--dump-predictions"]
             _run_tool(["tools/test.py", *args, *tta, "--cfg-options", *options], log=work_dir / f"demo_test_{mode}.log")
-        verify_seg_predictions(work_dir)
+        verify_seg_predictions(work_dir, REPO)
 
     train = _finetune_step(
         "seg_train",

@@ -1,4 +1,4 @@
-"""Detection checkpoints that survive a kill: atomic writes for mmengine, and a resume that skips wrecks.
+"""Fine-tuning checkpoints (detection and segmentation) that survive a kill, and that load whole or not at all.
 
 mmengine 0.10.7 writes a checkpoint with `LocalBackend.put` (`open(path, 'wb').write(...)`, no fsync)
 and then `<work_dir>/last_checkpoint` the same way; its `CheckpointHook` even deletes the oldest kept
@@ -11,16 +11,22 @@ ends in a traceback. Two remedies, both through mmengine's supported extension p
   `etcore.checkpoint_io.save_atomic` (temporary file, fsync, rename), so `iter_N.pth` is whole or absent.
 - `resume_checkpoint(work_dir)` reads `last_checkpoint` as mmengine would, checks the file it names with
   the safe loader, and otherwise falls back to the newest intact `iter_*/epoch_*.pth` in the work dir.
+
+`load_model_checkpoint` loads a trained model for testing strictly (every key, one line when it does not
+fit), and `training_facts` reads back the seed and backbone checkpoint its training run used.
 """
 
 from __future__ import annotations
 
 import os
 import os.path as osp
+import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
+from mmengine.config import Config
 from mmengine.fileio import LocalBackend, register_backend
 
 from etcore.checkpoint_io import load_checkpoint_file, save_atomic
@@ -107,3 +113,48 @@ def resume_checkpoint(work_dir: str | os.PathLike) -> tuple[str | None, str | No
             "start again in a new --work-dir (or without --resume)"
         )
     return None, None
+
+
+def load_model_checkpoint(runner: Any, checkpoint: str) -> dict:
+    """Load a detector's or segmentor's weights strictly (a checkpoint of another model is an error, not a warning).
+
+    Uses the runner's own loader, so `runner.test()` does not read the file again.
+    """
+    try:
+        return runner.load_checkpoint(checkpoint, map_location="cpu", strict=True)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserInputError(
+            f"checkpoint {checkpoint} is corrupt or not a plain checkpoint ({reason}): "
+            "give a file written by tools/train.py"
+        ) from None
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:300]
+        if "PytorchStreamReader" in detail:  # torch's zip reader: a truncated/damaged file, not another model
+            raise UserInputError(
+                f"checkpoint {checkpoint} is corrupt or truncated ({detail[:120]}...): "
+                "give an intact file written by tools/train.py"
+            ) from None
+        raise UserInputError(
+            f"checkpoint {checkpoint} does not fit config {runner.cfg.filename} ({detail}): "
+            "give the checkpoint trained with this config"
+        ) from None
+
+
+def training_facts(checkpoint: dict, cfg: Config) -> tuple[int | None, str | None]:
+    """(seed, pretrained backbone checkpoint) of the run that wrote `checkpoint`.
+
+    mmengine stores the seed and the training config in the checkpoint's meta, so --cfg-options given
+    to tools/train.py count even when tools/test.py is called without them; the test config is the
+    fallback for checkpoints without that meta.
+    """
+    meta = checkpoint.get("meta") or {}
+    seed = meta.get("seed", (cfg.get("randomness") or {}).get("seed"))
+    pretrained = (cfg.get("model", {}).get("backbone") or {}).get("checkpoint")
+    if isinstance(meta.get("cfg"), str):
+        try:
+            train_cfg = Config.fromstring(meta["cfg"], file_format=".py")
+            pretrained = (train_cfg.get("model", {}).get("backbone") or {}).get("checkpoint")
+        except Exception:  # noqa: BLE001  (an unreadable stored config only loses this detail)
+            pass
+    return (None if seed is None else int(seed)), pretrained

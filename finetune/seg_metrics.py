@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from etcore.checkpoint_io import write_text_atomic
-from etcore.formats import SEG_METRICS_SCHEMA, SEG_MODES
+from etcore.formats import SEG_METRICS_FILE, SEG_METRICS_SCHEMA, SEG_MODES
 
 METRIC_NAMES = ("mIoU", "mAcc", "aAcc")
 
@@ -109,3 +110,48 @@ def write_seg_metrics(record: dict, path: str | os.PathLike) -> tuple[str, str |
     """Merge `record` into the file at `path` (see `merge_with_existing`) and write it atomically."""
     merged, note = merge_with_existing(record, path)
     return str(write_text_atomic(json.dumps(merged, indent=2) + "\n", path)), note
+
+
+def verify_seg_predictions(work_dir: Path, root: Path) -> dict[str, float]:
+    """Re-compute mIoU, mAcc and aAcc of every tested mode from the saved predictions; raise RuntimeError where
+    they disagree with seg_metrics.json. Relative paths are taken from `root`.
+
+    One confusion matrix per mode, numpy only, over the ground-truth label maps the test used (ADE style:
+    class id + 1, 0 ignored). IoUMetric rounds percent to 2 decimals, so agreement means |difference| <= 5e-5.
+    """
+    import cv2
+    import numpy as np
+
+    doc = json.loads((work_dir / SEG_METRICS_FILE).read_text())
+    dataset = doc["resolved_config"]["test_dataloader"]["dataset"]
+    labels = Path(dataset["data_root"]) / dataset["data_prefix"]["seg_map_path"]
+    labels = labels if labels.is_absolute() else root / labels
+    classes = len(dataset["metainfo"]["classes"])
+    shift = 1 if dataset.get("reduce_zero_label") else 0
+    worst: dict[str, float] = {}
+    for mode, recorded in doc["metrics"].items():
+        predictions = Path(doc["predictions"][mode])
+        confusion = np.zeros((classes, classes), np.int64)
+        for truth_file in sorted(labels.glob("*.png")):
+            truth = cv2.imread(str(truth_file), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
+            predicted = cv2.imread(str(predictions / truth_file.name), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
+            kept = (truth >= 0) & (truth < classes)
+            confusion += np.bincount(truth[kept] * classes + predicted[kept], minlength=classes**2).reshape(
+                classes, classes
+            )
+        hits = np.diag(confusion).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            recomputed = {
+                "mIoU": float(np.nanmean(hits / (confusion.sum(0) + confusion.sum(1) - hits))),
+                "mAcc": float(np.nanmean(hits / confusion.sum(1))),
+                "aAcc": float(hits.sum() / confusion.sum()),
+            }
+        for name, value in recomputed.items():
+            diff = abs(value - float(recorded[name]))
+            worst[f"{mode}/{name}"] = diff
+            if diff > 5e-5 + 1e-9:
+                raise RuntimeError(
+                    f"{work_dir}: {mode} {name} is {recorded[name]} in {SEG_METRICS_FILE} but the saved "
+                    f"predictions give {value:.4f}"
+                )
+    return worst

@@ -1,4 +1,5 @@
-"""The mmseg path of `tools/train.py` and `tools/test.py`: which kind a config is, and its data checked up front.
+"""The mmseg path of `tools/train.py` and `tools/test.py`: which kind a config is, its data checked up front, and
+the test that writes `seg_metrics.json` (`finetune.seg_metrics`). `finetune.detection` is the same for mmdet.
 
 A config's `default_scope` says what it is: `mmdet` (detection, the default) or `mmseg` (semantic
 segmentation). For segmentation the tools check, before any runner starts, what mmseg would otherwise
@@ -15,6 +16,7 @@ and the ignore value.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import os
 import os.path as osp
@@ -26,12 +28,18 @@ import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from PIL import Image
 
+from etcore.checkpoint_io import file_sha256
 from etcore.errors import UserInputError
-from etcore.formats import SEG_MODES
+from etcore.formats import SEG_METRICS_FILE, SEG_MODES, SEG_PREDICTIONS_DIR
+from etcore.paths import check_writable_dir
+from finetune.checkpoints import load_model_checkpoint, training_facts
 from finetune.config import datasets_of, evaluators_of
+from finetune.runner import build_runner
+from finetune.seg_metrics import iou_metrics, seg_record, write_seg_metrics
 
 SCOPES = ("mmdet", "mmseg")
 HINT = (
@@ -295,3 +303,50 @@ class DumpSegResults(DumpResults):
 
 def mode_name(tta: bool) -> str:
     return SEG_MODES[1] if tta else SEG_MODES[0]
+
+
+def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int:
+    """The mmseg path: check the data, test (single scale, or --tta), write seg_metrics.json."""
+    if args.dump_detections is not None:
+        raise UserInputError(
+            f"--dump-detections is for detection configs; {args.config} is a segmentation config: "
+            "use --dump-predictions to keep the predicted label maps"
+        )
+    for note in check_seg_data(cfg, ["test_dataloader"]):
+        print(f"note: {note}", flush=True)
+    mode = mode_name(args.tta)
+    if args.tta:
+        use_test_time_augmentation(cfg, args.config)
+    predictions = None
+    if args.dump_predictions is not None:
+        predictions = args.dump_predictions or osp.join(cfg.work_dir, SEG_PREDICTIONS_DIR, mode)
+        check_writable_dir(predictions, "--dump-predictions")
+        dump_predictions_to(cfg, args.config, predictions)
+
+    runner = build_runner(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(DumpSegResults(out_file_path=args.out))
+    seed, pretrained = training_facts(load_model_checkpoint(runner, args.checkpoint), cfg)
+    results = runner.test()
+    if not is_main_process():
+        return 0
+    metrics = iou_metrics(results)
+    if not metrics:
+        runner.logger.warning(f"no mIoU/mAcc/aAcc came back (format_only?): {SEG_METRICS_FILE} not written")
+        return 0
+    record = seg_record(
+        config=args.config,
+        checkpoint=args.checkpoint,
+        checkpoint_sha256=file_sha256(args.checkpoint),
+        resolved=resolved,
+        seed=seed,
+        pretrained=pretrained,
+        mode=mode,
+        metrics=metrics,
+        predictions=predictions,
+    )
+    path, note = write_seg_metrics(record, osp.join(runner.work_dir, SEG_METRICS_FILE))
+    if note:
+        runner.logger.warning(note)
+    runner.logger.info(f"segmentation metrics ({mode}) written to {path}")
+    return 0

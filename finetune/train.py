@@ -35,13 +35,12 @@ from finetune.checkpoints import resume_checkpoint, use_atomic_checkpoints
 from finetune.config import (
     CFG_OPTIONS_HELP,
     LAUNCHERS,
-    check_data,
     check_pretrained_checkpoint,
     default_work_dir,
     load_config,
     uses_validation,
-    validate_annotations,
 )
+from finetune.detection import check_det_data
 from finetune.runner import build_runner
 from finetune.segmentation import check_seg_data, is_segmentation
 
@@ -125,8 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for note in check_seg_data(cfg, loader_keys):
             print(f"note: {note}", flush=True)
     else:
-        check_data(cfg, loader_keys)
-        validate_annotations(cfg, loader_keys)
+        check_det_data(cfg, loader_keys)
     check_pretrained_checkpoint(cfg)
     use_atomic_checkpoints(cfg)
 

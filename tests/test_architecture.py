@@ -20,7 +20,7 @@ ALLOWED = {
     "finetune": {"etcore", "backbones"},
     "reporting": {"etcore"},
     "bench": {"etcore", "pretraining", "backbones", "finetune"},
-    "embedded_demo": {"etcore", "reporting"},
+    "embedded_demo": {"etcore", "reporting", "finetune"},
 }
 ROOMS = set(ALLOWED)
 # mmdet users type `python tools/test.py`; the stdlib `test` package it shadows holds CPython's own

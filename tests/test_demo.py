@@ -13,6 +13,8 @@ import torch
 import embedded_demo.pipeline as demo
 from det_fixtures import write_coco_instances
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file
+from finetune.det_metrics import verify_detections
+from finetune.seg_metrics import verify_seg_predictions
 
 
 def test_plan_covers_every_seed_curriculum_detector_and_segmentor(tmp_path: Path) -> None:
@@ -148,14 +150,14 @@ def _run_dir(tmp_path: Path, recorded_ap: float) -> Path:
 
 def test_recorded_ap_must_match_pycocotools_on_the_dumped_detections(tmp_path: Path) -> None:
     run = _run_dir(tmp_path, recorded_ap=1.0)
-    assert demo.det_train_is_done(run, 4) and not demo.det_train_is_done(run, 8)
-    assert max(demo.verify_with_pycocotools(run).values()) <= 5e-4
+    assert demo.train_is_done(run, 4) and not demo.train_is_done(run, 8)
+    assert max(verify_detections(run, demo.REPO).values()) <= 5e-4
     assert demo.metrics_are_current(run)
     doc = json.loads((run / "coco_metrics.json").read_text())
     doc["metrics"]["bbox"]["AP"] = 0.5
     (run / "coco_metrics.json").write_text(json.dumps(doc))
     with pytest.raises(RuntimeError, match="bbox AP is 0.5 in coco_metrics.json but pycocotools gives 1.0000"):
-        demo.verify_with_pycocotools(run)
+        verify_detections(run, demo.REPO)
     assert not demo.metrics_are_current(run)  # so a rerun evaluates again
 
 
@@ -200,14 +202,14 @@ def _seg_run_dir(tmp_path: Path, recorded_miou: float) -> Path:
 def test_recorded_miou_must_match_the_saved_predictions(tmp_path: Path) -> None:
     """Confusion over both maps [[24, 0], [12, 12]]: IoU 24/36 and 12/24, Acc 1 and 1/2, aAcc 36/48."""
     run = _seg_run_dir(tmp_path, recorded_miou=round((24 / 36 + 12 / 24) / 2, 4))
-    assert max(demo.verify_seg_predictions(run).values()) <= 5e-5
+    assert max(verify_seg_predictions(run, demo.REPO).values()) <= 5e-5
     assert demo.seg_metrics_are_current(run, ["single_scale"])
     assert not demo.seg_metrics_are_current(run, ["single_scale", "ms_flip"])  # --tta not run yet
     doc = json.loads((run / "seg_metrics.json").read_text())
     doc["metrics"]["single_scale"]["mIoU"] = 0.5
     (run / "seg_metrics.json").write_text(json.dumps(doc))
     with pytest.raises(RuntimeError, match="single_scale mIoU is 0.5 in seg_metrics.json but the saved predictions"):
-        demo.verify_seg_predictions(run)
+        verify_seg_predictions(run, demo.REPO)
     assert not demo.seg_metrics_are_current(run, ["single_scale"])
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from det_fixtures import write_coco_instances
-from finetune.test import empty_detection_metrics
+from finetune.det_metrics import empty_detection_metrics
 
 
 def test_no_detections_score_zero_where_ground_truth_exists(tmp_path: Path) -> None:

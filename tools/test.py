@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Evaluate a trained detector on COCO, write coco_metrics.json (mmdet's tools/test.py command line); see `--help`."""
+"""Evaluate a trained detector on COCO (coco_metrics.json) or segmentor on ADE20K (seg_metrics.json), with mmdet's /
+mmseg's tools/test.py command line; see `--help`."""
 
 from etcore.errors import run_cli
 from finetune.test import main

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train a detector from an mmdet 3.x config (mmdet's tools/train.py command line); see `--help`."""
+"""Train a detector (mmdet 3.x config) or a semantic segmentor (mmseg 1.x config), with mmdet's / mmseg's
+tools/train.py command line; see `--help`."""
 
 from etcore.errors import run_cli
 from finetune.train import main

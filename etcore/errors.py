@@ -10,6 +10,9 @@ import sys
 from typing import Callable, NoReturn, Sequence
 
 EXIT_USER_ERROR = 2
+# A run stopped on request (SIGUSR1/SIGTERM: a cluster's warning before its time limit, or a preemption) after it
+# saved a checkpoint to resume from: EX_TEMPFAIL of sysexits.h, "try again"; a Slurm batch script requeues on it.
+EXIT_PREEMPTED = 75
 
 
 class UserInputError(Exception):

@@ -6,12 +6,16 @@
 
 mmdet's `LearningRateDecayOptimizerConstructor` only knows mmdet's ConvNeXt names (`downsample_layers`,
 `stages.i.j`); this one assigns the same layer ids to timm's names, features_only (`stages_2.blocks.4`)
-or not (`stages.2.blocks.4`):
+or not (`stages.2.blocks.4`). Which rule applies is the backbone family's `layer_decay` scheme in
+`etcore.families` (looked up from the TimmBackbone's model name), never guessed from a parameter name:
 
-* layer_wise (ConvNeXt detection recipe; also Swin, PVTv2, ResNet): stem 0, stage 0 -> 1, stage 1 -> 2,
-  stage 2 block b -> 3 + b // 3 (at most num_layers - 1), stage 3 -> num_layers; a stage's downsample
-  layer takes the id of its first block. Plain ViT: embeddings 0, block i -> i + 1 (num_layers = depth).
-* stage_wise: stem 0, stage s -> s + 1 (num_layers = number of stages, or more for a gentler decay of
+* hierarchical, layer_wise (ConvNeXt detection recipe; also Swin, PVTv2, ResNet): stem 0, stage 0 -> 1,
+  stage 1 -> 2, stage 2 block b -> 3 + b // 3 (at most num_layers - 1), stage 3 -> num_layers; a stage's
+  downsample layer takes the id of its first block.
+* vit_blocks (DeiT/ViT): embeddings 0, block i -> i + 1 (num_layers = depth); layer_wise only.
+* mbconv_stages (EfficientNet, MobileNetV3): conv_stem/bn1 0, `blocks.<s>` -> s + 1 for either decay type
+  (num_layers = the number of block stages, 7 for both), a classifier-side conv_head/bn2 num_layers.
+* hierarchical, stage_wise: stem 0, stage s -> s + 1 (num_layers = number of stages, or more for a gentler decay of
   the stem). With `downsample_at_stem=True` every stage's downsampling layer takes the stem's id 0: the
   rule of the official ConvNeXt *segmentation* constructor (`semantic_segmentation/mmcv_custom/`, whose
   stage_wise puts every `downsample_layers.*` at 0) and of mmseg's `LearningRateDecayOptimizerConstructor`.
@@ -39,6 +43,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor
 from torch import nn
 
 from etcore.errors import UserInputError
+from etcore.families import HIERARCHICAL, MBCONV_STAGES, VIT_BLOCKS, require_family
 
 STEM = re.compile(
     r"^(?:model\.)?(?:stem(?:_\d+)?|conv1|bn1|patch_embed|cls_token|reg_token|pos_embed|"
@@ -47,6 +52,9 @@ STEM = re.compile(
 STAGE = re.compile(r"^(?:stages|layers)[._](\d+)\.(.*)$")
 RESNET_STAGE = re.compile(r"^layer([1-9])\.(.*)$")
 VIT_BLOCK = re.compile(r"^(?:model\.)?blocks\.(\d+)\.")
+MBCONV_STEM = re.compile(r"^(?:conv_stem|bn1)\.")
+MBCONV_STAGE = re.compile(r"^blocks\.(\d+)\.")
+MBCONV_HEAD = re.compile(r"^(?:conv_head|bn2)\.")
 BLOCK_INDEX = re.compile(r"(?:^|\.)blocks\.(\d+)\.|^(\d+)\.")
 OUT_NORM = re.compile(r"^norm\d+\.")
 NO_DECAY_NAMES = (
@@ -59,21 +67,47 @@ NO_DECAY_NAMES = (
 )
 
 
-def backbone_layer_id(name: str, num_layers: int, decay_type: str, downsample_at_stem: bool = False) -> int | None:
-    """Layer id of a parameter *inside* the backbone (name without `backbone.`/`body.`); None if unknown."""
+def backbone_layer_id(
+    name: str, num_layers: int, decay_type: str, scheme: str, downsample_at_stem: bool = False
+) -> int | None:
+    """Layer id of a parameter *inside* the backbone (name without `backbone.`/`body.`) under the family's
+    `scheme` (`etcore.families`); None if the scheme places no such name."""
     top = num_layers + 1
     if name.startswith("pyramid.") or OUT_NORM.match(name):
         return top
+    if scheme == VIT_BLOCKS:
+        return _vit_layer_id(name, decay_type)
+    if scheme == MBCONV_STAGES:
+        return _mbconv_layer_id(name, num_layers)
+    if scheme != HIERARCHICAL:
+        raise ValueError(f"unknown layer-decay scheme {scheme!r}")
+    return _hierarchical_layer_id(name, num_layers, decay_type, downsample_at_stem)
+
+
+def _vit_layer_id(name: str, decay_type: str) -> int | None:
+    if decay_type == "stage_wise":
+        raise UserInputError(
+            "paramwise_cfg decay_type='stage_wise' is undefined for a plain ViT (one stage): "
+            "use decay_type='layer_wise' with num_layers=<depth>"
+        )
     if STEM.match(name):
         return 0
-    vit = VIT_BLOCK.match(name)
-    if vit:
-        if decay_type == "stage_wise":
-            raise UserInputError(
-                "paramwise_cfg decay_type='stage_wise' is undefined for a plain ViT (one stage): "
-                "use decay_type='layer_wise' with num_layers=<depth>"
-            )
-        return int(vit.group(1)) + 1
+    block = VIT_BLOCK.match(name)
+    return int(block.group(1)) + 1 if block else None
+
+
+def _mbconv_layer_id(name: str, num_layers: int) -> int | None:
+    if MBCONV_STEM.match(name):
+        return 0
+    stage = MBCONV_STAGE.match(name)
+    if stage:
+        return int(stage.group(1)) + 1
+    return num_layers if MBCONV_HEAD.match(name) else None
+
+
+def _hierarchical_layer_id(name: str, num_layers: int, decay_type: str, downsample_at_stem: bool) -> int | None:
+    if STEM.match(name):
+        return 0
     stage = STAGE.match(name)
     if stage:
         stage_id, rest = int(stage.group(1)), stage.group(2)
@@ -95,18 +129,18 @@ def backbone_layer_id(name: str, num_layers: int, decay_type: str, downsample_at
     return num_layers
 
 
-def param_layer_id(name: str, num_layers: int, decay_type: str, downsample_at_stem: bool = False) -> int:
+def param_layer_id(name: str, num_layers: int, decay_type: str, scheme: str, downsample_at_stem: bool = False) -> int:
     """Layer id of any detector parameter (`backbone.body.stages_2.blocks.4.mlp.fc1.weight`, `neck...`)."""
     if not name.startswith("backbone."):
         return num_layers + 1
     inner = name[len("backbone.") :]
     inner = inner[len("body.") :] if inner.startswith("body.") else inner
-    layer_id = backbone_layer_id(inner, num_layers, decay_type, downsample_at_stem)
+    layer_id = backbone_layer_id(inner, num_layers, decay_type, scheme, downsample_at_stem)
     if layer_id is None:
         raise UserInputError(
-            f"TimmLayerDecayOptimizerConstructor: cannot place backbone parameter {name} in a "
-            "layer (known: timm ConvNeXt, Swin, PVTv2, ResNet, ViT names): use the default "
-            "optimizer constructor for this backbone"
+            f"TimmLayerDecayOptimizerConstructor: the {scheme} layer-decay scheme cannot place backbone "
+            f"parameter {name}: use the default optimizer constructor for this backbone, or give its family "
+            "another scheme in etcore/families.py"
         )
     if layer_id > num_layers + 1:
         raise UserInputError(
@@ -114,6 +148,17 @@ def param_layer_id(name: str, num_layers: int, decay_type: str, downsample_at_st
             f"{layer_id}): set num_layers to the model's depth"
         )
     return layer_id
+
+
+def layer_decay_scheme(model: nn.Module) -> str:
+    """The layer-decay scheme of the model's backbone family (`etcore.families`), from its timm model name."""
+    model_name = getattr(getattr(model, "backbone", None), "model_name", None)
+    if not isinstance(model_name, str):
+        raise UserInputError(
+            "TimmLayerDecayOptimizerConstructor needs a TimmBackbone (model.backbone.model_name): use the "
+            "default optimizer constructor for other backbones"
+        )
+    return require_family(model_name, "layer-wise lr decay").layer_decay
 
 
 def no_weight_decay(name: str, ndim: int) -> bool:
@@ -141,11 +186,12 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 "paramwise_cfg downsample_at_stem=True is a stage_wise rule (the ConvNeXt segmentation recipe): "
                 "use it with decay_type='stage_wise', or drop it"
             )
+        scheme = layer_decay_scheme(module)
         groups: dict[str, dict] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            layer_id = param_layer_id(name, num_layers, decay_type, downsample_at_stem)
+            layer_id = param_layer_id(name, num_layers, decay_type, scheme, downsample_at_stem)
             decay = not no_weight_decay(name, param.ndim)
             key = f"layer_{layer_id}_{'decay' if decay else 'no_decay'}"
             if key not in groups:
@@ -166,6 +212,7 @@ class TimmLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
                 for k, g in sorted(groups.items())
             }
             MMLogger.get_current_instance().info(
-                f"layer-wise lr decay ({decay_type}, rate {decay_rate}, {num_layers} layers): {json.dumps(summary)}"
+                f"layer-wise lr decay ({scheme}, {decay_type}, rate {decay_rate}, {num_layers} layers): "
+                f"{json.dumps(summary)}"
             )
         params.extend(groups.values())

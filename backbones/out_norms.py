@@ -9,7 +9,8 @@ features_only maps are the raw stage outputs:
   (mmdet's ConvNeXt configs) add `norm{i}`, a channels-first LayerNorm (eps 1e-6), per output.
 * PVTv2 already ends every stage with a pretrained LayerNorm, in timm (`PyramidVisionTransformerStage.norm`)
   as in mmdet (`norm_after_stage=True`); ResNet (BatchNorm inside its blocks) and mmdet's ResNet have no
-  output norms; plain ViTs go through the simple pyramid. So `'auto'` is on for Swin and ConvNeXt only.
+  output norms; plain ViTs go through the simple pyramid. So `'auto'` is on for Swin and ConvNeXt only: the
+families whose `out_norms` entry in `etcore.families` names a layout.
 
 Init: weight 1, bias 0 for every level, as in mmdet's Swin and the official Swin and ConvNeXt detectors,
 whose ImageNet checkpoints name the classifier's final norm `norm.*`, a key no `norm{i}` matches. (mmdet's
@@ -21,19 +22,19 @@ never asks a checkpoint for them.
 from __future__ import annotations
 
 from timm.layers import LayerNorm2d
-from timm.models import model_entrypoint
 from torch import nn
 
 from etcore.errors import UserInputError
+from etcore.families import family_of
 
-AUTO_FAMILIES = {"timm.models.swin_transformer": "swin", "timm.models.convnext": "convnext"}
 CHANNELS_LAST_EPS = 1e-5  # nn.LayerNorm default: mmdet's and the official Swin's `norm{i}`
 CHANNELS_FIRST_EPS = 1e-6  # ConvNeXt's LayerNorm (official detector, mmpretrain LN2d)
 
 
 def norm_family(model_name: str) -> str | None:
-    """'swin' or 'convnext' when `model_name`'s detection recipe normalises every output, else None."""
-    return AUTO_FAMILIES.get(model_entrypoint(model_name).__module__)
+    """The family ('swin', 'convnext') when `model_name`'s detection recipe normalises every output, else None."""
+    family = family_of(model_name)
+    return family.name if family is not None and family.out_norms is not None else None
 
 
 def resolve_out_norms(value: bool | str, model_name: str, plain_vit: bool) -> bool:

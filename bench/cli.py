@@ -255,7 +255,7 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
     from bench import curriculum as bc
     from bench.timing import Spread
     from pretraining import cli as pretrain_cli
-    from pretraining.curriculum import Curriculum, build_curriculum
+    from pretraining.curriculum import build_curriculum, curriculum_from_dict
 
     if not args.data:
         raise UserInputError(
@@ -307,7 +307,7 @@ def end_to_end(args: argparse.Namespace, extra: Sequence[str], device: Any) -> t
             with open(work / "stdout.txt", "w") as sink, contextlib.redirect_stdout(sink):
                 pretrain_cli.main([*common, *runs[name], "--work-dir", str(work)])
             logs[name] = bc.read_log(work / PRETRAIN_LOG)
-            ran[name] = Curriculum.from_dict(json.loads((work / PRETRAIN_CURRICULUM).read_text()))
+            ran[name] = curriculum_from_dict(json.loads((work / PRETRAIN_CURRICULUM).read_text()))
         repeats.append(
             {
                 "order": order,

@@ -248,12 +248,19 @@ def check_seg_data(cfg: Config, loader_keys: Sequence[str]) -> list[str]:
 
 
 def use_test_time_augmentation(cfg: Config, config: str) -> None:
-    """mmseg's --tta: the TTA pipeline for the test set and the model wrapped in the config's tta_model."""
+    """mmseg's --tta: the TTA pipeline for the test set and the model wrapped in the config's tta_model.
+
+    A config whose recipe tests multi-scale otherwise than single-scale names that in `tta_test_cfg` (our key:
+    ConvNeXt's *_ms.py files test whole images where its single-scale files slide); it replaces the wrapped
+    model's test_cfg.
+    """
     if not cfg.get("tta_model") or not cfg.get("tta_pipeline"):
         raise UserInputError(
             f"--tta: config {config} has no tta_model / tta_pipeline: add them (seg_configs/_base_/datasets/"
             "ade20k.py shows the multi-scale + flip ones) or drop --tta"
         )
+    if cfg.get("tta_test_cfg"):
+        cfg.model.test_cfg = cfg.tta_test_cfg
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from etcore.errors import UserInputError
+from pretraining.curriculum.value import LOWFREQ_OPS
 
 CHOICES = {
-    "lowfreq": ("fft", "resize", "direct"),
+    "lowfreq": LOWFREQ_OPS,
     "corrupt_images": ("stop", "skip"),
     "lr_progress": ("auto", "epochs", "compute"),
     "amp_dtype": ("float16", "bfloat16"),

@@ -210,6 +210,25 @@ LOWFREQ_DESCRIPTIONS = {
 }
 
 
+def resolved_lowfreq(config: Any, curriculum: Curriculum) -> str:
+    """The low-frequency operation the run uses: --lowfreq, else the curriculum's own."""
+    return config.lowfreq or curriculum.lowfreq
+
+
+def run_summary(config: Any, curriculum: Curriculum, schedule: CurriculumLRSchedule) -> str:
+    """The curriculum line of a run, from the values the run resolved (not the curriculum's defaults):
+    its LR axis and warm-up, its stochastic depth and its low-frequency operation."""
+    budget = f", budget {curriculum.budget_epochs:g}" if curriculum.budget_epochs is not None else ""
+    warmup = "warm-up per stage" if schedule.axis == "stages" else f"warm-up {schedule.warmup:g}"
+    drop_path = "timm's default" if config.drop_path is None else f"{config.drop_path:g}"
+    return (
+        f"curriculum {curriculum.name}: {curriculum.total_epochs} epochs at final size {curriculum.final_size}, "
+        f"{curriculum.equivalent_epochs():.1f} equivalent epochs (ratio {curriculum.compute_ratio():.3f}{budget}); "
+        f"LR over {schedule.axis}, {warmup}, drop path {drop_path}, "
+        f"low frequencies by {resolved_lowfreq(config, curriculum)}"
+    )
+
+
 def describe_plan(
     config: Any,
     curriculum: Curriculum,
@@ -228,7 +247,7 @@ def describe_plan(
     per_epoch = updates_per_epoch(train_images, effective)
     schedule = CurriculumLRSchedule(optimizer, curriculum, config, per_epoch)
     lines = [
-        curriculum.summary(),
+        run_summary(config, curriculum, schedule),
         f"LR: {schedule.describe(warmup_end=False)}; peak {peak:.4g} at effective batch {effective}; "
         f"{per_epoch} updates per epoch = {train_images} train images // {effective}{images_note}",
     ]
@@ -256,7 +275,7 @@ def describe_plan(
         f"{100 * curriculum.compute_progress(end):.1f}% of the compute)"
     )
     lines.extend(f"note: {note}" for note in schedule.notes)
-    lowfreq = config.lowfreq or curriculum.lowfreq
+    lowfreq = resolved_lowfreq(config, curriculum)
     lines.append(f"low-frequency operation: {lowfreq}: {LOWFREQ_DESCRIPTIONS[lowfreq]}")
     if differences is not None:
         if differences:

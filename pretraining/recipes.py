@@ -15,27 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from etcore.families import family_of
 from pretraining.config import PretrainConfig
-from pretraining.curriculum import CURRICULUM_NAMES, Curriculum, canonical_curriculum_name, model_family, stage_batch
+from pretraining.curriculum import CURRICULUM_NAMES, Curriculum, canonical_curriculum_name, stage_batch
 
-# Stochastic depth of the original recipes (ConvNeXt, Swin, DeiT, PVTv2 papers; ET_training.py's default_dp_dict),
-# by timm name prefix.
-DROP_PATH_BY_MODEL = (
-    (r"^convnext_tiny", 0.1),
-    (r"^convnext_small", 0.4),
-    (r"^convnext_base", 0.5),
-    (r"^convnext_large", 0.5),
-    (r"^swin_tiny", 0.2),
-    (r"^swin_small", 0.3),
-    (r"^swin_base", 0.5),
-    (r"^deit_(tiny|small|base)", 0.1),
-    (r"^pvt_v2_b[012]", 0.1),
-    (r"^pvt_v2_b[345]", 0.3),
-)
-GRAD_CLIP_FAMILIES = {"deit", "vit", "swin", "pvt"}
-EMA_FAMILIES = {"convnext", "cswin"}
-# ConvNeXt: the paper's table and the scripts; ResNet-50: the scripts pass no --use_amp (the table says AMP).
-NO_AMP_FAMILIES = {"convnext", "resnet"}
 # The models the official scripts train (timm names); others get their family's rules.
 OFFICIAL_MODELS = (
     r"^(convnext_(tiny|small|base)|swin_(tiny|small|base)_patch4_window7_224|deit_(tiny|small)_patch16_224|resnet50)"
@@ -81,33 +64,37 @@ TRAINING_FIELDS = (
 
 
 def recipe_family(model_name: str) -> str:
-    """The curriculum's model family, plus `pvt` (PVTv2) which only matters for the recipe."""
-    family = model_family(model_name)
-    if family == "other" and model_name.lower().startswith("pvt"):
-        return "pvt"
-    return family
+    """The family whose recipe `model_name` trains with (`etcore.families`), or 'other' (timm's defaults)."""
+    family = family_of(model_name)
+    return family.name if family is not None else "other"
 
 
 def family_defaults(model_name: str, curriculum: Curriculum, on_gpu: bool) -> dict[str, tuple[Any, str]]:
     """Recipe values for this model and curriculum, each with the reason it applies (printed in the recipe).
 
     Returns {config field: (value, reason)}; `model_kwargs` entries are keyed `model_kwargs.<name>`.
+    The switches are the family's (`etcore.families`): clipping, EMA, layer scale, AMP, drop path.
     """
-    family = recipe_family(model_name)
+    family = family_of(model_name)
+    if family is None:  # a model of no known family: timm's defaults, mixed precision on GPUs
+        return {"amp": (True, "other: mixed precision on GPU")} if on_gpu else {}
     chosen: dict[str, tuple[Any, str]] = {}
-    if family in GRAD_CLIP_FAMILIES:
-        chosen["clip_grad"] = (5.0, f"{family}: gradient clipping 5.0")
-    if family in EMA_FAMILIES:
-        chosen["ema"] = (True, f"{family}: EMA 0.9999")
-    if family == "convnext":
-        chosen["model_kwargs.ls_init_value"] = (1e-6, "convnext: layer scale 1e-6")
-    if family in NO_AMP_FAMILIES:
-        chosen["amp"] = (False, f"{family}: trained without AMP")
+    if family.grad_clip:
+        chosen["clip_grad"] = (family.grad_clip, f"{family.name}: gradient clipping {family.grad_clip:g}")
+    if family.ema:
+        chosen["ema"] = (True, f"{family.name}: EMA 0.9999")
+    if family.layer_scale is not None:
+        chosen["model_kwargs.ls_init_value"] = (
+            family.layer_scale,
+            f"{family.name}: layer scale {family.layer_scale:g}",
+        )
+    if not family.amp:
+        chosen["amp"] = (False, f"{family.name}: trained without AMP")
     elif on_gpu:
-        chosen["amp"] = (True, f"{family}: mixed precision on GPU")
-    base = model_name.split(".", 1)[0].lower()
-    drop_path = next((rate for pattern, rate in DROP_PATH_BY_MODEL if re.match(pattern, base)), None)
+        chosen["amp"] = (True, f"{family.name}: mixed precision on GPU")
+    drop_path = family.drop_path_of(model_name)
     if drop_path is not None:
+        base = model_name.split(".", 1)[0].lower()
         reason = f"{base}: stochastic depth {drop_path} of its paper"
         if curriculum.drop_path_scale != 1.0:
             drop_path = round(drop_path * curriculum.drop_path_scale, 4)

@@ -11,9 +11,9 @@ multi-scale + flip test in percent, baseline and EfficientTrain++ (speedup 1.6x 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from etcore.families import paper_label
 from reporting.runs import BASELINE
 
 
@@ -97,14 +97,10 @@ ADE20K_ROWS: tuple[PaperRow, ...] = (
 )
 PAPER_ROWS: tuple[PaperRow, ...] = COCO_ROWS + ADE20K_ROWS
 
-_FAMILIES = {"swin": "Swin", "convnext": "ConvNeXt", "deit": "DeiT", "cswin": "CSWin"}
-_SIZES = {"tiny": "T", "small": "S", "base": "B", "large": "L", "t": "T", "s": "S", "b": "B", "l": "L"}
-
 
 def backbone_family_size(backbone: str) -> str | None:
-    """'swin_tiny_patch4_window7_224' -> 'Swin-T' (family + size), None when it names no known family."""
-    match = re.match(r"^(swin|convnext|deit|cswin)[_-]?(tiny|small|base|large|t|s|b|l)(?![a-z])", backbone.lower())
-    return f"{_FAMILIES[match.group(1)]}-{_SIZES[match.group(2)]}" if match else None
+    """'swin_tiny_patch4_window7_224' -> 'Swin-T' (family + size, `etcore.families`), None when it names none."""
+    return paper_label(backbone)
 
 
 def paper_rows_for(detector: str, backbone: str, schedule: str, method: str | None = None) -> list[PaperRow]:

@@ -12,6 +12,7 @@ from pretraining.curriculum import (
     Curriculum,
     Stage,
     build_curriculum,
+    curriculum_from_dict,
     model_family,
     required_size_multiple,
     save_curriculum_file,
@@ -112,7 +113,8 @@ def test_model_family_and_size_multiple():
     assert model_family("resnet18") == "resnet"
     assert model_family("deit_small_patch16_224") == "deit"
     assert model_family("vit_base_patch14_dinov2") == "vit"
-    assert model_family("efficientnet_b0") == "other"
+    assert model_family("efficientnet_b0") == "efficientnet"  # a registry family without an ET++ schedule
+    assert model_family("regnetx_002") == "other"
     assert required_size_multiple("vit_base_patch14_dinov2") == 14
     assert required_size_multiple("deit_tiny_patch16_224") == 16
     assert required_size_multiple("swin_tiny_patch4_window7_224") == 32
@@ -122,7 +124,7 @@ def test_model_family_and_size_multiple():
 def test_dict_round_trip_is_plain_json():
     curriculum = build_curriculum("efficienttrain++", 50, family="deit")
     data = json.loads(json.dumps(curriculum.to_dict()))
-    assert Curriculum.from_dict(data) == curriculum
+    assert curriculum_from_dict(data) == curriculum
     assert data["stages"][0] == {
         "start_epoch": 0,
         "end_epoch": curriculum.stages[0].end_epoch,

@@ -22,6 +22,7 @@ from torch.nn.modules.instancenorm import _InstanceNorm
 import backbones  # noqa: F401  (registers TimmBackbone and the layer-decay constructor)
 import recipe_table as rt
 from backbones.layer_decay import param_layer_id
+from etcore.families import family_of
 from reporting.paper import COCO_ROWS, backbone_family_size
 
 TABLE = rt.load_table()
@@ -156,7 +157,8 @@ def test_optimizer_param_groups_decay_what_the_recipe_decays(family_id: str):
         scale = 1.0
         if layer_decay:
             num_layers = layer_decay["num_layers"]
-            scale = layer_decay["rate"] ** (num_layers + 1 - param_layer_id(name, num_layers, "layer_wise"))
+            scheme = family_of(member.timm_name).layer_decay
+            scale = layer_decay["rate"] ** (num_layers + 1 - param_layer_id(name, num_layers, "layer_wise", scheme))
         assert group.get("lr", base_lr) == pytest.approx(base_lr * scale), name
     assert decayed
     if member.timm_name == "resnet50" and "custom_keys" in rule:
@@ -207,8 +209,10 @@ def test_layer_decay_fills_every_layer_id(member: rt.Member):
     num_layers = layer_decay["num_layers"]
     assert cfg.optim_wrapper.paramwise_cfg.num_layers == num_layers
     # every parameter, frozen ones too: a frozen stem/stage (the CPU demo's frozen_stages=1) holds its ids
+    scheme = family_of(member.timm_name).layer_decay
     ids = {
-        name: param_layer_id(f"backbone.{name}", num_layers, "layer_wise") for name, _ in backbone.named_parameters()
+        name: param_layer_id(f"backbone.{name}", num_layers, "layer_wise", scheme)
+        for name, _ in backbone.named_parameters()
     }
     # the neck and heads (always present) take num_layers + 1
     assert set(ids.values()) | {num_layers + 1} == set(range(num_layers + 2))

@@ -16,7 +16,7 @@ import pytest
 
 from etcore.errors import UserInputError
 from pretraining.cli import main, resolve_config
-from pretraining.curriculum import Curriculum, build_curriculum, save_curriculum_file, stage_batch
+from pretraining.curriculum import build_curriculum, curriculum_from_dict, save_curriculum_file, stage_batch
 from pretraining.data import randaug_string
 from pretraining.optim import IMAGENET_TRAIN_IMAGES, CurriculumLRSchedule, build_optimizer, peak_lr, updates_per_epoch
 from pretraining.recipes import family_defaults, paper_differences
@@ -173,7 +173,7 @@ def test_the_official_schedule_round_trips_through_a_curriculum_file(tmp_path, s
     named = build_curriculum("efficienttrain++", 100, model_name="deit_small_patch16_224")
     path = save_curriculum_file(named, tmp_path / f"etpp{suffix}")
     reread = build_curriculum(str(path), None)
-    assert reread == named and Curriculum.from_dict(json.loads(json.dumps(named.to_dict()))) == named
+    assert reread == named and curriculum_from_dict(json.loads(json.dumps(named.to_dict()))) == named
     config, *_ = resolve_config(["--model", "deit_small_patch16_224", "--data", "d", "--work-dir", "w"])
     import torch
 
@@ -261,6 +261,20 @@ def test_dry_run_prints_every_stage_warmup_end_lowfreq_and_differences(tmp_path,
     assert "lowfreq                = 'resize'                         (curriculum efficienttrain++'s own)" in out
     assert "  - amp = False (official: True)" in out  # this is not a GPU
     assert not (tmp_path / "W").exists()
+
+
+def test_the_curriculum_line_states_the_resolved_run_not_the_curriculum_defaults(tmp_path, capsys):
+    """The demo's ET run trains with a 1-epoch warm-up and --lowfreq direct: its printed line must say so (it
+    used to print the curriculum's own 20 warm-up epochs and fft)."""
+    argv = ["--model", "resnet18", "--curriculum", "efficienttrain", "--epochs", "12", "--final-size", "64"]
+    argv += ["--data", str(tmp_path / "D"), "--work-dir", str(tmp_path / "W"), "--dry-run", "--device", "cpu"]
+    assert main([*argv, "--warmup-epochs", "1", "--lowfreq", "direct", "--drop-path", "0.05"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("curriculum efficienttrain:"))
+    assert "LR over epochs, warm-up 1, drop path 0.05, low frequencies by direct" in line, line
+    assert main(argv) == 0  # without overrides: the curriculum's own values, resolved
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("curriculum efficienttrain:"))
+    # the recipe's 20 warm-up epochs do not fit 12 epochs: 20 per 300 of them is what runs
+    assert "warm-up 0.8, drop path timm's default, low frequencies by fft" in line, line
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,13 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
+from torch import nn
 
 import backbones  # noqa: F401  (registers TimmBackbone & co. in mmseg's registries)
 import embedded_demo.data as demo_data
+from etcore.families import timm_name
 from finetune.config import load_config
+from finetune.segmentation import use_test_time_augmentation
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "seg_configs"
@@ -31,17 +34,6 @@ TABLE_18 = {
     ("160k", "swin-t"),
     ("160k", "swin-s"),
     ("160k", "swin-b"),
-}
-TIMM_NAMES = {
-    "swin-t": "swin_tiny_patch4_window7_224",
-    "swin-s": "swin_small_patch4_window7_224",
-    "swin-b": "swin_base_patch4_window7_224",
-    "deit-s": "deit_small_patch16_224",
-    "convnext-t": "convnext_tiny",
-    "convnext-s": "convnext_small",
-    "convnext-b": "convnext_base",
-    "resnet18": "resnet18",
-    "convnext-atto": "convnext_atto",
 }
 
 
@@ -97,7 +89,7 @@ def test_configs_of_a_recipe_differ_only_in_the_pretrained_checkpoint(baseline: 
     stem, _ = split(baseline)
     base = flatten(load(baseline).to_dict())
     name = base[("model", "backbone", "model_name")]
-    assert name == TIMM_NAMES[stem.split("_")[1]]
+    assert name == timm_name(stem.split("_")[1])  # the config-name stem of the family registry
     assert base[("model", "backbone", "checkpoint")] == f"work_dirs/pretrain/{name}_baseline/final.pth"
     for curriculum in CURRICULA[1:]:
         twin_path = baseline.with_name(f"{stem}_{curriculum}.py")
@@ -141,8 +133,10 @@ def test_config_builds_and_heads_match_backbone(path: Path):
         p.numel() for p in model.parameters() if p.requires_grad
     )
     by_param = {id(p): g for g in groups for p in g["params"]}
+    # DeiT: the official run decays its LayerNorms (test_deit_upernet_decays_what_mmsegs_own_vit_decays)
+    exempt = ("relative_position_bias_table",) if family == "deit" else ("norm", "relative_position_bias_table")
     for name, param in model.named_parameters():
-        if name.startswith("backbone.") and any(k in name for k in ("norm", "relative_position_bias_table")):
+        if name.startswith("backbone.") and any(k in name for k in exempt):
             assert by_param[id(param)]["weight_decay"] == 0.0, name
 
 
@@ -183,9 +177,9 @@ def test_real_configs_state_their_recipe(path: Path):
         assert keys == (
             {"absolute_pos_embed", "relative_position_bias_table", "norm"}
             if family == "swin"
-            else {"pos_embed", "cls_token", "norm"}
+            else {"pos_embed", "cls_token"}  # the official `norm` key matches nothing in mmseg's ViT (ln1/ln2)
         )
-        assert cfg.model.test_cfg.mode == "whole"
+        assert cfg.model.test_cfg.mode == "whole" and "tta_test_cfg" not in cfg
         assert cfg.model.auxiliary_head.in_index == (2 if family == "swin" else 3)
     if family == "deit":  # mmseg's vit_deit-s16_upernet: blocks 2, 5, 8, 11 at stride 16, no neck
         assert tuple(cfg.model.backbone.vit_blocks) == (2, 5, 8, 11) and "neck" not in cfg.model
@@ -200,6 +194,7 @@ def test_real_configs_state_their_recipe(path: Path):
         assert decay.num_layers == {"t": 6, "s": 12, "b": 12}[size]
         assert cfg.model.backbone.drop_path_rate == {"t": 0.4, "s": 0.3, "b": 0.4}[size]
         assert cfg.model.test_cfg == dict(mode="slide", crop_size=(512, 512), stride=(341, 341))
+        assert cfg.tta_test_cfg == dict(mode="whole")  # the official *_ms.py files test whole images
     # MS+flip: the single-scale test scale (2048, 512) x 0.5 .. 1.75, each without and with a horizontal flip
     augment = cfg.tta_pipeline[1]
     assert augment.type == "TestTimeAug" and cfg.tta_model.type == "SegTTAModel"
@@ -264,3 +259,66 @@ def test_configs_do_not_download_or_name_machine_paths():
         text = path.read_text()
         assert "http" not in text and "/work/" not in text and "/tmp/" not in text, path.name
         assert "pretrained=True" not in text, path.name
+
+
+def _decay_of(cfg: Config) -> tuple[nn.Module, dict[str, float]]:
+    """The built segmentor (heads with BatchNorm, no weights) and every parameter's weight decay."""
+    init_default_scope("mmseg")
+    from mmseg.registry import MODELS
+
+    for head in ("decode_head", "auxiliary_head"):
+        cfg.model[head].norm_cfg = dict(type="BN", requires_grad=True)  # SyncBN needs a process group
+    model = MODELS.build(cfg.model)
+    groups = build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    return model, {name: decay[id(p)] for name, p in model.named_parameters()}
+
+
+@pytest.mark.slow
+def test_deit_upernet_decays_what_mmsegs_own_vit_decays():
+    """The official recipe's effective rule: mmseg's ViT names its LayerNorms ln1/ln2, so the file's `norm` key
+    matches nothing and only pos_embed and cls_token go undecayed. Our config (timm names: norm1/norm2) must
+    decay the same tensors: counted on mmseg's own model built from its installed config."""
+    import mmseg
+
+    official_cfg = Config.fromfile(
+        str(Path(mmseg.__file__).parent / ".mim/configs/vit/vit_deit-s16_upernet_8xb2-80k_ade20k-512x512.py")
+    )
+    official_cfg.model.pretrained = None
+    official, official_decay = _decay_of(official_cfg)
+    ours_cfg = load(CONFIG_DIR / "upernet" / "upernet_deit-s_8xb2-80k_ade20k-512x512_baseline.py")
+    ours_cfg.model.backbone.checkpoint = None
+    ours, ours_decay = _decay_of(ours_cfg)
+
+    def exempt(decay: dict[str, float]) -> set[str]:
+        return {name.rsplit(".", 1)[-1] for name, value in decay.items() if value == 0}
+
+    assert exempt(official_decay) == exempt(ours_decay) == {"cls_token", "pos_embed"}
+    assert official_cfg.optim_wrapper.paramwise_cfg.custom_keys.keys() >= {"norm"}  # the key is there, and idle
+
+    def decayed_layer_norms(model: nn.Module, decay: dict[str, float]) -> int:
+        return sum(
+            decay[f"{name}.{p}"] > 0
+            for name, module in model.named_modules()
+            if isinstance(module, nn.LayerNorm)
+            for p, _ in module.named_parameters(recurse=False)
+        )
+
+    assert decayed_layer_norms(official, official_decay) == decayed_layer_norms(ours, ours_decay) == 12 * 2 * 2
+    # every other tensor decays in both: the same count, but for timm's patch-embedding bias (mmseg's ViT has
+    # patch_bias=False)
+    decayed = [sum(v > 0 for v in d.values()) for d in (official_decay, ours_decay)]
+    assert decayed[1] == decayed[0] + 1 and ours_decay["backbone.body.model.patch_embed.proj.bias"] > 0
+
+
+@pytest.mark.parametrize("family", ["convnext-t", "swin-t", "deit-s"])
+def test_tta_tests_whole_images_where_the_official_multiscale_files_do(family: str):
+    """ConvNeXt slides 512x512 windows single-scale but its *_ms.py files test whole images: --tta switches the
+    wrapped model to whole-image mode. Swin and DeiT test whole images in both modes."""
+    path = next(p for p in REAL if f"_{family}_" in p.name and p.stem.endswith("_baseline"))
+    cfg = load(path)
+    single = copy.deepcopy(cfg.model.test_cfg)
+    use_test_time_augmentation(cfg, str(path))
+    assert cfg.model.type == "SegTTAModel"
+    assert cfg.model.module.test_cfg.mode == "whole"
+    assert single.mode == ("slide" if family.startswith("convnext") else "whole")

@@ -27,6 +27,8 @@ from reporting.render import render  # noqa: E402
 from reporting.runs import SEGMENTATION, load_runs  # noqa: E402
 from reporting.table import build_table  # noqa: E402
 
+TABLE_FILE = "table.md"  # the comparison table alone, beside report.md
+
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -34,8 +36,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def _label(pretrain_dir: Path) -> str:
     curriculum = json.loads((pretrain_dir / PRETRAIN_CURRICULUM).read_text())
-    seed = pretrain_dir.name.rsplit("_s", 1)[-1]  # demo layout: <model>_<curriculum>_s<seed>
-    return f"{curriculum['name']} (seed {seed})"
+    seed = pretrain_dir.name.rsplit("_s", 1)[-1]  # study layout: <entry>_<curriculum>_e<epochs>_s<seed>
+    epochs = curriculum.get("budget_epochs") or curriculum["total_epochs"]
+    return f"{curriculum['name']} {epochs:g} ep (seed {seed})"
 
 
 def plot_curricula(pretrain_dirs: Sequence[Path], out: Path) -> Path:
@@ -151,7 +154,7 @@ def write_report(
     seg_root: Path | None = None,
 ) -> str:
     """Write `root/report.md` and its PNG plots; return the comparison table (markdown)."""
-    runs = load_runs([det_root] + ([seg_root] if seg_root is not None and seg_root.is_dir() else []))
+    runs = load_runs([folder for folder in (det_root, seg_root) if folder is not None and folder.is_dir()])
     with_seg = any(run.task == SEGMENTATION for run in runs)
     table = render(build_table(runs), "markdown")
     plots = {
@@ -189,6 +192,7 @@ def write_report(
     if elapsed_s is not None:
         lines += [f"Demo wall-clock for this invocation: {elapsed_s / 60:.1f} min.", ""]
     write_text_atomic("\n".join(lines), root / "report.md")
+    write_text_atomic(table, root / TABLE_FILE)
     return table
 
 
@@ -199,8 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "work_root", help="the demo's work root, holding pretrain/, det/ (and seg/) (e.g. work_dirs/demo)"
     )
     root = Path(parser.parse_args(argv).work_root)
-    if not (root / "det").is_dir() or not (root / "pretrain").is_dir():
-        raise UserInputError(f"{root} has no pretrain/ and det/ folders: run tools/demo.py first")
+    if not (root / "pretrain").is_dir() or not ((root / "det").is_dir() or (root / "seg").is_dir()):
+        raise UserInputError(f"{root} has no pretrain/ and det/ or seg/ folders: run tools/demo.py first")
     pretrain_dirs = sorted(p for p in (root / "pretrain").iterdir() if (p / PRETRAIN_FINAL).is_file())
     print(write_report(root, root / "det", pretrain_dirs, seg_root=root / "seg"))
     return 0

@@ -7,7 +7,8 @@ mean with a 95% Student-t interval, and the reference's own seed-to-seed spread 
 
     python tools/loader_parity.py [--modes fft direct] [--seeds 0 1 2] [--detector retinanet]
 
-The steps are the demo's own (`embedded_demo.pipeline`), so finished runs are skipped on a rerun.
+The steps are the demo study's own (`studies/demo*.yaml` through `study_runner`): its EfficientTrain
+pretraining once per mode, its detector from each; finished runs are skipped on a rerun.
 """
 
 from __future__ import annotations
@@ -16,19 +17,25 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from embedded_demo import pipeline
 from etcore.checkpoint_io import write_text_atomic
 from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
 from etcore.formats import METRICS_FILE
 from reporting.runs import load_run
+from study_runner import local
+from study_runner.cli import report_failures
+from study_runner.demo import PROFILES, REPO
+from study_runner.graph import Graph
+from study_runner.spec import load_study
 
 LOWFREQ_MODES = ("fft", "resize", "direct")
 CURRICULUM = "efficienttrain"
+DETECTORS = ("retinanet", "cascade_mask_rcnn")
 # (label, where it is read from, key): top-1 from the pretraining's provenance, AP from the detector's metrics.
 METRICS = (
     ("top-1", "pretrain", "top1"),
@@ -74,31 +81,39 @@ class PairedDelta:
 
 
 def plan(
-    profile: pipeline.Profile, modes: Sequence[str], seeds: Sequence[int], root: Path, data: Path, detector: str
-) -> list[pipeline.Step]:
-    """The demo's data step, every (seed, mode) curriculum pretraining, then a detector fine-tune from each.
+    spec: str | Path, modes: Sequence[str], seeds: Sequence[int], root: Path, detector: str, data: str
+) -> tuple[Graph, dict[tuple[str, int], Path]]:
+    """The demo study's data step, its EfficientTrain pretraining per (seed, mode), and `detector` from each;
+    with the detector's work dir of every (mode, seed).
 
     The pretrainings run one at a time; the fine-tunes of different checkpoints run side by side (lanes).
     """
-    steps = pipeline.plan(profile, [], pipeline.Layout(root / modes[0], data))  # the data step only
-    arms = [
-        (seed, dataclasses.replace(profile, lowfreq=mode), pipeline.Layout(root / mode, data))
-        for seed in seeds
-        for mode in modes
-    ]
-    steps += [pipeline.pretrain_step(arm, layout, CURRICULUM, seed) for seed, arm, layout in arms]
-    for seed, arm, layout in arms:
-        steps += pipeline.detection_steps(arm, layout, detector, CURRICULUM, seed)
-    return steps
+    study = load_study(spec, seeds=seeds, root=root, variables={"data": data})
+    sources = [run for run in study.pretrainings if run.curriculum == CURRICULUM]
+    detectors = {run.source.seed: run for run in study.finetunes if run.entry == detector and run.source in sources}
+    if len(detectors) != len(sources):
+        raise UserInputError(f"--detector {detector}: the demo study has no fine-tune of that name")
+    pretrainings, finetunes, arms = [], [], {}
+    for source in sources:
+        for mode in modes:
+            name = f"{mode}_{source.work_dir.name}"
+            arm = dataclasses.replace(source, lowfreq=mode, work_dir=root / "pretrain" / name)
+            pretrainings.append(arm)
+            template = detectors[source.seed]
+            run = dataclasses.replace(template, source=arm, work_dir=root / "det" / f"{template.entry}_{name}")
+            finetunes.append(run)
+            arms[(mode, source.seed)] = run.work_dir
+    graph = dataclasses.replace(study, pretrainings=pretrainings, finetunes=finetunes, report=None).graph()
+    return graph, arms
 
 
-def read_metric(root: Path, mode: str, seed: int, source: str, key: str, model: str, detector: str) -> float:
+def read_metric(run_dir: Path, mode: str, source: str, key: str) -> float:
     """One finished pair's number (%): top-1 of the pretraining the detector started from, or its box AP.
 
     Both come from the detector's work dir (`reporting.runs.load_run`: the metrics file and the provenance
     of the checkpoint it was fine-tuned from), which must record the loader mode of this arm.
     """
-    run = load_run(pipeline.Layout(root / mode, Path()).det(detector, CURRICULUM, seed) / METRICS_FILE)
+    run = load_run(run_dir / METRICS_FILE)
     if run.pretrain.get("lowfreq") != mode:
         raise UserInputError(
             f"{run.work_dir}: its pretraining ran with --lowfreq {run.pretrain.get('lowfreq')}, not {mode}"
@@ -130,8 +145,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--modes", nargs=2, default=["fft", "direct"], choices=LOWFREQ_MODES, help="reference mode, then candidate"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="at least 2 (an interval needs them)")
-    parser.add_argument("--detector", choices=pipeline.DETECTORS, default=pipeline.DETECTORS[0])
-    parser.add_argument("--profile", choices=sorted(pipeline.PROFILES), default="quick")
+    parser.add_argument("--detector", choices=DETECTORS, default=DETECTORS[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     parser.add_argument("--work-root", default="work_dirs/loader_parity")
     parser.add_argument("--data", default="data/demo", help="the demo data folder (made if missing)")
     parser.add_argument("--out", default=None, help="also write the table's numbers as JSON here")
@@ -145,22 +160,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    profile = pipeline.PROFILES[args.profile]
-    root, data = Path(args.work_root), Path(args.data)
-    pipeline.enter_repo()
-    pipeline.execute(plan(profile, args.modes, args.seeds, root, data, args.detector), profile)
+    root = Path(args.work_root)
+    os.chdir(REPO)
+    graph, arms = plan(PROFILES[args.profile], args.modes, args.seeds, root, args.detector, args.data)
+    outcome = local.execute(graph, lanes=2)
+    if report_failures(graph, outcome.failed, outcome.blocked):
+        return 1
     reference, candidate = args.modes
+
+    def metric(mode: str, seed: int, source: str, key: str) -> float:
+        return read_metric(arms[(mode, seed)], mode, source, key)
+
     deltas = [
         PairedDelta(
             label,
             tuple(args.seeds),
-            tuple(read_metric(root, reference, s, source, key, profile.model, args.detector) for s in args.seeds),
-            tuple(read_metric(root, candidate, s, source, key, profile.model, args.detector) for s in args.seeds),
+            tuple(metric(reference, s, source, key) for s in args.seeds),
+            tuple(metric(candidate, s, source, key) for s in args.seeds),
         )
         for label, source, key in METRICS
     ]
     title = (
-        f"Loader parity on the demo data ({args.profile} profile): {CURRICULUM} pretraining of {profile.model} "
+        f"Loader parity on the demo data ({args.profile} profile): {CURRICULUM} pretraining "
         f"with --lowfreq {reference} and {candidate}, {args.detector} fine-tuned from each; seeds {args.seeds}"
     )
     text = f"{title}\n\n{parity_table(deltas, reference, candidate)}"

@@ -132,3 +132,21 @@ def test_convnext_segmentation_stage_wise_puts_every_downsample_at_the_stem() ->
     assert scale(plain, "backbone.body.stages_2.downsample.1.weight") == pytest.approx(RATE**4)
     with pytest.raises(UserInputError, match="downsample_at_stem"):
         groups_of(model, "layer_wise", 6, downsample_at_stem=True)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenetv3_large_100"])
+def test_mbconv_layer_ids_follow_their_stages_never_a_vit_block(name: str) -> None:
+    """EfficientNet and MobileNetV3 name their parameters `blocks.<stage>.<block>`: the family's mbconv_stages
+    scheme gives stage s the id s + 1 (a ViT reading would take the stage index for a block index)."""
+    backbone = TimmBackbone(name)
+    g = groups_of(Detector(backbone), "layer_wise", 7)
+    assert scale(g, "backbone.body.conv_stem.weight") == pytest.approx(RATE**8)
+    for stage in range(7):
+        blocks = [n for n in g if n.startswith(f"backbone.body.blocks.{stage}.")]
+        assert blocks, stage
+        for param in blocks:  # every block of the stage at the stage's id, whatever its index in the stage
+            assert scale(g, param) == pytest.approx(RATE ** (7 - stage)), param
+    last = next(n for n in g if n.startswith("backbone.body.blocks.6."))
+    assert scale(g, last) == pytest.approx(RATE**1)  # not RATE ** (7 - 0): block 0 of stage 6 is no "block 6 + 1"
+    with pytest.raises(UserInputError, match="num_layers=5 is too small"):
+        groups_of(Detector(backbone), "layer_wise", 5)

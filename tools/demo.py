@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""The embedded demo: pretrain two ways, fine-tune two detectors from each, compare; see `--help`."""
+"""The embedded demo (`make demo`): the shipped demo study, run here; see `--help`."""
 
-from embedded_demo.pipeline import main
 from etcore.errors import run_cli
+from study_runner.demo import main
 
 if __name__ == "__main__":
     run_cli(main)

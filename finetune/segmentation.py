@@ -22,6 +22,7 @@ import os
 import os.path as osp
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import cv2
@@ -39,7 +40,7 @@ from etcore.paths import check_writable_dir
 from finetune.checkpoints import load_model_checkpoint, training_facts
 from finetune.config import datasets_of, evaluators_of
 from finetune.runner import build_runner
-from finetune.seg_metrics import iou_metrics, seg_record, write_seg_metrics
+from finetune.seg_metrics import bootstrap_seg, image_confusions, iou_metrics, seg_record, write_seg_metrics
 
 SCOPES = ("mmdet", "mmseg")
 HINT = (
@@ -325,6 +326,8 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
     if args.tta:
         use_test_time_augmentation(cfg, args.config)
     predictions = None
+    if args.bootstrap and args.dump_predictions is None:
+        raise UserInputError("--bootstrap resamples the saved label maps: add --dump-predictions")
     if args.dump_predictions is not None:
         predictions = args.dump_predictions or osp.join(cfg.work_dir, SEG_PREDICTIONS_DIR, mode)
         check_writable_dir(predictions, "--dump-predictions")
@@ -351,6 +354,13 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
         mode=mode,
         metrics=metrics,
         predictions=predictions,
+        bootstrap=(
+            bootstrap_seg(
+                image_confusions(resolved["test_dataloader"]["dataset"], Path(predictions), Path.cwd()), args.bootstrap
+            )
+            if args.bootstrap
+            else None
+        ),
     )
     path, note = write_seg_metrics(record, osp.join(runner.work_dir, SEG_METRICS_FILE))
     if note:

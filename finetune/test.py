@@ -73,6 +73,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="segmentation: keep every predicted label map as DIR/<image>.png; DIR defaults to "
         "<work_dir>/predictions/single_scale (or ms_flip with --tta)",
     )
+    parser.add_argument(
+        "--bootstrap",
+        nargs="?",
+        type=int,
+        const=200,
+        default=0,
+        metavar="DRAWS",
+        help="also store every metric on DRAWS resamples of the test images (default 200), the evaluation's own "
+        "sampling error, in the metrics file; needs --dump-detections / --dump-predictions",
+    )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
     classes.add_argument(parser)
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")

@@ -430,6 +430,7 @@ class Pretrainer:
             "ema_top1": p.ema_top1,
             "ema_top5": p.ema_top5,
             "num_classes": self.num_classes,
+            "val_images": len(self.val_set),  # the sample size of every top-1 above
             "final_size": self.final_size,
             "effective_batch": self.effective_batch,
             "unreadable_images": len(p.unreadable),

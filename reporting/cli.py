@@ -7,6 +7,11 @@ Runs are paired only when their resolved configs differ in nothing but the pretr
 dir and the seed. Segmentation groups show mIoU single-scale and with multi-scale + flip test.
 
     python tools/compare.py work_dirs/demo [--format markdown|csv|latex|json] [--out FILE] [--paper]
+    python tools/compare.py work_dirs/demo_frontier --frontier DIR
+
+`--frontier DIR` draws top-1, RetinaNet box AP / AP50 and UperNet mIoU against pretraining cost (equivalent
+epochs and measured training time; each point the mean over seeds with its 95% interval) and prints the
+seed-paired differences to the baseline at matched compute (`reporting/frontier.py`), into DIR/frontier.md.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Sequence
 from etcore.checkpoint_io import write_text_atomic
 from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
+from reporting.frontier import write_frontier
 from reporting.render import FORMATS, render
 from reporting.runs import load_runs
 from reporting.table import build_table, paper_table
@@ -39,7 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="add the papers' published rows (EfficientTrain++ Table 17, COCO; Table 18, ADE20K) beside the runs "
         "of the same detector or segmentor, schedule, backbone and curriculum (alone: print every published row)",
     )
+    parser.add_argument(
+        "--frontier",
+        metavar="DIR",
+        help="also write DIR/frontier.md and its plots: every arm against pretraining cost, with intervals over "
+        "seeds, and the differences to the baseline at matched compute (printed)",
+    )
     args = parser.parse_args(argv)
+    if args.frontier:
+        if not args.work_dirs:
+            raise UserInputError("--frontier needs the work dirs of the runs to draw")
+        text = write_frontier(load_runs(args.work_dirs), Path(args.frontier))
+        print(text.split("## Every point")[0].rstrip())
+        print(f"wrote {Path(args.frontier) / 'frontier.md'}", file=sys.stderr)
+        return 0
     if not args.work_dirs and not args.paper:
         raise UserInputError(
             "no work dir given: pass fine-tuning work dirs (e.g. work_dirs/demo), or --paper alone "

@@ -25,9 +25,11 @@ from etcore.errors import UserInputError  # noqa: E402
 from etcore.formats import PRETRAIN_CURRICULUM, PRETRAIN_FINAL, PRETRAIN_LOG  # noqa: E402
 from reporting.render import render  # noqa: E402
 from reporting.runs import SEGMENTATION, load_runs  # noqa: E402
+from reporting.summary import compact_table  # noqa: E402
 from reporting.table import build_table  # noqa: E402
 
-TABLE_FILE = "table.md"  # the comparison table alone, beside report.md
+TABLE_FILE = "table.md"  # the full comparison table, beside report.md
+SUMMARY_FILE = "summary.md"  # the short answer with its noise, what the demo prints
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -153,10 +155,12 @@ def write_report(
     elapsed_s: float | None = None,
     seg_root: Path | None = None,
 ) -> str:
-    """Write `root/report.md` and its PNG plots; return the comparison table (markdown)."""
+    """Write `root/report.md` with its plots, the full table (`table.md`) and the short answer (`summary.md`);
+    return the short answer (markdown), which is what fits a terminal."""
     runs = load_runs([folder for folder in (det_root, seg_root) if folder is not None and folder.is_dir()])
     with_seg = any(run.task == SEGMENTATION for run in runs)
     table = render(build_table(runs), "markdown")
+    summary = compact_table(runs)
     plots = {
         "Curricula": plot_curricula(pretrain_dirs, root / "plots" / "curricula.png"),
         "Pretraining curves": plot_pretraining(pretrain_dirs, root / "plots" / "pretraining.png"),
@@ -178,9 +182,13 @@ def write_report(
         "run's own dumped detections"
         + (", every mIoU with a numpy confusion matrix from its saved predictions." if with_seg else "."),
         "",
+        "## The answer, with its noise",
+        "",
+        summary.rstrip(),
+        "",
         "## COCO and ADE-layout results" if with_seg else "## COCO results",
         "",
-        table.rstrip(),
+        f"Every metric of every run: [{TABLE_FILE}]({TABLE_FILE}) (also `python tools/compare.py {root}`).",
         "",
         "## Pretraining",
         "",
@@ -193,7 +201,8 @@ def write_report(
         lines += [f"Demo wall-clock for this invocation: {elapsed_s / 60:.1f} min.", ""]
     write_text_atomic("\n".join(lines), root / "report.md")
     write_text_atomic(table, root / TABLE_FILE)
-    return table
+    write_text_atomic(summary, root / SUMMARY_FILE)
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

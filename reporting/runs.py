@@ -49,6 +49,9 @@ class Run:
     curriculum: str
     pretrain: dict[str, Any] = field(default_factory=dict)
     task: str = DETECTION
+    # tools/test.py --bootstrap: per block ('bbox', 'single_scale', ...) its draws of each metric (percent) and
+    # "key" (seed, draws, test images): two runs with the same key pair draw by draw
+    bootstrap: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -145,6 +148,10 @@ def _pretrain_info(path: Path) -> tuple[str, dict[str, Any]]:
         hours=hours,
         top1=provenance.get(top1_key),
         lowfreq=provenance.get("lowfreq"),  # the loader mode; absent in checkpoints older than --lowfreq direct
+        budget_epochs=provenance.get("budget_epochs"),
+        train_time_s=provenance.get("train_time_s"),
+        val_images=provenance.get("val_images"),  # the top-1's sample size (absent in older checkpoints)
+        seed=provenance.get("seed"),
     )
     for key in ("epochs", "equivalent_epochs", "hours", "top1"):
         if info[key] is not None and (not isinstance(info[key], (int, float)) or isinstance(info[key], bool)):
@@ -168,7 +175,30 @@ def load_run(metrics_path: Path) -> Run:
             key: _percent(_get(block, key, (int, float), metrics_path, fix), f"metrics.{iou_type}.{key}", metrics_path)
             for key in METRIC_KEYS
         }
-    return _run(document, metrics_path, fix, "detector", metrics)
+    run = _run(document, metrics_path, fix, "detector", metrics)
+    run.bootstrap = _bootstrap(document.get("bootstrap"), metrics, _percent_scale)
+    return run
+
+
+def _percent_scale(value: float) -> float:
+    return 100.0 * value if value >= 0 else value  # -1 (no such objects) stays -1
+
+
+def _bootstrap(record: Any, metrics: dict, scale) -> dict[str, dict[str, Any]]:
+    """The bootstrap draws of the blocks `metrics` has, in percent, each with its pairing key; {} without."""
+    if not isinstance(record, dict):
+        return {}
+    found = {}
+    for block in metrics:
+        draws = record.get(block)
+        if not isinstance(draws, dict):
+            continue
+        key = (draws.get("seed"), draws.get("draws"), draws.get("images_sha256") or draws.get("images"))
+        found[block] = {
+            "key": key,
+            **{name: [scale(v) for v in values] for name, values in draws.items() if isinstance(values, list)},
+        }
+    return found
 
 
 def _run(document: dict, metrics_path: Path, fix: str, model_key: str, metrics: dict, task: str = DETECTION) -> Run:
@@ -210,7 +240,9 @@ def load_seg_run(metrics_path: Path) -> Run:
                 key: _seg_percent(_get(block, key, (int, float, type(None)), metrics_path, fix), key, metrics_path)
                 for key in SEG_METRIC_KEYS
             }
-    return _run(document, metrics_path, fix, "segmentor", metrics, task=SEGMENTATION)
+    run = _run(document, metrics_path, fix, "segmentor", metrics, task=SEGMENTATION)
+    run.bootstrap = _bootstrap(document.get("bootstrap"), metrics, lambda value: 100.0 * value)
+    return run
 
 
 _LOADERS = {METRICS_FILE: load_run, SEG_METRICS_FILE: load_seg_run}

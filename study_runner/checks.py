@@ -72,14 +72,15 @@ def final_checkpoint(work_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def train_is_done(work_dir: Path, max_iters: int) -> bool:
+def train_is_done(work_dir: Path, final_name: str) -> bool:
+    """mmengine's `last_checkpoint` names the run's last checkpoint (`iter_<max_iters>.pth` or `epoch_<N>.pth`)."""
     ckpt = final_checkpoint(work_dir)
-    return ckpt is not None and ckpt.name == f"iter_{max_iters}.pth"
+    return ckpt is not None and ckpt.name == final_name
 
 
-def finetune_is_done(work_dir: Path, max_iters: int, backbone: Path) -> bool:
-    """The fine-tune reached its last iteration from this very backbone file (the SHA-256 its provenance recorded)."""
-    if not train_is_done(work_dir, max_iters) or not backbone.is_file():
+def finetune_is_done(work_dir: Path, final_name: str, backbone: Path) -> bool:
+    """The fine-tune reached its last checkpoint from this very backbone file (the SHA-256 its provenance recorded)."""
+    if not train_is_done(work_dir, final_name) or not backbone.is_file():
         return False
     try:
         recorded = json.loads((work_dir / PROVENANCE_FILE).read_text())["sha256"]

@@ -23,7 +23,7 @@ from study_runner.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = {"quick": "studies/demo.yaml", "full": "studies/demo_full.yaml", "smoke": "studies/demo_smoke.yaml"}
-TABLE_FILE = "table.md"
+SUMMARY_FILE = "summary.md"  # reporting.report writes it beside report.md and table.md
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = report_failures(graph, outcome.failed, outcome.blocked)
     if failed:
         return failed
-    table = study.root / TABLE_FILE
-    if table.is_file():
-        print("\n" + table.read_text())
-    print(f"report: {study.root / 'report.md'}  ({(time.monotonic() - started) / 60:.1f} min)")
+    summary = study.root / SUMMARY_FILE
+    if summary.is_file():
+        print("\n" + summary.read_text())
+    print(f"report: {study.root / 'report.md'} (full table: {study.root / 'table.md'})")
+    print(f"this run: {(time.monotonic() - started) / 60:.1f} min")
     return 0

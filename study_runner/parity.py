@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import statistics
 from pathlib import Path
@@ -26,6 +25,7 @@ from etcore.checkpoint_io import write_text_atomic
 from etcore.cli import ArgumentParser
 from etcore.errors import UserInputError
 from etcore.formats import METRICS_FILE
+from reporting.noise import seed_difference
 from reporting.runs import load_run
 from study_runner import local
 from study_runner.cli import report_failures
@@ -59,12 +59,8 @@ class PairedDelta:
 
     def interval(self, level: float = 0.95) -> tuple[float, float, float]:
         """Mean delta and its two-sided Student-t interval over the seeds (needs >= 2 seeds)."""
-        from scipy import stats
-
-        mean = statistics.fmean(self.deltas)
-        half = stats.t.ppf(0.5 + level / 2, len(self.deltas) - 1) * statistics.stdev(self.deltas)
-        half /= math.sqrt(len(self.deltas))
-        return mean, mean - half, mean + half
+        delta = seed_difference(self.candidate, self.reference, level)
+        return delta.value, delta.low, delta.high
 
     def to_dict(self) -> dict[str, Any]:
         mean, low, high = self.interval()

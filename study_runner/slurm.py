@@ -18,6 +18,7 @@ as tools/slurm_pretrain.sh and tools/slurm_train.sh do.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import re
 import shlex
 import shutil
@@ -141,6 +142,28 @@ def job_states(job_ids: Sequence[str]) -> dict[str, dict[str, str]]:
 # ------------------------------------------------------------------------------------------------ the scripts
 
 
+def job_name(step: Step, study: str) -> str:
+    """The Slurm job name of a step: its output folder when it has one (so a study that shares a pretraining
+    folder with another finds that study's queued job and waits for it instead of training twice), else the
+    study and the step."""
+    if step.work_dir is None:
+        return f"{study}:{step.id}"
+    folder = str(step.work_dir.resolve())
+    return f"{step.kind}:{step.work_dir.name}:{hashlib.sha1(folder.encode()).hexdigest()[:10]}"
+
+
+def queued_by_name() -> dict[str, str]:
+    """{job name: job id} of this user's pending or running jobs."""
+    listing = _slurm(["squeue", "-h", "-u", getpass.getuser(), "-o", "%i|%j|%T"], check=False).stdout
+    found = {}
+    for line in listing.splitlines():
+        job, _, rest = line.strip().partition("|")
+        name, _, state = rest.rpartition("|")
+        if state in ACTIVE:
+            found[name] = job
+    return found
+
+
 def _placement(options: SlurmOptions) -> list[str]:
     args = []
     for flag, value in (("--partition", options.partition), ("--account", options.account), ("--qos", options.qos)):
@@ -153,7 +176,7 @@ def sbatch_options(step: Step, options: SlurmOptions, study: str) -> list[str]:
     """The #SBATCH lines of a step: name, log, requeue, warning signal, placement and the kind's resources."""
     res = options.resources_of(step)
     lines = [
-        f"--job-name={study}:{step.id}",
+        f"--job-name={job_name(step, study)}",
         f"--output={step.log}",
         "--open-mode=append",
         "--requeue",
@@ -254,12 +277,16 @@ def submit(graph: Graph, options: SlurmOptions, check_args: Sequence[str] | None
     if stuck:  # pending behind a job that failed: they would never start; their steps are submitted anew
         _slurm(["scancel", *stuck])
         states = {job: known for job, known in states.items() if job not in stuck}
+    by_name = queued_by_name()
     jobs: dict[str, str] = {}
     submitted = kept = finished = 0
     for step in graph.steps:
         job = recorded.get(step.id)
-        if job and states.get(job, {}).get("state") in ACTIVE:
+        if not (job and states.get(job, {}).get("state") in ACTIVE):
+            job = by_name.get(job_name(step, graph.name))  # queued by another study for the same folder
+        if job and job not in stuck:
             jobs[step.id] = job
+            record.set(step.id, "submitted", job=job, log=step.log)
             kept += 1
             continue
         if step.is_done():

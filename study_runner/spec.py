@@ -6,6 +6,9 @@
     name: demo                           # optional; default: the file name
     root: work_dirs/demo                 # where every step writes (default: work_dirs/studies/<name>)
     vars: {data: data/demo}              # values for `{data}` below; --var data=... replaces them
+    pretrain_root: work_dirs/pretrain    # optional: where the pretrainings go (default <root>/pretrain); studies
+                                         # that share it share their pretrainings (on Slurm too: a queued job
+                                         # for the same folder is waited for, not submitted again)
     lanes: 2                             # local executor: fine-tunes of this many checkpoints side by side
     estimates: {pretrain: 75, ...}       # seconds per step kind, for the local ETA (optional)
     prepare:                             # steps without inputs that run first (e.g. generate data)
@@ -32,6 +35,8 @@
         tests: [single]                  # single and/or tta (mmseg's multi-scale + flip)
         tasks: 1
     report: {command: [tools/demo_report.py, "{root}"]}   # default: that command; `false`: none
+    check_images: true                   # decode every image before a fine-tune or test reads it (default)
+    bootstrap: 200                       # resamples of the test images kept with every metric (0: none)
     slurm: {partition: gpu, account: null, qos: null, resources: {pretrain: {gpus: 8, ...}, ...}}
 
 Templates: `{stem}` (the model's config-name stem, `etcore.families`), `{model}`, `{curriculum}`, `{root}` and
@@ -59,6 +64,8 @@ REPO = checks.REPO
 TEST_MODES = {"single": SEG_MODES[0], "tta": SEG_MODES[1]}
 _TOP_KEYS = {
     "base",
+    "bootstrap",
+    "pretrain_root",
     "name",
     "root",
     "vars",
@@ -141,10 +148,11 @@ class FineTune:
     data_root: str
     cfg_options: tuple[str, ...]
     tests: tuple[str, ...]
-    max_iters: int
+    final_name: str  # the last checkpoint: iter_<max_iters>.pth or epoch_<max_epochs>.pth
     tasks: int
     work_dir: Path
     check_images: bool = True
+    bootstrap: int = 200  # resamples of the test images kept with the metrics (their sampling error); 0: none
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -158,7 +166,7 @@ class FineTune:
 
     @property
     def final(self) -> Path:
-        return self.work_dir / f"iter_{self.max_iters}.pth"
+        return self.work_dir / self.final_name
 
     def train_command(self) -> tuple[str, ...]:
         images = ("--check-images",) if self.check_images else ()
@@ -174,6 +182,7 @@ class FineTune:
 
     def test_command(self, mode: str) -> tuple[str, ...]:
         dump = ("--dump-predictions",) if self.segmentation else ("--dump-detections",)
+        dump += ("--bootstrap", str(self.bootstrap)) if self.bootstrap else ()
         tta = ("--tta",) if mode == "tta" else ()
         images = ("--check-images",) if self.check_images else ()
         return (
@@ -190,7 +199,7 @@ class FineTune:
         )
 
     def train_done(self) -> bool:
-        return self.source.is_done() and checks.finetune_is_done(self.work_dir, self.max_iters, self.source.checkpoint)
+        return self.source.is_done() and checks.finetune_is_done(self.work_dir, self.final_name, self.source.checkpoint)
 
     def test_done(self, modes: Sequence[str]) -> bool:
         if not self.train_done():
@@ -300,11 +309,13 @@ def load_study(
     lanes = _positive_int(data.get("lanes", 2), f"{where}: lanes")
     estimates = {str(k): float(v) for k, v in (_mapping(data.get("estimates") or {}, f"{where}: estimates")).items()}
     check_images = bool(data.get("check_images", True))
+    bootstrap = 0 if data.get("bootstrap", 200) in (False, None) else int(data.get("bootstrap", 200))
     prepare = [_prepare(item, f"{where}: prepare[{i}]") for i, item in enumerate(_list(data, "prepare", where))]
     pretrainings: list[Pretraining] = []
     groups: dict[str, list[Pretraining]] = {}
+    pretrain_root = Path(data.get("pretrain_root") or study_root / "pretrain")
     for index, item in enumerate(_list(data, "pretrain", where)):
-        runs = _pretrain_entry(item, f"{where}: pretrain[{index}]", study_root, seeds)
+        runs = _pretrain_entry(item, f"{where}: pretrain[{index}]", pretrain_root, seeds)
         entry = runs[0].entry
         if entry in groups:
             raise UserInputError(f"{where}: two pretrain entries are called {entry!r}: name them apart")
@@ -312,7 +323,7 @@ def load_study(
         pretrainings += runs
     finetunes: list[FineTune] = []
     for index, item in enumerate(_list(data, "finetune", where)):
-        finetunes += _finetune_entry(item, f"{where}: finetune[{index}]", study_root, groups, check_images)
+        finetunes += _finetune_entry(item, f"{where}: finetune[{index}]", study_root, groups, check_images, bootstrap)
     report = _report(data.get("report", True), where, study_root)
     slurm = _mapping(data.get("slurm") or {}, f"{where}: slurm")
     return Study(name, path, study_root, lanes, estimates, prepare, pretrainings, finetunes, report, dict(slurm))
@@ -365,14 +376,14 @@ def _pretrain_entry(item: Any, where: str, root: Path, seeds: Sequence[int] | No
                         args=(*_recipe_flags(recipe), *_strings(item.get("args") or [], f"{where}: args")),
                         expect=_checked_recipe(recipe),
                         tasks=tasks,
-                        work_dir=root / "pretrain" / f"{name}_{tag}_e{budget}_s{seed}",
+                        work_dir=root / f"{name}_{tag}_e{budget}_s{seed}",
                     )
                 )
     return runs
 
 
 def _finetune_entry(
-    item: Any, where: str, root: Path, groups: Mapping[str, list[Pretraining]], check_images: bool
+    item: Any, where: str, root: Path, groups: Mapping[str, list[Pretraining]], check_images: bool, bootstrap: int
 ) -> list[FineTune]:
     _mapping(item, where)
     _known_keys(item, _FINETUNE_KEYS, where)
@@ -396,7 +407,7 @@ def _finetune_entry(
     for source in sources:
         for pretraining in groups[source]:
             config = _template(str(item["config"]), pretraining, root, where)
-            segmentation, max_iters = _config_facts(config, cfg_options, where)
+            segmentation, final = _config_facts(config, cfg_options, where)
             if "tta" in tests and not segmentation:
                 raise UserInputError(f"{where}: 'tta' tests are for segmentation configs; {config} is a detector")
             folder = "seg" if segmentation else "det"
@@ -409,10 +420,11 @@ def _finetune_entry(
                     data_root=str(item["data_root"]),
                     cfg_options=cfg_options,
                     tests=tests,
-                    max_iters=max_iters,
+                    final_name=final,
                     tasks=tasks,
                     work_dir=root / folder / f"{name}_{pretraining.id}",
                     check_images=check_images,
+                    bootstrap=bootstrap,
                 )
             )
     return runs
@@ -576,20 +588,20 @@ def _template(text: str, run: Pretraining, root: Path, where: str) -> str:
     return config
 
 
-def _config_facts(config: str, cfg_options: tuple[str, ...], where: str) -> tuple[bool, int]:
-    """(is a segmentation config, its last iteration) after the spec's --cfg-options."""
-    segmentation, max_iters = _read_config(config, cfg_options)
-    if max_iters is None:
+def _config_facts(config: str, cfg_options: tuple[str, ...], where: str) -> tuple[bool, str]:
+    """(is a segmentation config, the name of its last checkpoint) after the spec's --cfg-options."""
+    segmentation, final = _read_config(config, cfg_options)
+    if final is None:
         raise UserInputError(
-            f"{where}: config {config} trains by epochs (train_cfg has no max_iters): studies run "
-            "iteration-based configs, whose last checkpoint name is known before they start"
+            f"{where}: config {config} has neither train_cfg.max_iters nor max_epochs: studies need the length "
+            "of a run to know its last checkpoint before it starts"
         )
-    return segmentation, max_iters
+    return segmentation, final
 
 
 @functools.lru_cache(maxsize=None)
-def _read_config(config: str, cfg_options: tuple[str, ...]) -> tuple[bool, int | None]:
-    """The config's scope and max_iters, read once per (config, options) in a process."""
+def _read_config(config: str, cfg_options: tuple[str, ...]) -> tuple[bool, str | None]:
+    """The config's scope and its last checkpoint's name (`iter_N.pth` or `epoch_N.pth`), read once per process."""
     from mmengine.config import Config, DictAction
 
     path = config if Path(config).is_file() else str(REPO / config)
@@ -598,8 +610,14 @@ def _read_config(config: str, cfg_options: tuple[str, ...]) -> tuple[bool, int |
         parser = argparse.ArgumentParser(add_help=False)
         parser.add_argument("--cfg-options", nargs="+", action=DictAction)
         cfg.merge_from_dict(parser.parse_args(["--cfg-options", *cfg_options]).cfg_options)
-    max_iters = (cfg.get("train_cfg") or {}).get("max_iters")
-    return cfg.get("default_scope") == "mmseg", None if max_iters is None else int(max_iters)
+    train_cfg = cfg.get("train_cfg") or {}
+    if train_cfg.get("max_iters") is not None:
+        final = f"iter_{int(train_cfg['max_iters'])}.pth"
+    elif train_cfg.get("max_epochs") is not None:
+        final = f"epoch_{int(train_cfg['max_epochs'])}.pth"
+    else:
+        final = None
+    return cfg.get("default_scope") == "mmseg", final
 
 
 def _check_model(model: str, where: str) -> None:

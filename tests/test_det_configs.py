@@ -61,7 +61,7 @@ def test_every_recipe_and_backbone_has_a_pair():
     assert all(p.stem.endswith(CURRICULA + ("efficienttrain++",)) for p in RUNNABLE)
     assert {p.stem.rsplit("_", 1)[0] for p in PLUS_PLUS} == {
         f"cascade-mask-rcnn_{b}_fpn_4conv1fc-giou_amp-1x_coco" for b in ("swin-t", "swin-s", "swin-b")
-    }
+    } | {"retinanet_resnet18_fpn_tiny-demo", "cascade-mask-rcnn_resnet18_fpn_4conv1fc-giou_tiny-demo"}  # the frontier
     expected = {f"retinanet_{b}_fpn_1x_coco" for b in REAL_BACKBONES}
     expected |= {f"cascade-mask-rcnn_{b}_fpn_4conv1fc-giou_amp-1x_coco" for b in REAL_BACKBONES}
     expected |= {f"cascade-mask-rcnn_{b}_fpn_4conv1fc-giou_amp-ms-crop-3x_coco" for b in REAL_BACKBONES}

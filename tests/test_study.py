@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from det_fixtures import write_coco_instances
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file
@@ -254,7 +255,7 @@ def _run_dir(tmp_path: Path, recorded_ap: float) -> Path:
 
 def test_recorded_ap_must_match_pycocotools_on_the_dumped_detections(tmp_path: Path) -> None:
     run = _run_dir(tmp_path, recorded_ap=1.0)
-    assert checks.train_is_done(run, 4) and not checks.train_is_done(run, 8)
+    assert checks.train_is_done(run, "iter_4.pth") and not checks.train_is_done(run, "iter_8.pth")
     assert max(verify_detections(run, REPO).values()) <= 5e-4
     assert checks.metrics_are_current(run)
     doc = json.loads((run / "coco_metrics.json").read_text())
@@ -321,14 +322,14 @@ def test_a_finetune_counts_as_done_only_for_the_backbone_file_it_was_trained_fro
     run = _run_dir(tmp_path, recorded_ap=1.0)
     backbone = tmp_path / "final.pth"
     backbone.write_bytes(b"the pretraining the fine-tune started from")
-    assert not checks.finetune_is_done(run, 4, backbone)  # no provenance recorded
+    assert not checks.finetune_is_done(run, "iter_4.pth", backbone)  # no provenance recorded
     (run / "pretrain_provenance.json").write_text(json.dumps({"sha256": file_sha256(backbone)}))
-    assert checks.finetune_is_done(run, 4, backbone)
-    assert not checks.finetune_is_done(run, 8, backbone)  # not at its last iteration
+    assert checks.finetune_is_done(run, "iter_4.pth", backbone)
+    assert not checks.finetune_is_done(run, "iter_8.pth", backbone)  # not at its last iteration
     backbone.write_bytes(b"a new pretraining, e.g. with other epochs")
-    assert not checks.finetune_is_done(run, 4, backbone)  # trains again from the new weights
+    assert not checks.finetune_is_done(run, "iter_4.pth", backbone)  # trains again from the new weights
     backbone.unlink()
-    assert not checks.finetune_is_done(run, 4, backbone)
+    assert not checks.finetune_is_done(run, "iter_4.pth", backbone)
 
 
 def test_a_pending_pretraining_makes_its_finetunes_and_their_tests_pending(tmp_path: Path) -> None:
@@ -357,3 +358,33 @@ def test_a_pending_pretraining_makes_its_finetunes_and_their_tests_pending(tmp_p
     )
     assert not steps[f"pretrain/{pretraining.id}"].is_done()
     assert not train.is_done() and not test.is_done()  # the pretraining step will run first, then these
+
+
+PAPER_SPECS = sorted((REPO / "studies").glob("table1[78]_*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", PAPER_SPECS, ids=lambda p: p.stem)
+def test_each_paper_row_study_plans_the_rows_methods_and_prints_its_jobs(spec: Path, tmp_path: Path, capsys) -> None:
+    """One spec per row of EfficientTrain++ Tables 17 and 18: it fine-tunes exactly the methods the paper's row
+    reports, from pretrainings shared with the other rows, and ends with the table beside the paper's row."""
+    from reporting.paper import PAPER_ROWS, backbone_family_size
+    from study_runner import cli
+
+    study = load_study(spec, root=tmp_path / "w")
+    detectors = {run.entry for run in study.finetunes}
+    assert len(detectors) == 1
+    run = study.finetunes[0]
+    benchmark = Config.fromfile(str(REPO / run.config)).benchmark
+    label = backbone_family_size(run.source.model)
+    rows = [
+        row
+        for row in PAPER_ROWS
+        if (row.detector, row.backbone, row.schedule) == (run.entry, label, benchmark.schedule)
+    ]
+    assert rows and {r.source.curriculum for r in study.finetunes} == {row.method for row in rows}
+    assert all(p.work_dir.parent == Path("work_dirs/pretrain") for p in study.pretrainings)  # shared
+    assert study.report[:2] == ("tools/compare.py", str(tmp_path / "w")) and "--paper" in study.report
+    assert cli.main(["plan", str(spec), "--root", str(tmp_path / "w"), "--executor", "slurm"]) == 0
+    out = capsys.readouterr().out
+    assert "--gres=gpu:8" in out and "--ntasks=8" in out and "--signal=B:USR1@120" in out and "--requeue" in out

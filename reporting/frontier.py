@@ -1,0 +1,209 @@
+"""Transfer against pretraining cost: every (curriculum, epochs) arm as a point with its 95% interval over seeds,
+and the seed-paired differences to the baseline at matched compute.
+
+A point's x is its pretraining cost, as equivalent full-size epochs (what the curriculum's stages cost in
+pixels) or as measured training time; its y is the mean over seeds of top-1, RetinaNet box AP / AP50 or
+UperNet mIoU, with a Student-t interval. "Matched compute" pairs each curriculum point with the baseline point
+of the nearest equivalent epochs, seed by seed (`reporting.noise.seed_difference`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from reporting.noise import Estimate, mean_interval, reading, seed_difference
+from reporting.runs import BASELINE, Run
+
+# (label, the runs' `detector` (None: the pretraining itself), metrics block, metric)
+METRICS = (
+    ("top-1 (%)", None, None, "top1"),
+    ("RetinaNet box AP", "retinanet", "bbox", "AP"),
+    ("RetinaNet box AP50", "retinanet", "bbox", "AP50"),
+    ("UperNet mIoU (%)", "upernet", "single_scale", "mIoU"),
+)
+AXES = (("equivalent_epochs", "equivalent full-size epochs"), ("train_time_s", "measured training time (s)"))
+
+
+@dataclass
+class Point:
+    """One arm of one metric: its cost and its value per seed."""
+
+    curriculum: str
+    epochs: float
+    values: dict[int, float] = field(default_factory=dict)
+    equivalent: dict[int, float] = field(default_factory=dict)
+    time_s: dict[int, float] = field(default_factory=dict)
+
+    def cost(self, axis: str) -> float | None:
+        found = self.equivalent if axis == "equivalent_epochs" else self.time_s
+        return statistics.fmean(found.values()) if found else None
+
+    def estimate(self) -> Estimate:
+        return mean_interval([self.values[s] for s in sorted(self.values)])
+
+    @property
+    def label(self) -> str:
+        return f"{self.curriculum} {self.epochs:g} ep"
+
+
+def frontier_points(runs: Sequence[Run]) -> dict[str, dict[str, list[Point]]]:
+    """{metric label: {curriculum: [points by cost]}} of every metric the runs have."""
+    found: dict[str, dict[tuple, Point]] = {}
+    for run in runs:
+        info = run.pretrain
+        seed = info.get("seed", run.seed)
+        if seed is None or info.get("epochs") is None:
+            continue
+        epochs = info.get("budget_epochs") or info["epochs"]
+        for label, model, block, metric in METRICS:
+            value = info.get(metric) if model is None else (run.metrics.get(block) or {}).get(metric)
+            if value is None or (model is not None and run.detector != model):
+                continue
+            point = found.setdefault(label, {}).setdefault(
+                (run.curriculum, epochs), Point(run.curriculum, float(epochs))
+            )
+            point.values[seed] = float(value)
+            if info.get("equivalent_epochs") is not None:
+                point.equivalent[seed] = float(info["equivalent_epochs"])
+            if isinstance(info.get("train_time_s"), (int, float)):
+                point.time_s[seed] = float(info["train_time_s"])
+    result: dict[str, dict[str, list[Point]]] = {}
+    for label, points in found.items():
+        for point in points.values():
+            result.setdefault(label, {}).setdefault(point.curriculum, []).append(point)
+        for curve in result[label].values():
+            curve.sort(key=lambda p: p.cost("equivalent_epochs") or p.epochs)
+    return result
+
+
+def matched_compute(points: dict[str, dict[str, list[Point]]]) -> list[dict]:
+    """For every metric and non-baseline point: the baseline point of the nearest equivalent epochs and the
+    seed-paired difference (candidate - baseline)."""
+    rows = []
+    for label, curves in points.items():
+        baseline = curves.get(BASELINE) or []
+        if not baseline:
+            continue
+        for curriculum, curve in curves.items():
+            if curriculum == BASELINE:
+                continue
+            for point in curve:
+                cost = point.cost("equivalent_epochs")
+                match = min(baseline, key=lambda b: abs((b.cost("equivalent_epochs") or b.epochs) - (cost or 0)))
+                seeds = sorted(set(point.values) & set(match.values))
+                if not seeds:
+                    continue
+                delta = seed_difference([point.values[s] for s in seeds], [match.values[s] for s in seeds])
+                rows.append(
+                    {
+                        "metric": label,
+                        "candidate": point,
+                        "baseline": match,
+                        "difference": delta,
+                        "seeds": seeds,
+                        "reading": reading(delta, point.curriculum, BASELINE),
+                    }
+                )
+    return rows
+
+
+def matched_compute_table(points: dict[str, dict[str, list[Point]]]) -> str:
+    """Markdown: one row per metric and curriculum point, against the baseline at matched compute."""
+    lines = [
+        "| metric | arm (equivalent epochs) | baseline at matched compute | arm − baseline (95%, seeds) | reading |",
+        "|---|---|---|---:|---|",
+    ]
+    for row in matched_compute(points):
+        point, match, delta = row["candidate"], row["baseline"], row["difference"]
+        interval = (
+            f"{delta.value:+.1f} [{delta.low:+.1f}, {delta.high:+.1f}]"
+            if delta.basis != "none"
+            else f"{delta.value:+.1f}"
+        )
+        lines.append(
+            f"| {row['metric']} | {point.label} ({point.cost('equivalent_epochs') or 0:.1f}) | "
+            f"{match.label} ({match.cost('equivalent_epochs') or 0:.1f}) | {interval} (n={len(row['seeds'])}) | "
+            f"{row['reading']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def points_table(points: dict[str, dict[str, list[Point]]]) -> str:
+    """Markdown: every point's cost on both axes and its mean with the 95% interval over seeds."""
+    lines = [
+        "| metric | curriculum | epochs | equivalent epochs | training time (s) | seeds | mean [95%] |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, curves in points.items():
+        for curriculum, curve in curves.items():
+            for point in curve:
+                estimate = point.estimate()
+                equivalent, seconds = point.cost("equivalent_epochs"), point.cost("train_time_s")
+                lines.append(
+                    f"| {label} | {curriculum} | {point.epochs:g} | "
+                    f"{'n/a' if equivalent is None else f'{equivalent:.2f}'} | "
+                    f"{'n/a' if seconds is None else f'{seconds:.0f}'} | {len(point.values)} | "
+                    f"{estimate.text(1)} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def plot_frontier(points: dict[str, dict[str, list[Point]]], out: Path) -> list[Path]:
+    """One figure per cost axis: a panel per metric, a line per curriculum with its 95% interval bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    metrics = [label for label, *_ in METRICS if label in points]
+    for axis, axis_label in AXES:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+        for ax, label in zip(axes[0], metrics):
+            for curriculum, curve in sorted(points[label].items()):
+                xs = [p.cost(axis) for p in curve]
+                if any(x is None for x in xs):
+                    continue
+                estimates = [p.estimate() for p in curve]
+                ys = [e.value for e in estimates]
+                errors = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
+                ax.errorbar(xs, ys, yerr=errors, marker="o", ms=4, capsize=3, lw=1.5, label=curriculum)
+            ax.set(xlabel=axis_label, ylabel=label, title=label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"transfer against pretraining cost ({axis_label}); bars: 95% interval over seeds", fontsize=10)
+        fig.tight_layout()
+        path = out / f"frontier_{axis}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_frontier(runs: Sequence[Run], out: Path) -> str:
+    """`out/frontier.md` (points, matched-compute differences, plots) and the PNGs; returns the markdown."""
+    points = frontier_points(runs)
+    plots = plot_frontier(points, out)
+    text = "\n".join(
+        [
+            "# Transfer against pretraining cost",
+            "",
+            "## Differences to the baseline at matched compute",
+            "",
+            matched_compute_table(points).rstrip(),
+            "",
+            "## Every point",
+            "",
+            points_table(points).rstrip(),
+            "",
+            *[f"![{p.stem}]({p.name})\n" for p in plots],
+        ]
+    )
+    from etcore.checkpoint_io import write_text_atomic
+
+    write_text_atomic(text, out / "frontier.md")
+    return text

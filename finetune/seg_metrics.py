@@ -17,6 +17,7 @@ from typing import Any
 
 from etcore.checkpoint_io import write_text_atomic
 from etcore.formats import SEG_METRICS_FILE, SEG_METRICS_SCHEMA, SEG_MODES
+from finetune.det_metrics import ids_sha256
 
 METRIC_NAMES = ("mIoU", "mAcc", "aAcc")
 
@@ -119,8 +120,9 @@ def write_seg_metrics(record: dict, path: str | os.PathLike) -> tuple[str, str |
     return str(write_text_atomic(json.dumps(merged, indent=2) + "\n", path)), note
 
 
-def image_confusions(dataset: dict, predictions: Path, root: Path) -> Any:
-    """One confusion matrix per test image (images x classes x classes, int64) from the saved label maps.
+def image_confusions(dataset: dict, predictions: Path, root: Path) -> tuple[list[str], Any]:
+    """The test images' names and one confusion matrix per image (images x classes x classes, int64), from the
+    saved label maps.
 
     `dataset` is the resolved test dataset (its label folder, classes and reduce_zero_label: ADE style, class
     id + 1 with 0 ignored); numpy only, so the check does not share code with mmseg's IoUMetric.
@@ -132,13 +134,14 @@ def image_confusions(dataset: dict, predictions: Path, root: Path) -> Any:
     labels = labels if labels.is_absolute() else root / labels
     classes = len(dataset["metainfo"]["classes"])
     shift = 1 if dataset.get("reduce_zero_label") else 0
-    matrices = []
+    matrices, names = [], []
     for truth_file in sorted(labels.glob("*.png")):
+        names.append(truth_file.name)
         truth = cv2.imread(str(truth_file), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
         predicted = cv2.imread(str(predictions / truth_file.name), cv2.IMREAD_UNCHANGED).astype(np.int64) - shift
         kept = (truth >= 0) & (truth < classes)
         matrices.append(np.bincount(truth[kept] * classes + predicted[kept], minlength=classes**2))
-    return np.asarray(matrices, np.int64).reshape(-1, classes, classes)
+    return names, np.asarray(matrices, np.int64).reshape(-1, classes, classes)
 
 
 def confusion_scores(confusion: Any) -> dict[str, float]:
@@ -154,7 +157,7 @@ def confusion_scores(confusion: Any) -> dict[str, float]:
         }
 
 
-def bootstrap_seg(confusions: Any, draws: int, seed: int = 0) -> dict[str, Any]:
+def bootstrap_seg(confusions: Any, draws: int, seed: int = 0, names: list[str] | None = None) -> dict[str, Any]:
     """mIoU, mAcc and aAcc on `draws` resamples (with replacement) of the test images (per-image confusions).
 
     The draws depend only on `seed` and the number of images, so two runs on the same images pair draw by draw.
@@ -168,7 +171,8 @@ def bootstrap_seg(confusions: Any, draws: int, seed: int = 0) -> dict[str, Any]:
         scores = confusion_scores(confusions[rng.integers(0, count, count)].sum(0))
         for name in METRIC_NAMES:
             values[name].append(round(scores[name], 6))
-    return {"seed": seed, "draws": draws, "images": count, **values}
+    fingerprint = {"images_sha256": ids_sha256(names)} if names is not None else {}
+    return {"seed": seed, "draws": draws, "images": count, **fingerprint, **values}
 
 
 def verify_seg_predictions(work_dir: Path, root: Path) -> dict[str, float]:
@@ -182,7 +186,7 @@ def verify_seg_predictions(work_dir: Path, root: Path) -> dict[str, float]:
     dataset = doc["resolved_config"]["test_dataloader"]["dataset"]
     worst: dict[str, float] = {}
     for mode, recorded in doc["metrics"].items():
-        confusion = image_confusions(dataset, Path(doc["predictions"][mode]), root).sum(0)
+        confusion = image_confusions(dataset, Path(doc["predictions"][mode]), root)[1].sum(0)
         for name, value in confusion_scores(confusion).items():
             diff = abs(value - float(recorded[name]))
             worst[f"{mode}/{name}"] = diff

@@ -354,16 +354,16 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
         mode=mode,
         metrics=metrics,
         predictions=predictions,
-        bootstrap=(
-            bootstrap_seg(
-                image_confusions(resolved["test_dataloader"]["dataset"], Path(predictions), Path.cwd()), args.bootstrap
-            )
-            if args.bootstrap
-            else None
-        ),
+        bootstrap=_bootstrap(resolved, predictions, args.bootstrap) if args.bootstrap else None,
     )
     path, note = write_seg_metrics(record, osp.join(runner.work_dir, SEG_METRICS_FILE))
     if note:
         runner.logger.warning(note)
     runner.logger.info(f"segmentation metrics ({mode}) written to {path}")
     return 0
+
+
+def _bootstrap(resolved: dict, predictions: str, draws: int) -> dict:
+    """mIoU, mAcc and aAcc on `draws` resamples of the test images, from the label maps just saved."""
+    names, confusions = image_confusions(resolved["test_dataloader"]["dataset"], Path(predictions), Path.cwd())
+    return bootstrap_seg(confusions, draws, names=names)

@@ -137,7 +137,10 @@ def compact_table(runs: Sequence[Run]) -> str:
         "| metric | " + " | ".join([_arm_text(reference), *map(_arm_text, others)]) + " | difference (95%) | reading |",
         "|---|" + "---:|" * (1 + len(others)) + "---|---|",
     ]
-    for metric, by_arm in found.items():
+    order = ["pretraining: top-1 (%)"] + [
+        f"{label}: {_metric_name(block, metric)}" for label, _, block, metric in HEADLINES
+    ]
+    for metric, by_arm in sorted(found.items(), key=lambda item: order.index(item[0]) if item[0] in order else 99):
         if reference not in by_arm:
             continue
         cells = [by_arm[reference].estimate()] + [by_arm[a].estimate() if a in by_arm else None for a in others]

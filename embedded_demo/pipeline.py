@@ -27,7 +27,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file
 from etcore.errors import UserInputError
-from etcore.process import python_command, run_process
 from etcore.formats import (
     DETECTIONS_PREFIX,
     METRICS_FILE,
@@ -36,6 +35,7 @@ from etcore.formats import (
     SEG_METRICS_FILE,
     SEG_MODES,
 )
+from etcore.process import python_command, run_process
 from reporting.report import write_report
 
 REPO = Path(__file__).resolve().parents[1]

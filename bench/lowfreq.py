@@ -97,17 +97,30 @@ def op_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 # --- loader throughput ---------------------------------------------------------------------------
-def make_image_folder(root: Path, images: int, width: int = 500, height: int = 375) -> Path:
-    """An ImageNet-style folder (train/ and val/, two classes) of JPEGs at ImageNet's typical size."""
+def _write_jpeg(job: tuple[Path, int, int, int]) -> None:
+    path, seed, width, height = job
+    _pil_image(max(width, height), seed=seed).crop((0, 0, width, height)).save(path, quality=90)
+
+
+def make_image_folder(root: Path, images: int, width: int = 500, height: int = 375, workers: int = 0) -> Path:
+    """An ImageNet-style folder (train/ and val/, two classes) of JPEGs at ImageNet's typical size, written by
+    `workers` processes (0: this one)."""
+    jobs = []
     for split in ("train", "val"):
         for cls in ("c0", "c1"):
             folder = root / split / cls
             folder.mkdir(parents=True, exist_ok=True)
             count = images // 2 if split == "train" else 1
-            for i in range(count):
-                path = folder / f"{i:05d}.jpg"
-                if not path.exists():
-                    _pil_image(max(width, height), seed=i).crop((0, 0, width, height)).save(path, quality=90)
+            jobs += [(folder / f"{i:05d}.jpg", i, width, height) for i in range(count)]
+    jobs = [job for job in jobs if not job[0].exists()]
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            list(pool.map(_write_jpeg, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    else:
+        for job in jobs:
+            _write_jpeg(job)
     return root
 
 

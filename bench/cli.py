@@ -144,9 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model-kwargs", default=None, help="JSON kwargs for every model (tiny smoke runs)")
     t.add_argument("--data", default=None, help="ImageNet-style folder for the loader (default: generated JPEGs)")
     t.add_argument("--workers", type=int, default=None, help="loader workers (default: every core)")
-    t.add_argument("--loader-batch", type=int, default=256)
-    t.add_argument("--loader-batches", type=int, default=4, help="timed batches per loader measurement")
-    t.add_argument("--loader-rounds", type=int, default=2)
+    t.add_argument("--loader-batch", type=int, default=64)
+    t.add_argument(
+        "--loader-batches", type=int, default=None, help="timed batches per loader measurement (default: 2 per worker)"
+    )
+    t.add_argument("--loader-rounds", type=int, default=1)
     t.add_argument("--magnitude", type=float, default=9.0, help="RandAugment magnitude in the loader")
     _common(t, rounds=10, warmup=3)
 
@@ -467,8 +469,9 @@ def run_throughput(args: argparse.Namespace, argv: Sequence[str]) -> int:
         kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
     except json.JSONDecodeError as err:
         raise UserInputError(f"--model-kwargs is not valid JSON ({err}): give an object, e.g. '{{\"dims\": [8]}}'")
+    batches = max(4, 2 * workers) if args.loader_batches is None else args.loader_batches
     with tempfile.TemporaryDirectory(prefix="bench_throughput_") as tmp:
-        images = args.loader_batch * (args.loader_batches + 1)
+        images = args.loader_batch * (batches + max(1, 2 * workers))
         data = args.data or str(bl.make_image_folder(Path(tmp), images, workers=workers))
         result = throughput(
             args.models,
@@ -481,7 +484,7 @@ def run_throughput(args: argparse.Namespace, argv: Sequence[str]) -> int:
             data,
             workers,
             args.loader_batch,
-            args.loader_batches,
+            batches,
             args.loader_rounds,
             args.magnitude,
             kwargs,

@@ -124,12 +124,13 @@ def make_image_folder(root: Path, images: int, width: int = 500, height: int = 3
     return root
 
 
-def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, batches: int) -> float:
+def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, batches: int, skip: int = 1) -> float:
     from pretraining.data import train_loader
 
     loader = train_loader(dataset, batch, epoch, 0, 1, workers, seed=0, pin_memory=False)
     iterator = iter(loader)
-    next(iterator)  # worker start-up and the first batch are excluded
+    for _ in range(skip):  # worker start-up and the first batches are excluded
+        next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
@@ -139,22 +140,31 @@ def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, bat
 
 
 def loader_throughput(
-    config: Any, data: str, sizes: Sequence[int], batch: int, workers: int, rounds: int, batches: int, magnitude: float
+    config: Any,
+    data: str,
+    sizes: Sequence[int],
+    batch: int,
+    workers: int,
+    rounds: int,
+    batches: int,
+    magnitude: float,
+    skip: int = 1,
 ) -> list[dict[str, Any]]:
     """Loader images/s in `fft` mode (final-size output), `resize` and `direct` modes (output at size), alternating
-    per round."""
+    per round; each over `batches` batches after the first `skip` (many workers start with a burst: skip about
+    two batches per worker, what they prefetch)."""
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     from pretraining.data import SeededImageDataset, load_image_folders, train_transform
 
     train_folder, _ = load_image_folders(data)
-    needed = batch * (batches + 1)
+    needed = batch * (batches + skip)
     if len(train_folder.samples) < needed:
         from etcore.errors import UserInputError
 
         raise UserInputError(
             f"--data {data}: {len(train_folder.samples)} train images, the loader benchmark needs "
-            f"{needed} (batch x (batches + 1)): lower --loader-batch/--loader-batches or add images"
+            f"{needed} (batch x (batches + {skip})): lower --loader-batch/--loader-batches or add images"
         )
     datasets = {}
     for size in sizes:
@@ -169,7 +179,7 @@ def loader_throughput(
     for r in range(rounds):
         shift = r % len(keys)
         for key in keys[shift:] + keys[:shift]:
-            results[key].append(_loader_images_per_s(datasets[key], batch, workers, r, batches))
+            results[key].append(_loader_images_per_s(datasets[key], batch, workers, r, batches, skip))
     rows = []
     for size in sizes:
         fft = results[(size, "fft")]

@@ -82,7 +82,10 @@ def throughput(
     magnitude: float,
     model_kwargs: dict | None = None,
 ) -> dict[str, Any]:
-    """Steps per model and loader per distinct worker transform, with the bottleneck of every (model, size, mode)."""
+    """Steps per model and loader per distinct worker transform, with the bottleneck of every (model, size, mode).
+
+    The loader is timed in steady state: after the first two batches per worker (what they prefetch at start)."""
+    skip = max(1, 2 * workers)
     per_model = [
         model_throughput(m, final_size, batch_size, num_classes, device, rounds, warmup, model_kwargs) for m in models
     ]
@@ -96,7 +99,7 @@ def throughput(
         key: {
             row["input_size"]: row
             for row in loader_throughput(
-                config, data, sorted(sizes), loader_batch, workers, loader_rounds, loader_batches, magnitude
+                config, data, sorted(sizes), loader_batch, workers, loader_rounds, loader_batches, magnitude, skip
             )
         }
         for key, (config, sizes) in transforms.items()
@@ -120,6 +123,7 @@ def throughput(
         "batch_size": batch_size,
         "workers": workers,
         "loader_batch": loader_batch,
+        "loader_batches": {"skipped": skip, "timed": loader_batches},
         "magnitude": magnitude,
         "models": per_model,
     }
@@ -146,7 +150,8 @@ def throughput_table(result: dict[str, Any]) -> str:
             )
     lines.append(
         "images/s: step fft = a final-size batch cropped on the device; step at B = the batch arrives at the size "
-        f"(resize, direct); loader = {result['workers']} workers, batch {result['loader_batch']}, RandAugment "
+        f"(resize, direct); loader = {result['workers']} workers, batch {result['loader_batch']}, "
+        f"{result['loader_batches']['timed']} batches timed after {result['loader_batches']['skipped']}, RandAugment "
         f"m={result['magnitude']:g}"
     )
     return "\n".join(lines)

@@ -238,24 +238,29 @@ def fill_build_inputs(folder: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------- check
 
 
-def _stub_wheel(folder: Path, name: str, version: str) -> None:
-    """An empty wheel that only names a package of the image (no library writes one; pip reads only these files)."""
+def stub_wheel(folder: Path, name: str, version: str, requires: Sequence[str] = ()) -> Path:
+    """An empty wheel that only names a package, its version and its requirements: how the image's packages are
+    shown to pip's resolver (no library writes one; pip reads only these three files)."""
     dist = f"{name.replace('-', '_')}-{version}"
-    with zipfile.ZipFile(folder / f"{dist}-py3-none-any.whl", "w") as zf:
-        zf.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    path = folder / f"{dist}-py3-none-any.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {requirement}\n" for requirement in requires)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{dist}.dist-info/METADATA", metadata)
         zf.writestr(
             f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: stub\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         )
         zf.writestr(f"{dist}.dist-info/RECORD", "")
+    return path
 
 
 def image_stubs(folder: Path) -> None:
     """Stub wheels for every package of the lent image, plus those it provides under another name."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in IMAGE_PACKAGES:
-        _stub_wheel(folder, name, IMAGE_VERSIONS.get(name, IMAGE_UNKNOWN_VERSION))
+        stub_wheel(folder, name, IMAGE_VERSIONS.get(name, IMAGE_UNKNOWN_VERSION))
     for alias, actual in IMAGE_PROVIDES.items():
-        _stub_wheel(folder, alias, IMAGE_VERSIONS.get(actual, IMAGE_UNKNOWN_VERSION))
+        stub_wheel(folder, alias, IMAGE_VERSIONS.get(actual, IMAGE_UNKNOWN_VERSION))
 
 
 def check(folder: Path) -> dict[str, Any]:

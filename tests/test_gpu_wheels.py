@@ -13,26 +13,12 @@ from bench import gpu_wheels as gw
 from etcore.errors import UserInputError
 
 
-def _wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Path:
-    """A minimal wheel that pip's resolver reads (name, version, requirements)."""
-    dist = f"{name.replace('-', '_')}-{version}"
-    path = folder / f"{dist}-py3-none-any.whl"
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
-        f"Requires-Dist: {r}\n" for r in requires
-    )
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{dist}.dist-info/METADATA", meta)
-        zf.writestr(f"{dist}.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        zf.writestr(f"{dist}.dist-info/RECORD", "")
-    return path
-
-
 def _the_set(folder: Path, extra_requires: dict[str, tuple[str, ...]] | None = None) -> Path:
     """Every wanted (name, version) as a stub wheel; mmdet needs numpy (the image's) and shapely (ours)."""
     folder.mkdir(parents=True, exist_ok=True)
     requires = {"mmdet": ("numpy", "shapely"), "mmcv-lite": ("opencv-python>=3",), **(extra_requires or {})}
     for name, version in gw.wanted().items():
-        _wheel(folder, name, version, requires.get(name, ()))
+        gw.stub_wheel(folder, name, version, requires.get(name, ()))
     return folder
 
 
@@ -65,11 +51,11 @@ def test_pips_resolver_accepts_the_set_and_names_what_the_image_gives(tmp_path: 
 def test_pips_resolver_refuses_a_broken_set(tmp_path: Path, problem: str, message: str) -> None:
     folder = _the_set(tmp_path / "whl", {"yapf": ("not-in-the-set",)} if problem == "missing dependency" else None)
     if problem == "unneeded wheel":
-        _wheel(folder, "stray", "1.0")
+        gw.stub_wheel(folder, "stray", "1.0")
     elif problem == "two versions":
-        _wheel(folder, "termcolor", "0.1")
+        gw.stub_wheel(folder, "termcolor", "0.1")
     elif problem == "image has it":
-        _wheel(folder, "scipy", "1.0")
+        gw.stub_wheel(folder, "scipy", "1.0")
     elif problem == "missing wheel":
         next(folder.glob("shapely-*.whl")).unlink()
     with pytest.raises(UserInputError, match=message):
@@ -94,8 +80,8 @@ def test_travel_counts_the_tree_and_the_carried_folder(tmp_path: Path) -> None:
 
 
 def test_tier_two_installs_the_built_mmcv_instead_of_mmcv_lite(tmp_path: Path) -> None:
-    lite = _wheel(tmp_path, "mmcv-lite", "2.1.0")
-    timm = _wheel(tmp_path, "timm", "1.0.31")
+    lite = gw.stub_wheel(tmp_path, "mmcv-lite", "2.1.0")
+    timm = gw.stub_wheel(tmp_path, "timm", "1.0.31")
     assert gw.install_list(tmp_path, 2) == [lite, timm]  # no built mmcv yet: Tier 2 would build it first
     (tmp_path / "mmcv-ops").mkdir()
     built = tmp_path / "mmcv-ops" / "mmcv-2.1.0-1cu130_sm90-cp312-cp312-linux_x86_64.whl"

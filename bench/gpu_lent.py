@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench import gpu_wheels as gw
-from bench.gpu_report import LENT_SITE_ENV, log_tail, table, write_report
+from bench.gpu_report import BUDGET_S, LENT_SITE_ENV, log_tail, table, write_report
 from etcore.errors import UserInputError
 from etcore.process import run_process
 
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LENT_PYTHON_ENV = "LENT_PYTHON"
 LENT_IMAGE = {"python": "3.12", "torch": "2.11.0", "torchvision": "0.26.0"}  # what the rehearsal stands in for
 BUILD_LIMIT_S = 480.0  # the mmcv build inside one 600 s call
+CALL_S = 570.0  # one device command runs for at most 600 s: the check's budget ends this long after --lent starts
 
 
 def _pythonpath(*first: Path) -> str:
@@ -118,6 +119,9 @@ def run_lent(args: argparse.Namespace, argv: Sequence[str]) -> int:
     steps.insert(0, {"step": "install", "ok": True, "seconds": round(time.perf_counter() - t0, 1), "wheels": names})
     print(f"  installed {len(names)} wheels from {folder} into {site} in {steps[0]['seconds']} s", flush=True)
     env = {"PYTHONPATH": _pythonpath(site, ROOT), LENT_SITE_ENV: str(site)}
+    if args.budget_s is None and not args.dry_run:  # what the install and a build left of the call
+        budget = min(BUDGET_S[args.tier], CALL_S - (time.perf_counter() - started))
+        argv = [*argv, "--budget-s", f"{max(budget, 1.0):.0f}"]
     child = run_process([sys.executable, "-m", "bench.gpu_check", *argv], cwd=ROOT, env=env)
     found = out / "gpu_check.json"
     report = json.loads(found.read_text()) if found.is_file() else {"mode": "lent", "tier": args.tier, "steps": []}

@@ -18,6 +18,7 @@ GPU_REPORT_ENV = "ETDET_GPU_REPORT"  # folder where the gpu tests write their nu
 LENT_SITE_ENV = "ETDET_LENT_SITE"  # set once --lent has installed the wheels (the check then runs inside them)
 PACKAGES = ("torch", "torchvision", "timm", "mmcv", "mmcv-lite", "mmengine", "mmdet", "mmsegmentation", "pycocotools")
 PACKAGES += ("numpy", "pillow", "opencv-python-headless", "opencv-python")
+BUDGET_S = {"1": 420.0, "2": 480.0, "all": 570.0}  # the whole check on the GPU, by tier (start nothing after it)
 LOG_TAIL = 25  # lines of a failed step's log kept in the report (the work folder may not come back)
 
 

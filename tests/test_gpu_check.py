@@ -270,3 +270,32 @@ def test_gpu_benchmarks_skip_what_this_mmcv_or_the_budget_cannot_run(tmp_path: P
 
 class _Done:
     rc, seconds, ok, log = 0, 0.1, True, None
+
+
+def test_lent_run_installs_first_gives_the_check_what_is_left_and_adds_its_steps(tmp_path: Path, monkeypatch) -> None:
+    from bench import gpu_check, gpu_lent
+
+    calls = []
+
+    def child(command, **kw):  # stands in for the check inside the installed wheels: writes its report
+        calls.append((command, kw["env"]))
+        gr.write_report(
+            out,
+            {"mode": "gpu", "tier": "1", "date": "d", "total_s": 1.0, "ok": True, "steps": []}
+            | {"machine": {"cpu_count": 16, "python": "3.12.3", "packages": {}}},
+        )
+        return _Done()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "gpu_check.txt").write_text("an earlier run's verdict")
+    monkeypatch.setattr(gpu_lent.gw, "install", lambda folder, site, tier: ["a.whl", "b.whl"])
+    monkeypatch.setattr(gpu_lent, "run_process", child)
+    args = gpu_check.parse_args(["--lent", "--out", str(out)])
+    assert args.tier == "1" and gpu_lent.run_lent(args, ["--lent", "--out", str(out)]) == 0
+    ((command, env),) = calls
+    assert command[-2] == "--budget-s" and float(command[-1]) == gr.BUDGET_S["1"]  # install took no time here
+    assert env[gr.LENT_SITE_ENV] in env["PYTHONPATH"] and str(REPO) in env["PYTHONPATH"]
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert [s["step"] for s in report["steps"]] == ["install"] and report["steps"][0]["wheels"] == ["a.whl", "b.whl"]
+    assert report["ok"] and "install: ok" in (out / "gpu_check.txt").read_text()

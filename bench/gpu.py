@@ -15,7 +15,8 @@ budget is skipped, and says so):
                         ops (under mmcv-lite it is skipped, with the reason)
           curriculum_*  ConvNeXt-T and Swin-T EfficientTrain, ConvNeXt-T EfficientTrain++: per-stage steps
           lowfreq       FFT crop / resize vs the step at batch 128 from 224 px
-  tier 2  detector      RetinaNet and Cascade Mask R-CNN 1x, Swin-T and ConvNeXt-T, batch 2 at 800x1333
+  tier 2  backbone      as above (in both tiers: where the ops are, it runs)
+          detector      RetinaNet and Cascade Mask R-CNN 1x, Swin-T and ConvNeXt-T, batch 2 at 800x1333
 OUT_DIR/summary.json lists every step's command, exit code and seconds. Nothing is downloaded.
 """
 
@@ -44,10 +45,10 @@ SMOKE_IMAGES = 16
 
 @dataclass(frozen=True)
 class Step:
-    """One benchmark process: its tier, its arguments on the GPU and in the smoke run, its limit on the GPU."""
+    """One benchmark process: its tiers, its arguments on the GPU and in the smoke run, its limit on the GPU."""
 
     name: str
-    tier: int
+    tiers: tuple[int, ...]
     gpu: tuple[str, ...]
     smoke: tuple[str, ...]
     limit_s: float
@@ -66,7 +67,7 @@ SMOKE_CURRICULUM = ("--final-size", "64", "--batch-size", "2", "--rounds", "1", 
 STEPS = (
     Step(
         "throughput",
-        1,
+        (1,),
         ("throughput", "--data", DATA, "--batch-size", "128", "--rounds", "10", "--warmup", "3", "--workers", CPUS),
         ("throughput", "--models", "convnext_atto", "swin_tiny_patch4_window7_224", "--num-classes", "10")
         + ("--final-size", "64", "--batch-size", "2", "--rounds", "1", "--warmup", "1", "--data", DATA)
@@ -75,7 +76,7 @@ STEPS = (
     ),
     Step(
         "end_to_end",
-        1,
+        (1,),
         ("curriculum", "--end-to-end", "--model", "resnet50", "--curriculum", "efficienttrain", "--epochs", "5")
         + ("--batch-size", "128", "--data", DATA, "--workers", CPUS, "--lowfreq", "fft", "direct", "--work-dir", RUNS),
         ("curriculum", "--end-to-end", "--model", "convnext_atto", "--epochs", "5", "--final-size", "64")
@@ -84,7 +85,7 @@ STEPS = (
     ),
     Step(
         "backbone",
-        1,
+        (1, 2),  # tier 1 asks whether mmdet's model code runs without the ops (it does not), tier 2 runs it
         ("backbone", "--size", "800", "1344", "--batch", "2", "--rounds", "10", "--warmup", "2"),
         ("backbone", "--size", "64", "96", "--rounds", "1"),
         90,
@@ -92,21 +93,21 @@ STEPS = (
     ),
     Step(
         "curriculum_convnext_tiny",
-        1,
+        (1,),
         _curriculum("convnext_tiny", "--curriculum", "efficienttrain"),
         ("curriculum", "--model", "convnext_atto", *SMOKE_CURRICULUM),
         90,
     ),
     Step(
         "curriculum_swin_tiny",
-        1,
+        (1,),
         _curriculum("swin_tiny_patch4_window7_224", "--curriculum", "efficienttrain"),
         ("curriculum", "--model", "swin_tiny_patch4_window7_224", *SMOKE_CURRICULUM, "--num-classes", "10"),
         90,
     ),
     Step(
         "curriculum_convnext_tiny_pp",
-        1,
+        (1,),
         _curriculum("convnext_tiny", "--curriculum", "efficienttrain++", "--epochs", "200", "--baseline-epochs", "300"),
         ("curriculum", "--model", "convnext_atto", "--curriculum", "efficienttrain++", "--epochs", "200")
         + ("--baseline-epochs", "300", *SMOKE_CURRICULUM),
@@ -114,7 +115,7 @@ STEPS = (
     ),
     Step(
         "lowfreq",
-        1,
+        (1,),
         ("lowfreq", "--model", "convnext_tiny", "--final-size", "224", "--sizes", "96", "128", "160", "192")
         + ("--batch-sizes", "128", "--rounds", "10", "--warmup", "2", "--no-loader"),
         ("lowfreq", "--final-size", "64", "--sizes", "32", "--batch-sizes", "2", "--rounds", "1", "--no-loader"),
@@ -122,7 +123,7 @@ STEPS = (
     ),
     Step(
         "detector",
-        2,
+        (2,),
         ("detector", "--batch", "2", "--image-size", "800", "1333", "--rounds", "10", "--warmup", "3"),
         (
             "detector",
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             raise UserInputError("no CUDA device is visible: run on a GPU machine, or pass --smoke for the CPU dry run")
     started = time.perf_counter()
-    selected = [s for s in STEPS if s.tier in TIERS[args.tier] and (not args.only or s.name in args.only)]
+    tiers = set(TIERS[args.tier])
+    selected = [s for s in STEPS if tiers & set(s.tiers) and (not args.only or s.name in args.only)]
     data = out / "images"
     if any(s.needs_data for s in selected):
         from bench.lowfreq import make_image_folder

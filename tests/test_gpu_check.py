@@ -258,14 +258,16 @@ def test_gpu_benchmarks_skip_what_this_mmcv_or_the_budget_cannot_run(tmp_path: P
     summary = json.loads((tmp_path / "summary.json").read_text())["steps"]
     assert summary[0] == {"step": "backbone", "skipped": "mmcv-lite"} and summary[1]["step"] == "lowfreq"
     assert ran == ["lowfreq"]
-    assert gpu.main([str(tmp_path), "--tier", "2", "--budget-s", "100"]) == 0  # detector: needs the ops
+    assert gpu.main([str(tmp_path), "--tier", "2", "--budget-s", "100"]) == 0  # both need the ops
     assert json.loads((tmp_path / "summary.json").read_text())["steps"] == [
-        {"step": "detector", "skipped": "mmcv-lite"}
+        {"step": "backbone", "skipped": "mmcv-lite"},
+        {"step": "detector", "skipped": "mmcv-lite"},
     ]
     monkeypatch.setattr(gpu, "mmcv_ops_missing", lambda: None)
-    assert gpu.main([str(tmp_path), "--tier", "2", "--budget-s", "100"]) == 0  # 150 s limit, 100 s budget
-    (entry,) = json.loads((tmp_path / "summary.json").read_text())["steps"]
-    assert entry["step"] == "detector" and "the step may take 150 s" in entry["skipped"]
+    assert gpu.main([str(tmp_path), "--tier", "2", "--budget-s", "100"]) == 0  # limits 90 s and 150 s, budget 100 s
+    backbone, detector = json.loads((tmp_path / "summary.json").read_text())["steps"]
+    assert backbone["step"] == "backbone" and backbone["rc"] == 0 and ran == ["lowfreq", "backbone"]
+    assert detector["step"] == "detector" and "the step may take 150 s" in detector["skipped"]
 
 
 class _Done:

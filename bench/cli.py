@@ -8,6 +8,7 @@ Sub-commands (each prints a table and, with --out, writes JSON with the machine,
   lowfreq     FFT crop / resize cost as a fraction of a step; loader images/s with and without resize
   backbone    TimmBackbone vs mmdet ResNet/SwinTransformer (same weights, outputs checked equal)
   detector    RetinaNet / Cascade Mask R-CNN training-iteration time per backbone (det_configs)
+  throughput  per stage size of the ICCV and ET++ curricula: step images/s against the loader's in each mode
   breakdown   where real pretraining runs' time went, per stage (loader, wait, step, FFT crop per image;
               evaluation, checkpoint, bookkeeping per epoch), read from their work dirs' log.jsonl
 
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("backbone", help="TimmBackbone vs mmdet native backbones")
     b.add_argument("--families", nargs="+", default=["resnet50", "swin_tiny"])
-    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--size", type=int, nargs="+", default=[224], metavar="H [W]", help="input side, or height width")
     b.add_argument("--batch", type=int, default=1)
     _common(b, rounds=20, warmup=2)
 
@@ -134,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="default 160 192 on CPU, 800 1333 on CUDA",
     )
     _common(d, rounds=6, warmup=2)
+
+    t = sub.add_parser("throughput", help="step vs loader images/s at every ICCV and ET++ stage size")
+    t.add_argument("--models", nargs="+", default=["resnet50", "convnext_tiny", "swin_tiny_patch4_window7_224"])
+    t.add_argument("--final-size", type=int, default=224)
+    t.add_argument("--batch-size", type=int, default=128, help="per-step batch at the final size (x2 below it)")
+    t.add_argument("--num-classes", type=int, default=1000)
+    t.add_argument("--model-kwargs", default=None, help="JSON kwargs for every model (tiny smoke runs)")
+    t.add_argument("--data", default=None, help="ImageNet-style folder for the loader (default: generated JPEGs)")
+    t.add_argument("--workers", type=int, default=None, help="loader workers (default: every core)")
+    t.add_argument("--loader-batch", type=int, default=64)
+    t.add_argument(
+        "--loader-batches", type=int, default=None, help="timed batches per loader measurement (default: 2 per worker)"
+    )
+    t.add_argument("--loader-rounds", type=int, default=1)
+    t.add_argument("--magnitude", type=float, default=9.0, help="RandAugment magnitude in the loader")
+    _common(t, rounds=10, warmup=3)
 
     bd = sub.add_parser("breakdown", help="per-stage time breakdown of finished pretraining runs")
     bd.add_argument("work_dirs", nargs="+", help="tools/pretrain.py work dirs (their log.jsonl)")
@@ -200,6 +217,7 @@ def _emit(args: argparse.Namespace, argv: Sequence[str], device: Any, table: str
             "command": "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv),
             "subcommand": args.command,
             "machine": machine_info(device),
+            "table": table,
             "result": result,
         }
         write_text_atomic(json.dumps(payload, indent=2) + "\n", Path(args.out))
@@ -413,9 +431,12 @@ def run_backbone(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from bench.detection import backbone_benchmark, backbone_table
 
     device = _setup(args)
-    rows = backbone_benchmark(args.families, args.size, args.batch, device, args.rounds, args.warmup)
+    if len(args.size) > 2:
+        raise UserInputError(f"--size {' '.join(map(str, args.size))}: give one side or a height and a width")
+    height, width = args.size * 2 if len(args.size) == 1 else args.size
+    rows = backbone_benchmark(args.families, (height, width), args.batch, device, args.rounds, args.warmup)
     table = (
-        f"TimmBackbone vs mmdet native (same weights), {args.size}x{args.size}, batch {args.batch}, {device}, "
+        f"TimmBackbone vs mmdet native (same weights), {height}x{width}, batch {args.batch}, {device}, "
         f"{args.rounds} rounds\n" + backbone_table(rows)
     )
     _emit(args, argv, device, table, rows)
@@ -433,6 +454,45 @@ def run_detector(args: argparse.Namespace, argv: Sequence[str]) -> int:
     table = (
         f"detector training iteration (train_step: preprocess, losses, backward, optimizer), batch {args.batch} "
         f"at {height}x{width}, {device}, {args.rounds} rounds\n" + detector_table(result)
+    )
+    _emit(args, argv, device, table, result)
+    return 0
+
+
+def run_throughput(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from bench import lowfreq as bl
+    from bench.throughput import throughput, throughput_table
+
+    device = _setup(args)
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    try:
+        kwargs = json.loads(args.model_kwargs) if args.model_kwargs else None
+    except json.JSONDecodeError as err:
+        raise UserInputError(f"--model-kwargs is not valid JSON ({err}): give an object, e.g. '{{\"dims\": [8]}}'")
+    batches = max(4, 2 * workers) if args.loader_batches is None else args.loader_batches
+    with tempfile.TemporaryDirectory(prefix="bench_throughput_") as tmp:
+        images = args.loader_batch * (batches + max(1, 2 * workers))
+        data = args.data or str(bl.make_image_folder(Path(tmp), images, workers=workers))
+        result = throughput(
+            args.models,
+            args.final_size,
+            args.batch_size,
+            args.num_classes,
+            device,
+            args.rounds,
+            args.warmup,
+            data,
+            workers,
+            args.loader_batch,
+            batches,
+            args.loader_rounds,
+            args.magnitude,
+            kwargs,
+        )
+    result["data"] = args.data or "generated 500x375 JPEGs"
+    table = (
+        f"per-stage throughput, final size {args.final_size}, batch {args.batch_size} at it, {device}, "
+        f"{args.rounds} step rounds, data {result['data']}\n" + throughput_table(result)
     )
     _emit(args, argv, device, table, result)
     return 0
@@ -470,6 +530,7 @@ COMMANDS = {
     "lowfreq": run_lowfreq,
     "backbone": run_backbone,
     "detector": run_detector,
+    "throughput": run_throughput,
     "breakdown": run_breakdown,
 }
 

@@ -113,6 +113,12 @@ def arch_tag(arches: Sequence[str]) -> str:
     return "_".join(tags)
 
 
+def build_tag(cuda: str, arches: Sequence[str]) -> str:
+    """The wheel build tag that names CUDA and archs: ('13.0', ['9.0']) -> '1cu130_sm90' (PEP 427: a digit first)."""
+    major, minor = cuda.split(".")[:2]
+    return f"1cu{major}{minor}_{arch_tag(arches)}"
+
+
 def toolkit_requirement(requires: Sequence[str], torch_cuda: str) -> tuple[str, str]:
     """(version, pip requirement) of the cuda-toolkit release torch itself pins, with the build extras."""
     for line in requires:
@@ -158,7 +164,7 @@ def plan(facts: TorchFacts, env_arch_list: str | None, expect_torch: str, mmcv_v
         "TOOLKIT_VERSION": version,
         "TOOLKIT_REQUIREMENT": requirement,
         "WHEEL_ID": f"mmcv-{mmcv_version}-torch-{expect_torch}-{cuda_tag}-{tag}",
-        "BUILD_TAG": f"1{cuda_tag}_{tag}",  # wheel build tag: must start with a digit (PEP 427)
+        "BUILD_TAG": build_tag(facts.cuda, arches),
     }
 
 

@@ -110,18 +110,21 @@ def _forward_backward(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], N
 
 def backbone_benchmark(
     families: Sequence[str],
-    size: int,
+    size: int | Sequence[int],
     batch: int,
     device: torch.device,
     rounds: int,
     warmup: int,
     tolerance: float = 1e-3,
 ) -> list[dict[str, Any]]:
-    """Per family and mode: timm ms, mmdet ms, ratio timm/mmdet per round (median, range), output difference."""
+    """Per family and mode: timm ms, mmdet ms, ratio timm/mmdet per round (median, range), output difference.
+
+    `size` is the side of a square input or its (height, width)."""
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
     rows = []
     for family in families:
         timm_bb, mmdet_bb = build_pair(family, device)
-        x = torch.randn(batch, 3, size, size, device=device)
+        x = torch.randn(batch, 3, height, width, device=device)
         diff = max_output_difference(timm_bb, mmdet_bb, x)
         scale = max(f.abs().max().item() for f in mmdet_bb(x)) if diff > tolerance else 1.0
         if diff > tolerance * max(scale, 1.0):
@@ -148,7 +151,7 @@ def backbone_benchmark(
                     "timm_model": FAMILIES[family].timm_name,
                     "mmdet_type": FAMILIES[family].mmdet_cfg["type"],
                     "mode": mode,
-                    "input_size": size,
+                    "input_size": height if height == width else [height, width],
                     "batch": batch,
                     "max_abs_output_diff": diff,
                     "timm_s": Spread.of(times["timm"]).to_dict(),

@@ -97,26 +97,40 @@ def op_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 # --- loader throughput ---------------------------------------------------------------------------
-def make_image_folder(root: Path, images: int, width: int = 500, height: int = 375) -> Path:
-    """An ImageNet-style folder (train/ and val/, two classes) of JPEGs at ImageNet's typical size."""
+def _write_jpeg(job: tuple[Path, int, int, int]) -> None:
+    path, seed, width, height = job
+    _pil_image(max(width, height), seed=seed).crop((0, 0, width, height)).save(path, quality=90)
+
+
+def make_image_folder(root: Path, images: int, width: int = 500, height: int = 375, workers: int = 0) -> Path:
+    """An ImageNet-style folder (train/ and val/, two classes) of JPEGs at ImageNet's typical size, written by
+    `workers` processes (0: this one)."""
+    jobs = []
     for split in ("train", "val"):
         for cls in ("c0", "c1"):
             folder = root / split / cls
             folder.mkdir(parents=True, exist_ok=True)
             count = images // 2 if split == "train" else 1
-            for i in range(count):
-                path = folder / f"{i:05d}.jpg"
-                if not path.exists():
-                    _pil_image(max(width, height), seed=i).crop((0, 0, width, height)).save(path, quality=90)
+            jobs += [(folder / f"{i:05d}.jpg", i, width, height) for i in range(count)]
+    jobs = [job for job in jobs if not job[0].exists()]
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            list(pool.map(_write_jpeg, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    else:
+        for job in jobs:
+            _write_jpeg(job)
     return root
 
 
-def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, batches: int) -> float:
+def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, batches: int, skip: int = 1) -> float:
     from pretraining.data import train_loader
 
     loader = train_loader(dataset, batch, epoch, 0, 1, workers, seed=0, pin_memory=False)
     iterator = iter(loader)
-    next(iterator)  # worker start-up and the first batch are excluded
+    for _ in range(skip):  # worker start-up and the first batches are excluded
+        next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
@@ -126,22 +140,31 @@ def _loader_images_per_s(dataset: Any, batch: int, workers: int, epoch: int, bat
 
 
 def loader_throughput(
-    config: Any, data: str, sizes: Sequence[int], batch: int, workers: int, rounds: int, batches: int, magnitude: float
+    config: Any,
+    data: str,
+    sizes: Sequence[int],
+    batch: int,
+    workers: int,
+    rounds: int,
+    batches: int,
+    magnitude: float,
+    skip: int = 1,
 ) -> list[dict[str, Any]]:
     """Loader images/s in `fft` mode (final-size output), `resize` and `direct` modes (output at size), alternating
-    per round."""
+    per round; each over `batches` batches after the first `skip` (many workers start with a burst: skip about
+    two batches per worker, what they prefetch)."""
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     from pretraining.data import SeededImageDataset, load_image_folders, train_transform
 
     train_folder, _ = load_image_folders(data)
-    needed = batch * (batches + 1)
+    needed = batch * (batches + skip)
     if len(train_folder.samples) < needed:
         from etcore.errors import UserInputError
 
         raise UserInputError(
             f"--data {data}: {len(train_folder.samples)} train images, the loader benchmark needs "
-            f"{needed} (batch x (batches + 1)): lower --loader-batch/--loader-batches or add images"
+            f"{needed} (batch x (batches + {skip})): lower --loader-batch/--loader-batches or add images"
         )
     datasets = {}
     for size in sizes:
@@ -156,7 +179,7 @@ def loader_throughput(
     for r in range(rounds):
         shift = r % len(keys)
         for key in keys[shift:] + keys[:shift]:
-            results[key].append(_loader_images_per_s(datasets[key], batch, workers, r, batches))
+            results[key].append(_loader_images_per_s(datasets[key], batch, workers, r, batches, skip))
     rows = []
     for size in sizes:
         fft = results[(size, "fft")]

@@ -2,18 +2,21 @@
 
 Tests that change a data set copy it first (`shutil.copytree`). Helper modules (`pretrain_fixtures`,
 `det_fixtures`, `fault_callbacks`) sit next to this file and are imported by their plain names.
-Markers (pyproject.toml): `slow` (more than about 10 s on 2 cores), `subprocess` (starts processes) and
-`manual` (not in make test); `make test-fast` runs the rest. A config sweep (a test parametrized over every
+Markers (pyproject.toml): `slow` (more than about 10 s on 2 cores), `subprocess` (starts processes),
+`manual` (not in make test) and `gpu` (skipped without a CUDA GPU, unless ETDET_GPU_TESTS=cpu asks for the
+tiny CPU run); `make test-fast` runs the rest. A config sweep (a test parametrized over every
 config file of `CONFIG_SWEEPS`) keeps its first case in `make test-fast`; its other cases are marked slow
 here, so `make test` still checks every config.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from bench.gpu_report import GPU_TESTS_ENV
 from det_fixtures import TINY_DEMO_DATA, write_coco_instances
 from pretrain_fixtures import make_image_folder
 
@@ -23,7 +26,9 @@ TINY_RETINANET = REPO / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_ti
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every case of a config sweep but its first as slow (make test-fast checks one config per test)."""
+    """Mark every case of a config sweep but its first as slow (make test-fast checks one config per test);
+    skip the gpu-marked tests without a GPU."""
+    _skip_gpu_tests_without_a_gpu(items)
     seen: set[tuple[str, str]] = set()
     for item in items:
         if item.path.name not in CONFIG_SWEEPS or getattr(item, "callspec", None) is None:
@@ -32,6 +37,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if key in seen:
             item.add_marker(pytest.mark.slow)
         seen.add(key)
+
+
+def _skip_gpu_tests_without_a_gpu(items: list[pytest.Item]) -> None:
+    """A gpu test without CUDA is a skip with its reason (not a pass), unless ETDET_GPU_TESTS=cpu (the dry run)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items or os.environ.get(GPU_TESTS_ENV) == "cpu":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = (
+        f"needs a CUDA GPU (torch.cuda.is_available() is False); {GPU_TESTS_ENV}=cpu runs it on the CPU at tiny "
+        "sizes, as bash tools/gpu_check.sh --dry-run does"
+    )
+    for item in gpu_items:
+        item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ CPU-only machine runs distributed jobs on gloo; COCO annotation files are valida
 (`finetune.coco_validation`), segmentation images and label maps likewise (`finetune.segmentation`), and
 `--classes-from-annotations` trains a detector on one's own COCO-format categories (`finetune.classes`);
 checkpoints are written atomically and `--resume` skips one that a kill left
-unreadable (`finetune.checkpoints`, docs/RELIABILITY.md).
+unreadable (`finetune.checkpoints`, docs/RELIABILITY.md); SIGUSR1/SIGTERM (a cluster's time limit or
+preemption) save a checkpoint at the next iteration and exit with code 75, and `--resume` continues from it
+(`finetune.preemption`).
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import Sequence
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 
 import backbones  # noqa: F401  (registers TimmBackbone & co.; installs the checkpoint allowlist)
 from etcore.checkpoint_io import load_checkpoint_file
-from etcore.errors import UserInputError
+from etcore.errors import EXIT_PREEMPTED, UserInputError
 from etcore.paths import check_writable_dir
+from etcore.preemption import stop_signals, stopped_line
 from finetune import classes
 from finetune.checkpoints import resume_checkpoint, use_atomic_checkpoints
 from finetune.config import (
@@ -41,6 +46,7 @@ from finetune.config import (
     uses_validation,
 )
 from finetune.detection import check_det_data
+from finetune.preemption import PreemptionHook
 from finetune.runner import build_runner
 from finetune.segmentation import check_seg_data, is_segmentation
 
@@ -113,7 +119,7 @@ def apply_train_args(cfg: Config, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Check every input, then train with mmengine's runner."""
+    """Check every input, then train with mmengine's runner; 0, or `EXIT_PREEMPTED` when stopped by a signal."""
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_train_args(cfg, args)
@@ -131,5 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
     setup_cache_size_limit_of_dynamo()
-    build_runner(cfg).train()
-    return 0
+    with stop_signals() as request:
+        runner = build_runner(cfg)
+        preemption = PreemptionHook(request)
+        runner.register_hook(preemption)
+        runner.train()
+    if preemption.saved is None:
+        return 0
+    if is_main_process():
+        print(stopped_line(request, preemption.saved, "the same tools/train.py command and --resume"), file=sys.stderr)
+    return EXIT_PREEMPTED

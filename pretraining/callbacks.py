@@ -1,8 +1,10 @@
 """Hook points of the training loop: the engine calls every installed callback at fixed moments.
 
-A production run installs none. Tests install callbacks that kill the process or poison the loss at a
-chosen point (`tests/fault_callbacks.py`), to prove that a killed run resumes exactly and that a
-diverged run stops cleanly. Callers pass them to `pretraining.cli.main(argv, callbacks=...)`.
+`tools/pretrain.py` installs one: `pretraining.preemption.StopOnSignal`, which asks the run to stop (saved,
+resumable) after SIGUSR1/SIGTERM. Tests install callbacks that kill the process, poison the loss or send
+such a signal at a chosen point (`tests/fault_callbacks.py`), to prove that a killed or stopped run
+resumes exactly and that a diverged run stops cleanly. Callers pass them to
+`pretraining.cli.main(argv, callbacks=...)`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class TrainingCallback:
     def on_checkpoint_written(self) -> None:
         """A checkpoint's temporary file is complete and not yet renamed into place."""
 
+    def stop_requested(self) -> bool:
+        """Asked at every update boundary and after every epoch's last.pth: True stops the run there, resumable."""
+        return False
+
 
 class CallbackList(TrainingCallback):
     """Several callbacks called in order, as one."""
@@ -51,3 +57,6 @@ class CallbackList(TrainingCallback):
     def on_checkpoint_written(self) -> None:
         for callback in self.callbacks:
             callback.on_checkpoint_written()
+
+    def stop_requested(self) -> bool:
+        return any([callback.stop_requested() for callback in self.callbacks])

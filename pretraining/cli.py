@@ -1,19 +1,23 @@
 """`tools/pretrain.py`: resolve the recipe, then train (or report the finished run) in this process.
 
 `main(argv) -> int` is safe to call repeatedly in one process (the curriculum search and the demo do):
-it restores every global it touches and tears down only the process group it created.
+it restores every global it touches (signal handlers included) and tears down only the process group it
+created. On SIGUSR1/SIGTERM the run stops at the next update boundary with a resumable last.pth, prints
+one line and returns `EXIT_PREEMPTED` (75); `--resume` continues it (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from etcore.cli import ArgumentParser
-from etcore.errors import UserInputError
+from etcore.errors import EXIT_PREEMPTED, UserInputError
 from etcore.paths import check_writable_dir
+from etcore.preemption import stop_signals, stopped_line
 from pretraining.callbacks import TrainingCallback
 from pretraining.config import (
     CHOICES,
@@ -27,6 +31,7 @@ from pretraining.config import (
 from pretraining.curriculum import Curriculum, build_curriculum, required_size_multiple
 from pretraining.determinism import isolated_global_state
 from pretraining.distributed import init_distributed, resolve_device
+from pretraining.preemption import RunStopped, StopOnSignal
 from pretraining.recipes import family_defaults, paper_differences
 
 USAGE = """Curriculum pretraining of a timm model: baseline, EfficientTrain, EfficientTrain++ or a custom curriculum.
@@ -39,7 +44,9 @@ precedence: defaults < the model family's recipe and the curriculum's own settin
 line. --dry-run prints the resolved recipe, every stage (epochs, size, RandAugment, batch per device x
 accumulation, LR at its first and last epoch), where warm-up ends, the low-frequency operation, and
 which values are not the official scripts'. Multi-GPU: tools/dist_pretrain.sh (torchrun), tools/slurm_pretrain.sh.
-Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, curriculum.json (docs/FORMATS.md)."""
+Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, curriculum.json (docs/FORMATS.md).
+On SIGUSR1 or SIGTERM (a cluster's time limit or preemption) it writes last.pth at the next optimizer
+update and exits with code 75; the same command with --resume continues bit for bit."""
 FLAG_ALIASES = {"work_dir": ["--work-dir", "--work_dir"], "batch_size": ["--batch-size", "-b"]}
 
 
@@ -157,15 +164,21 @@ def _train_images(data: str) -> tuple[int, str]:
 
 
 def main(argv: Sequence[str] | None = None, callbacks: Sequence[TrainingCallback] = ()) -> int:
-    """Entry point of tools/pretrain.py and of in-process callers; returns the exit code (0).
+    """Entry point of tools/pretrain.py and of in-process callers; returns the exit code (0, or 75 when stopped).
 
-    `callbacks` are installed into the training loop (`pretraining.callbacks`); the tool passes none.
+    `callbacks` are installed into the training loop (`pretraining.callbacks`) beside `StopOnSignal`,
+    which turns SIGUSR1/SIGTERM (handled only while main runs) into a stop at the next update boundary.
     """
-    with isolated_global_state():
+    with isolated_global_state(), stop_signals() as request:
         config, sources, curriculum, dry_run = resolve_config(argv)
         dist = init_distributed(config.device)
         try:
-            return _run(config, sources, curriculum, dry_run, dist, callbacks)
+            return _run(config, sources, curriculum, dry_run, dist, [*callbacks, StopOnSignal(request)])
+        except RunStopped as stopped:
+            if dist.is_main:
+                line = stopped_line(request, str(stopped), "the same command plus --resume")
+                print(line, file=sys.stderr, flush=True)
+            return EXIT_PREEMPTED
         finally:
             dist.close()
 

@@ -16,6 +16,7 @@ the stage size (`DirectStageTransform`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import random
@@ -308,10 +309,23 @@ def eval_transform(final_size: int, crop_pct: float, mean: Sequence[float], std:
 
 
 class EpochKeySampler(DistributedSampler):
-    """DistributedSampler whose items are (epoch, index) keys: the epoch travels to persistent workers."""
+    """DistributedSampler whose items are (epoch, index) keys: the epoch travels to persistent workers.
+
+    `set_epoch(epoch, start)` can also skip this process's first `start` samples of the epoch (a resume
+    in the middle of an epoch): they are never loaded, and since every sample's augmentation is seeded by
+    (seed, epoch, index) the rest are exactly the images an uninterrupted run gets. `len()` stays the
+    whole epoch's, so the number of steps per epoch does not depend on where a run resumed.
+    """
+
+    start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        super().set_epoch(epoch)
+        self.start = start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        return ((self.epoch, index) for index in super().__iter__())
+        indices = itertools.islice(super().__iter__(), self.start, None)
+        return ((self.epoch, index) for index in indices)
 
 
 def train_loader(

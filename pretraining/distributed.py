@@ -48,6 +48,14 @@ class DistContext:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when `flag` is True on any rank (one max all-reduce), so all ranks act alike."""
+        if not self.enabled:
+            return bool(flag)
+        tensor = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return bool(tensor.item() > 0)
+
     def all_gather_object(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order (used to save each rank's RNG state)."""
         if not self.enabled:

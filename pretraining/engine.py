@@ -7,6 +7,11 @@ live for the whole stage), size-bound model parameters and their optimizer momen
 DDP is re-wrapped around the new parameters. Validation runs at the end of every stage (or every
 `eval_every` epochs) and after the last epoch.
 
+A stop request (`pretraining.preemption`: SIGUSR1/SIGTERM) is honoured at the next optimizer-update
+boundary, agreed by every rank: last.pth then holds the position in the epoch (micro-batches done, the
+epoch's loss sum, images and unreadable files so far, its timers, every rank's RNG), `--resume` continues
+from there bit for bit, and `RunStopped` is raised. After an epoch's last.pth it is honoured at once.
+
 Every epoch's log record says where its time went (`EpochTimer`): stage switch, waiting for data,
 the low-frequency op on the batch, the step (and its optimizer part), the loader's own time per
 sample, evaluation and checkpointing; `tools/benchmark.py breakdown` sums them per stage.
@@ -21,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import torch
 from timm.data import resolve_data_config
@@ -58,6 +63,7 @@ from pretraining.optim import (
     peak_lr,
     updates_per_epoch,
 )
+from pretraining.preemption import RunStopped
 from pretraining.recipes import paper_differences
 
 
@@ -138,6 +144,7 @@ class Pretrainer:
         self.ddp_model: torch.nn.Module | None = None
         self._stage_images_per_s: float | None = None
         self._last_checkpoint_s = 0.0
+        self._resume_position: dict[str, Any] | None = None  # this rank's part of a mid-epoch last.pth
 
     # --- small helpers ---------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -219,6 +226,19 @@ class Pretrainer:
         self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.progress = Progress(**state["progress"])
+        position = state.get("position")  # None: written at the end of an epoch
+        if position is not None:
+            if len(position["ranks"]) != self.dist.world_size:
+                raise UserInputError(
+                    f"--resume: last.pth was written in the middle of epoch {position['epoch']} by "
+                    f"{len(position['ranks'])} processes, this run has {self.dist.world_size}; the position in "
+                    f"the epoch is per process: resume with {len(position['ranks'])} processes"
+                )
+            self._resume_position = {
+                **position["ranks"][self.dist.rank],
+                "epoch": position["epoch"],
+                "step": position["step"],
+            }
         rng = state["rng"]
         if len(rng) == self.dist.world_size:
             restore_rng_state(rng[self.dist.rank])
@@ -277,24 +297,31 @@ class Pretrainer:
         assert self.pipeline is not None
         pipe, cfg = self.pipeline, self.cfg
         loader = pipe.loader
-        loader.sampler.set_epoch(epoch)  # the (seed, epoch) shuffle, and the epoch in every sample's key
+        start, loss_sum, images, unreadable, resumed_s = self._epoch_so_far(epoch, timer)
+        # the (seed, epoch) shuffle, the epoch in every sample's key, and the samples a stopped run trained
+        loader.sampler.set_epoch(epoch, start * pipe.batch_size)
         self.train_set.epoch = epoch
         self.model.train()
         # the official number of updates per epoch; micro-batches left over are skipped, as the official loop does
         steps = min(len(loader), self.updates_per_epoch * pipe.accum_steps)
-        loss_sum, images, unreadable = 0.0, 0, set(self.progress.unreadable)
         bar = tqdm(
             total=steps,
+            initial=start,
             desc=f"epoch {epoch + 1}/{self.curriculum.total_epochs}",
             leave=False,
             disable=not (self.dist.is_main and sys.stderr.isatty()),
             file=sys.stderr,
         )
         clock = time.perf_counter
-        started = clock()
+        started = clock() - timer.train_s  # a resumed epoch's training time before the stop counts
         self.optimizer.zero_grad(set_to_none=True)
         batches = iter(loader)
-        for i in range(steps):
+        for i in range(start, steps):
+            if i > start and i % pipe.accum_steps == 0 and self._stop_agreed():  # an update boundary
+                bar.close()
+                timer.train_s = clock() - started
+                so_far = {"loss_sum": loss_sum, "images": images, "unreadable": sorted(unreadable)}
+                self._stop(epoch, i, {**so_far, "timer": asdict(timer)})
             waited = clock()
             x, y, bad, spent = next(batches)
             arrived = clock()
@@ -347,7 +374,40 @@ class Pretrainer:
         images = int(self.dist.all_reduce_sum([float(images)])[0])
         self.progress.images_seen += images
         self.progress.unreadable = sorted(unreadable)
-        return {"train_loss": loss_sum / max(steps, 1), "images_per_s": images / max(elapsed, 1e-9), "images": images}
+        return {
+            "train_loss": loss_sum / max(steps, 1),
+            "images_per_s": images / max(elapsed, 1e-9),
+            "images": images,
+            "resumed_s": resumed_s,
+        }
+
+    def _epoch_so_far(self, epoch: int, timer: EpochTimer) -> tuple[int, float, int, set[str], float]:
+        """(micro-batch, loss sum, images, unreadable files, seconds) that `epoch` starts from.
+
+        Zeros (and the run's unreadable files) for an epoch that starts afresh; for an epoch resumed from a
+        mid-epoch last.pth, the stopped run's values, its timer added into `timer`, and the seconds it had spent.
+        """
+        part, self._resume_position = self._resume_position, None
+        if part is None or part["epoch"] != epoch:
+            return 0, 0.0, 0, set(self.progress.unreadable), 0.0
+        saved = part["timer"]
+        for name, value in saved.items():
+            setattr(timer, name, getattr(timer, name) + value)
+        seconds = saved["stage_switch_s"] + saved["train_s"]
+        return part["step"], part["loss_sum"], part["images"], set(part["unreadable"]), seconds
+
+    def _stop_agreed(self) -> bool:
+        """Whether any rank's callbacks ask to stop; every rank gets the same answer."""
+        return self.dist.any_rank(self.callbacks.stop_requested())
+
+    def _stop(self, epoch: int, step: int = 0, so_far: dict[str, Any] | None = None) -> NoReturn:
+        """Stop the run where `epoch` has `step` micro-batches done: write last.pth there (unless the epoch's own
+        last.pth, step 0, is that point already) and raise `RunStopped` on every rank."""
+        if step:
+            self.save_last(position={"epoch": epoch, "step": step}, so_far=so_far)
+        self.dist.barrier()  # no rank leaves before rank 0's last.pth is in place (srun kills the rest on an exit)
+        self.pipeline = None  # the stage's loader workers end
+        raise RunStopped(self.work_dir / ckpt.LAST, epoch, step, self.progress.updates)
 
     def _optimizer_step(self) -> None:
         self.progress.updates += 1
@@ -445,10 +505,12 @@ class Pretrainer:
             weights["model_ema"] = ckpt.cpu_state_dict(self.ema.module)
         return weights
 
-    def save_last(self) -> None:
-        rng = self.dist.all_gather_object(capture_rng_state())
+    def save_last(self, position: dict[str, int] | None = None, so_far: dict[str, Any] | None = None) -> None:
+        """Write last.pth: at an epoch's end, or at `position` (epoch, micro-batch) with each rank's `so_far`."""
+        gathered = self.dist.all_gather_object((capture_rng_state(), so_far))
         if not self.dist.is_main:
             return
+        rng = [state for state, _ in gathered]
         payload = self._weights()
         payload["provenance"] = self.provenance()
         payload["resume"] = {
@@ -459,6 +521,7 @@ class Pretrainer:
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng,
+            "position": None if position is None else {**position, "ranks": [part for _, part in gathered]},
             "config": dict(self.config_dict),
             "world_size": self.dist.world_size,
             "effective_batch": self.effective_batch,
@@ -512,6 +575,8 @@ class Pretrainer:
             self.enter_stage(epoch)
             timer.stage_switch_s = time.perf_counter() - epoch_start
             metrics = self.train_epoch(epoch, timer)
+            epoch_start -= metrics["resumed_s"]  # a resumed epoch's time before the stop counts
+            clock -= metrics["resumed_s"]
             self._stage_images_per_s = metrics["images_per_s"]
             top1 = top5 = ema1 = ema5 = None
             if self.evaluates_after(epoch):
@@ -568,6 +633,8 @@ class Pretrainer:
             self.save_last()
             self._last_checkpoint_s = time.perf_counter() - saving
             self.progress.checkpoint_time_s += self._last_checkpoint_s
+            if epoch + 1 < total and self._stop_agreed():
+                self._stop(epoch + 1)  # the last.pth just written is where the run resumes
         self.pipeline = None  # the last stage's workers end here
         if self.progress.unreadable:
             self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")

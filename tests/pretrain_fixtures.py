@@ -106,3 +106,17 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def assert_same_run(reference: Path, work: Path, epochs: int, images_per_epoch: int) -> None:
+    """`work` ended exactly as the uninterrupted `reference`: final.pth weights and EMA bit for bit, and every
+    epoch's log.jsonl loss, LR, top-1 (EMA too), update count and images seen."""
+    for key in ("model", "model_ema"):
+        assert_same_weights(load_weights(reference / "final.pth", key), load_weights(work / "final.pth", key))
+    mine, theirs = read_log(work), read_log(reference)
+    assert [row["epoch"] for row in mine] == list(range(epochs)), mine
+    keys = ("train_loss", "lr", "top1", "ema_top1", "updates", "images_seen")
+    for row, expected in zip(mine, theirs):
+        assert [row[k] for k in keys] == [expected[k] for k in keys], f"epoch {row['epoch']}: {keys} differ"
+    seen = load_checkpoint_file(work / "final.pth")["provenance"]["images_seen"]
+    assert seen == epochs * images_per_epoch, seen

@@ -9,6 +9,10 @@ reach the same `iter_6.pth` weights and optimizer state as an uninterrupted run,
 tools/test.py the same coco_metrics.json numbers. mmengine replays the data order itself: its
 InfiniteSampler is seeded from the run's seed and IterBasedTrainLoop advances the dataloader by the
 resumed iteration count (re-running the pipeline, so any random transform's draws repeat too).
+
+Preemption: a run whose hook sends itself SIGUSR1 after iteration 3 (between the interval checkpoints 2
+and 4) must save iter_3.pth there through the CheckpointHook (`finetune.preemption`), point last_checkpoint
+at it, exit with 75, and `--resume` must again reach the reference's iter_6.pth bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import pytest
 import torch
 
 from etcore.checkpoint_io import load_checkpoint_file
-from etcore.errors import UserInputError
+from etcore.errors import EXIT_PREEMPTED, UserInputError
 from finetune import checkpoints as det_checkpoints
 from finetune.checkpoints import AtomicLocalBackend, resume_checkpoint
 
@@ -45,6 +49,18 @@ from mmengine.registry import HOOKS
 
 def _die():
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class StopSignalHook(Hook):
+    """Sends this process `signum` after training iteration `after_iter`, as a cluster would."""
+
+    def __init__(self, after_iter, signum="SIGUSR1"):
+        self.after_iter, self.signum = after_iter, signum
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == self.after_iter:
+            os.kill(os.getpid(), getattr(signal, self.signum))
 
 
 @HOOKS.register_module()
@@ -93,15 +109,15 @@ def _train(
     return _run(["tools/train.py", str(config), "--work-dir", str(work), *extra, *_options(data_root)], hook_dir)
 
 
-def _killing_config(folder: Path, **hook: object) -> Path:
-    """RETINANET plus the SigkillHook (its module is written next to the config)."""
+def _killing_config(folder: Path, kind: str = "SigkillHook", **hook: object) -> Path:
+    """RETINANET plus the SigkillHook or StopSignalHook (their module is written next to the config)."""
     (folder / "sigkill_hook.py").write_text(KILL_HOOK)
     hook_args = ", ".join(f"{k}={v!r}" for k, v in hook.items())
-    config = folder / f"kill_{'_'.join(str(v) for v in hook.values())}.py".replace(".pth", "")
+    config = folder / f"{kind}_{'_'.join(str(v) for v in hook.values())}.py".replace(".pth", "")
     config.write_text(
         f"_base_ = {str(RETINANET)!r}\n"
         "custom_imports = dict(imports=['backbones', 'sigkill_hook'], allow_failed_imports=False)\n"
-        f"custom_hooks = [dict(type='PretrainProvenanceHook'), dict(type='SigkillHook', {hook_args})]\n"
+        f"custom_hooks = [dict(type='PretrainProvenanceHook'), dict(type={kind!r}, {hook_args})]\n"
     )
     return config
 
@@ -144,7 +160,7 @@ def _assert_same_run(reference: Path, resumed: Path) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> dict:
-    """Data, an uninterrupted reference run (+ its metrics) and two killed runs, 2 subprocesses at a time."""
+    """Data, an uninterrupted reference run (+ its metrics), two killed runs and a signalled one, 2 at a time."""
     root = tmp_path_factory.mktemp("det_resume")
     data = coco_small_objects
     hooks = root / "hooks"
@@ -155,6 +171,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> 
         "killed_saving_4": lambda: _train(
             _killing_config(hooks, renaming="iter_4.pth"), root / "killed_saving_4", data, hook_dir=hooks
         ),
+        "signalled_at_3": lambda: _train(
+            _killing_config(hooks, "StopSignalHook", after_iter=3), root / "signalled_at_3", data, hook_dir=hooks
+        ),
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
@@ -162,7 +181,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> 
     assert results["reference"].returncode == 0, results["reference"].stderr[-3000:]
     for name in ("killed_at_5", "killed_saving_4"):
         assert results[name].returncode == -signal.SIGKILL, results[name].stderr[-3000:]
-    return {"root": root, "data": data, "reference_metrics": _test(root / "reference", data)}
+    return {"root": root, "data": data, "reference_metrics": _test(root / "reference", data), "results": results}
 
 
 @pytest.mark.slow
@@ -216,6 +235,27 @@ def test_resume_skips_a_truncated_checkpoint_that_last_checkpoint_names(runs: di
     _assert_same_run(root / "reference", work)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_signalled_run_saves_at_that_iteration_exits_75_and_resumes_to_the_same_weights(runs: dict) -> None:
+    root, data = runs["root"], runs["data"]
+    stopped, work = runs["results"]["signalled_at_3"], root / "signalled_at_3"
+    assert stopped.returncode == EXIT_PREEMPTED, stopped.stderr[-3000:]
+    lines = [line for line in stopped.stderr.splitlines() if line.startswith("stopped on")]
+    assert lines == [
+        f"stopped on SIGUSR1: saved {work / 'iter_3.pth'}; continue with the same tools/train.py command and "
+        f"--resume (exit code {EXIT_PREEMPTED})"
+    ]
+    assert (work / "last_checkpoint").read_text() == str(work / "iter_3.pth")
+    assert load_checkpoint_file(work / "iter_3.pth")["meta"]["iter"] == 3
+    assert sorted(p.name for p in work.glob("iter_*.pth")) == ["iter_2.pth", "iter_3.pth"]  # stopped before 4
+
+    resumed = _train(RETINANET, work, data, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed epoch: 0, iter: 3" in max(work.glob("*/*.log")).read_text()
+    _assert_same_run(root / "reference", work)
+
+
 def test_resume_checkpoint_choices(tmp_path: Path) -> None:
     """The fallback rules of finetune.checkpoints.resume_checkpoint, in process."""
     assert resume_checkpoint(tmp_path) == (None, None)  # nothing there: mmengine starts afresh
@@ -250,3 +290,39 @@ def test_atomic_backend_keeps_the_old_file_when_a_write_fails(tmp_path: Path, mo
     monkeypatch.undo()
     backend.put_text("iter_2.pth", tmp_path / "last_checkpoint")
     assert (tmp_path / "last_checkpoint").read_text() == "iter_2.pth"
+
+
+def test_train_main_handles_the_stop_signals_only_while_the_runner_trains(
+    tmp_path: Path, coco_small_objects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tools/train.py's main, in-process: the runner trains under flag-setting handlers with a PreemptionHook
+    registered, and the caller's handlers are back afterwards (the runner is a stand-in: no training here)."""
+    from finetune import train
+    from finetune.preemption import PreemptionHook
+
+    class Runner:
+        def __init__(self) -> None:
+            self.hooks: list = []
+
+        def register_hook(self, hook: object) -> None:
+            self.hooks.append(hook)
+
+        def train(self) -> None:
+            self.handlers = (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM))
+
+    runner = Runner()
+    monkeypatch.setattr(train, "build_runner", lambda cfg: runner)
+
+    def caller_handler(signum: int, frame: object) -> None:
+        """The caller's own handler, which main must put back."""
+
+    previous = {signum: signal.signal(signum, caller_handler) for signum in (signal.SIGUSR1, signal.SIGTERM)}
+    try:
+        assert train.main([str(RETINANET), "--work-dir", str(tmp_path / "work"), *_options(coco_small_objects)]) == 0
+        after = (signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGTERM))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert [type(hook) for hook in runner.hooks] == [PreemptionHook]
+    assert runner.handlers == (runner.hooks[0].request.set, runner.hooks[0].request.set)
+    assert after == (caller_handler, caller_handler)

@@ -15,9 +15,9 @@ import torch
 from etcore.checkpoint_io import load_checkpoint_file
 from fault_callbacks import fault_command
 from pretrain_fixtures import (
+    assert_same_run,
     assert_same_weights,
     load_weights,
-    read_log,
     tiny_args,
     write_two_stage_curriculum,
 )
@@ -80,14 +80,7 @@ def test_killed_run_resumes_to_the_same_weights(setup: dict, fault: str, resumes
 
     assert main(setup["args"](work) + ["--resume"]) == 0
     assert not list(work.glob(".*.tmp"))
-    reference = setup["reference"] / "final.pth"
-    for key in ("model", "model_ema"):
-        assert_same_weights(load_weights(reference, key), load_weights(work / "final.pth", key))
-    resumed_log, reference_log = read_log(work), read_log(setup["reference"])
-    assert [row["epoch"] for row in resumed_log] == [0, 1, 2]
-    for mine, theirs in zip(resumed_log, reference_log):
-        assert (mine["train_loss"], mine["lr"], mine["top1"]) == (theirs["train_loss"], theirs["lr"], theirs["top1"])
-    assert load_checkpoint_file(work / "final.pth")["provenance"]["images_seen"] == 3 * 24
+    assert_same_run(setup["reference"], work, epochs=3, images_per_epoch=24)
 
 
 def test_result_does_not_depend_on_the_number_of_workers(setup: dict) -> None:

@@ -388,3 +388,31 @@ def test_each_paper_row_study_plans_the_rows_methods_and_prints_its_jobs(spec: P
     assert cli.main(["plan", str(spec), "--root", str(tmp_path / "w"), "--executor", "slurm"]) == 0
     out = capsys.readouterr().out
     assert "--gres=gpu:8" in out and "--ntasks=8" in out and "--signal=B:USR1@120" in out and "--requeue" in out
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_smoke_frontier_runs_end_to_end(tmp_path: Path) -> None:
+    """studies/demo_frontier_smoke.yaml through the local executor: 8 pretrainings (3 curricula, 2 seeds), a
+    RetinaNet from each, and tools/compare.py --frontier's points, plots and matched-compute differences."""
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "w"
+    ran = subprocess.run(
+        [sys.executable, "tools/study.py", "run", "studies/demo_frontier_smoke.yaml", "--root", str(root)]
+        + ["--var", f"data={tmp_path / 'd'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    text = (root / "frontier" / "frontier.md").read_text()
+    for curriculum in ("efficienttrain 2 ep", "efficienttrain++ 2 ep"):  # each paired with a baseline point
+        rows = [line for line in text.splitlines() if line.startswith(f"| top-1 (%) | {curriculum} (")]
+        assert len(rows) == 1 and "(n=2)" in rows[0] and "baseline" in rows[0]
+    assert (root / "frontier" / "frontier_train_time_s.png").is_file()
+    points = [line for line in text.splitlines() if line.startswith("| RetinaNet box AP50 | ")]
+    assert len(points) == 4 and all("| 2 |" in line for line in points)  # 4 arms, 2 seeds each

@@ -139,3 +139,124 @@ def test_bad_input_submits_nothing(cluster, tmp_path: Path) -> None:
     )
     assert no_slurm.returncode == 2 and "sbatch is not on PATH" in no_slurm.stderr
     assert not (root / "study.json").exists()
+
+
+def _preemption_spec(tmp_path: Path, tasks: int = 1) -> Path:
+    """A study of one EfficientTrain pretraining (5 stages, ~12 updates an epoch) and one RetinaNet fine-tune of
+    40 iterations: long enough to be stopped in the middle of both."""
+    spec = tmp_path / "preempt.yaml"
+    retinanet_40 = [
+        "train_cfg.max_iters=40",
+        "train_cfg.val_interval=40",
+        "default_hooks.checkpoint.interval=40",
+        "default_hooks.logger.interval=1",
+        "param_scheduler.0.end=5",
+        "param_scheduler.1.end=40",
+        "train_cfg.val_begin=41",
+        "param_scheduler.1.milestones=[26,36]",
+    ]
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "base": str(SMOKE),
+                "name": "preempt",
+                "prepare": [
+                    {
+                        "name": "data",
+                        "command": [
+                            "tools/make_demo_data.py",
+                            "--out",
+                            "{data}",
+                            "--train-per-class",
+                            "20",
+                            "--val-per-class",
+                            "2",
+                            "--image-size",
+                            "64",
+                            "--coco-train",
+                            "6",
+                            "--coco-val",
+                            "4",
+                        ],
+                    }
+                ],
+                "pretrain": [{"name": "resnet18", "curricula": ["efficienttrain"], "epochs": 5, "tasks": tasks}],
+                "finetune": [
+                    {"name": "retinanet", "cfg_options": retinanet_40},
+                    {"name": "cascade_mask_rcnn", "drop": True},
+                    {"name": "upernet", "drop": True},
+                ],
+                "report": False,
+            }
+        )
+    )
+    return spec
+
+
+def _weights(path: Path) -> dict:
+    state = load_checkpoint_file(path)
+    return state.get("state_dict") or state["model"]
+
+
+def test_preempted_steps_resume_to_the_weights_of_an_uninterrupted_run(cluster, tmp_path: Path) -> None:
+    """`scontrol requeue` in the middle of the pretraining (Slurm's SIGTERM), then the warning signal (B:USR1 to
+    the batch script, as --signal sends it before the time limit) in the middle of the fine-tune: each job saves,
+    is requeued, resumes, and the final weights equal those of the same study run here without a stop."""
+    import torch
+
+    spec, data = _preemption_spec(tmp_path), ["--var", f"data={tmp_path / 'data'}"]
+    local_root, slurm_root = tmp_path / "local", tmp_path / "slurm"
+    ran = study("run", str(spec), "--root", str(local_root), *data)
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    submitted = study("run", str(spec), "--root", str(slurm_root), "--executor", "slurm", *data, env=cluster.env)
+    assert submitted.returncode == 0, submitted.stderr
+    jobs = {k: v["job"] for k, v in json.loads((slurm_root / "study.json").read_text())["steps"].items()}
+    pretrain_log = slurm_root / "pretrain" / "resnet18_efficienttrain_e5_s0" / "log.jsonl"
+    wait_for(lambda: pretrain_log.is_file() and len(pretrain_log.read_text().splitlines()) >= 2, 600, "epoch 2")
+    cluster.run("scontrol", "requeue", jobs["pretrain/resnet18_efficienttrain_e5_s0"])
+    train_log = slurm_root / "logs" / "train_retinanet_resnet18_efficienttrain_e5_s0.log"
+    wait_for(lambda: train_log.is_file() and "Iter(train) [12/40]" in train_log.read_text(), 900, "iteration 12")
+    cluster.run("scancel", "--batch", "--signal=USR1", jobs["train/retinanet_resnet18_efficienttrain_e5_s0"])
+    record = wait_for_jobs(cluster, slurm_root, timeout_s=900)
+    assert all(entry["state"] != "failed" for entry in record.values()), record
+    for job in (jobs["pretrain/resnet18_efficienttrain_e5_s0"], jobs["train/retinanet_resnet18_efficienttrain_e5_s0"]):
+        shown = cluster.run("scontrol", "show", "job", job, "-o").stdout
+        assert "JobState=COMPLETED" in shown and "Restarts=1" in shown, shown
+    pretrain_text = (slurm_root / "logs" / "pretrain_resnet18_efficienttrain_e5_s0.log").read_text()
+    assert "exit 75" in pretrain_text and "start 1 on" in pretrain_text  # stopped, saved, and restarted
+    assert "exit 75" in train_log.read_text() and "start 1 on" in train_log.read_text()
+    for relative in (
+        "pretrain/resnet18_efficienttrain_e5_s0/final.pth",
+        "det/retinanet_resnet18_efficienttrain_e5_s0/iter_40.pth",
+    ):
+        ours, theirs = _weights(local_root / relative), _weights(slurm_root / relative)
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[name], theirs[name]) for name in ours), relative
+
+
+def test_srun_starts_a_two_process_pretraining_that_matches_one_process(cluster, tmp_path: Path) -> None:
+    """`tasks: 2` runs the pretraining as two srun tasks (gloo on CPU, ranks from Slurm's variables) at the same
+    effective batch; it ends where one process does (the DDP test's tolerance: tests/test_pretrain_ddp.py).
+    ConvNeXt-Atto: LayerNorm only, so the two processes' statistics are the one process's."""
+    import torch
+
+    spec = _preemption_spec(tmp_path, tasks=2)
+    text = yaml.safe_load(spec.read_text())
+    text["pretrain"][0].update(model="convnext_atto", epochs=2, recipe={"batch_size": 8, "accum_steps": 1})
+    text["slurm"] = {"resources": {"pretrain": {"gpus": 0, "cpus": 1, "mem": "3G", "time": "00:30:00"}}}
+    text["finetune"] = [{"name": name, "drop": True} for name in ("retinanet", "cascade_mask_rcnn", "upernet")]
+    spec.write_text(yaml.safe_dump(text))
+    data = ["--var", f"data={tmp_path / 'data'}"]
+    two = study("run", str(spec), "--root", str(tmp_path / "two"), "--executor", "slurm", *data, env=cluster.env)
+    assert two.returncode == 0, two.stderr
+    wait_for_jobs(cluster, tmp_path / "two", timeout_s=600)
+    assert "--ntasks=2" in (tmp_path / "two" / "slurm" / "pretrain__resnet18_efficienttrain_e2_s0.sh").read_text()
+    text["pretrain"][0].update(tasks=1, recipe={"batch_size": 16, "accum_steps": 1})
+    spec.write_text(yaml.safe_dump(text))
+    one = study("run", str(spec), "--root", str(tmp_path / "one"), *data)
+    assert one.returncode == 0, one.stdout[-2000:] + one.stderr[-2000:]
+    final = "pretrain/resnet18_efficienttrain_e2_s0/final.pth"  # the entry keeps its name
+    a, b = load_checkpoint_file(tmp_path / "one" / final), load_checkpoint_file(tmp_path / "two" / final)
+    assert b["provenance"]["devices"] == 2 and a["provenance"]["effective_batch"] == b["provenance"]["effective_batch"]
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(b["model"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)

@@ -26,7 +26,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file
 from etcore.errors import UserInputError
-from etcore.process import python_command, run_process
 from etcore.formats import (
     METRICS_FILE,
     PRETRAIN_FINAL,
@@ -34,6 +33,7 @@ from etcore.formats import (
     SEG_METRICS_FILE,
     SEG_MODES,
 )
+from etcore.process import python_command, run_process
 from finetune.det_metrics import verify_detections
 from finetune.seg_metrics import verify_seg_predictions
 from reporting.report import write_report
@@ -410,7 +410,7 @@ def _finetune_step(
 
     def run() -> None:
         (work_dir / "last_checkpoint").unlink(missing_ok=True)
-        args = ["tools/train.py", config, "--work-dir", str(work_dir), "--cfg-options", *options]
+        args = ["tools/train.py", config, "--work-dir", str(work_dir), "--check-images", "--cfg-options", *options]
         _run_tool(args, log=work_dir / "demo_train.log")
 
     return Step(
@@ -483,6 +483,7 @@ def detection_steps(profile: Profile, layout: Layout, detector: str, curriculum:
                     "--work-dir",
                     str(work_dir),
                     "--dump-detections",
+                    "--check-images",
                     "--cfg-options",
                     *options,
                 ],
@@ -512,7 +513,14 @@ def segmentation_steps(profile: Profile, layout: Layout, curriculum: str, seed: 
     def test() -> None:
         for mode in modes:
             tta = ["--tta"] if mode == SEG_MODES[1] else []
-            args = [config, str(final_checkpoint(work_dir)), "--work-dir", str(work_dir), "--dump-predictions"]
+            args = [
+                config,
+                str(final_checkpoint(work_dir)),
+                "--work-dir",
+                str(work_dir),
+                "--dump-predictions",
+                "--check-images",
+            ]
             _run_tool(["tools/test.py", *args, *tta, "--cfg-options", *options], log=work_dir / f"demo_test_{mode}.log")
         verify_seg_predictions(work_dir, REPO)
 

@@ -3,12 +3,14 @@ it, or skipped and counted.
 
 Why: mmcv's `LoadImageFromFile` (mmdet's and mmseg's image loader) fails on an undecodable file with an
 `AssertionError: failed to load image` traceback whenever the sampler reaches it, hours into a run and again after
-`--resume`; and its default cv2 backend decodes a truncated baseline JPEG without a word (the missing rows grey).
+`--resume`; and its default cv2 backend decodes a truncated baseline JPEG without a word (the rows past the cut
+hold whatever the memory held, often the previous image's pixels).
 The tools' checks before a run read image headers only, which a truncated file keeps. So:
 
 - One rule says whether a file is readable, before and during a run (`decode_image`): not empty, a PNG or JPEG
   whole (its end marker present, or else a strict PIL decode that refuses truncated data), and decoded by the
-  backend and flag of the config's own loading step. mmcv/PIL/cv2 have no such "strict" mode of their own.
+  backend and flag of the config's own loading step. Hand-written: mmcv and cv2 have no strict mode, and PIL's
+  strictness alone would not decode as the pipeline's backend does.
 - Before the run, `--check-images` (`check_images`): every image (and label map) of every dataset the run reads,
   listed by the dataset classes themselves, is decoded with that rule on a thread pool (cv2 and PIL release the
   GIL while decoding); all unreadable files are named, then one `UserInputError`.

@@ -29,6 +29,8 @@ SEG_METRICS_SCHEMA = "efficienttrain-det/seg-metrics-v1"  # "schema" of seg_metr
 SEG_METRICS_FILE = "seg_metrics.json"  # written by tools/test.py (semantic segmentation)
 SEG_MODES = ("single_scale", "ms_flip")  # seg_metrics.json "metrics" blocks: plain test, and with --tta
 SEG_PREDICTIONS_DIR = "predictions"  # <D>/predictions/<mode>/<image>.png (--dump-predictions)
+UNREADABLE_IMAGES_FILE = "unreadable_images.txt"  # <D>/: training images skipped (--skip-unreadable), appended
+UNREADABLE_IMAGES_KEY = "unreadable_images"  # checkpoint meta and coco/seg_metrics.json: those images' paths
 
 # --- converted checkpoints and reports --------------------------------------------------------------
 TIMM_STATE_DICT_FORMAT = "efficienttrain-det/timm-state-dict"  # safetensors header "format"

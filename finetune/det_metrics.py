@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, METRICS_SCHEMA
+from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE, METRICS_SCHEMA, UNREADABLE_IMAGES_KEY
 
 # CocoMetric's result names -> the names of docs/FORMATS.md, in pycocotools' `stats` order
 AP_NAMES = {"mAP": "AP", "mAP_50": "AP50", "mAP_75": "AP75", "mAP_s": "APs", "mAP_m": "APm", "mAP_l": "APl"}
@@ -47,9 +47,15 @@ def coco_metrics(results: dict) -> dict:
 
 
 def metrics_record(
-    config: str, checkpoint: str, resolved: dict, results: dict, seed: int | None, pretrained: str | None
+    config: str,
+    checkpoint: str,
+    resolved: dict,
+    results: dict,
+    seed: int | None,
+    pretrained: str | None,
+    unreadable: list[str] | None = None,
 ) -> dict:
-    """The coco_metrics.json object of docs/FORMATS.md."""
+    """The coco_metrics.json object of docs/FORMATS.md (`unreadable`: the training images the run skipped)."""
     model = resolved.get("model") or {}
     backbone = model.get("backbone") or {}
     benchmark = resolved.get("benchmark") or {}
@@ -63,6 +69,7 @@ def metrics_record(
         "schedule": benchmark.get("schedule"),
         "seed": seed,
         "pretrain_checkpoint": pretrained,
+        UNREADABLE_IMAGES_KEY: unreadable,
         "metrics": coco_metrics(results),
         "resolved_config": resolved,
     }

@@ -22,6 +22,7 @@ from finetune import classes
 from finetune.checkpoints import load_model_checkpoint, training_facts
 from finetune.config import check_data, evaluators_of, validate_annotations
 from finetune.det_metrics import bootstrap_record, coco_evaluators, empty_detection_metrics, metrics_record
+from finetune.images import check_images, skipped_in_training
 from finetune.runner import build_runner
 
 
@@ -51,6 +52,8 @@ def test_detector(args: argparse.Namespace, cfg: Config, resolved: dict) -> int:
                 f"{flag} is for segmentation (mmseg) configs; {args.config} is a detection config: drop {flag}"
             )
     check_det_data(cfg, ["test_dataloader"])
+    if args.check_images:
+        check_images(cfg, ["test_dataloader"])
     prefix = None
     if args.dump_detections is not None:
         prefix = args.dump_detections or osp.join(cfg.work_dir, DETECTIONS_PREFIX)
@@ -71,7 +74,8 @@ def test_detector(args: argparse.Namespace, cfg: Config, resolved: dict) -> int:
     results = runner.test()
     if not is_main_process():
         return 0
-    record = metrics_record(args.config, args.checkpoint, resolved, results, seed, pretrained)
+    unreadable = skipped_in_training(checkpoint)
+    record = metrics_record(args.config, args.checkpoint, resolved, results, seed, pretrained, unreadable)
     format_only = any(e.get("format_only") for e in coco_evaluators(cfg))
     if not record["metrics"] and not format_only:
         # CocoMetric returns nothing when the detector kept no box at all; that result is still an

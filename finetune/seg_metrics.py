@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from etcore.checkpoint_io import write_text_atomic
-from etcore.formats import SEG_METRICS_FILE, SEG_METRICS_SCHEMA, SEG_MODES
+from etcore.formats import SEG_METRICS_FILE, SEG_METRICS_SCHEMA, SEG_MODES, UNREADABLE_IMAGES_KEY
 from finetune.det_metrics import ids_sha256
 
 METRIC_NAMES = ("mIoU", "mAcc", "aAcc")
@@ -55,8 +55,10 @@ def seg_record(
     metrics: dict[str, float | None],
     predictions: str | None,
     bootstrap: dict[str, Any] | None = None,
+    unreadable: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The seg_metrics.json object of docs/FORMATS.md, with one mode's block filled (and its bootstrap draws)."""
+    """The seg_metrics.json object of docs/FORMATS.md, with one mode's block filled (and its bootstrap draws;
+    `unreadable`: the training images the run skipped)."""
     if mode not in SEG_MODES:
         raise ValueError(f"unknown test mode {mode!r}")
     model = resolved.get("model") or {}
@@ -72,6 +74,7 @@ def seg_record(
         "schedule": benchmark.get("schedule"),
         "seed": seed,
         "pretrain_checkpoint": pretrained,
+        UNREADABLE_IMAGES_KEY: unreadable,
         "metrics": {mode: metrics},
         "predictions": {mode: predictions},
         **({"bootstrap": {mode: bootstrap}} if bootstrap else {}),

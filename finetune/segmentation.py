@@ -7,7 +7,9 @@ report as a traceback (or not at all): a missing image or annotation folder, an 
 map (mmseg lists the images and fails only when the sampler draws the missing map), a label map whose
 size differs from its image or that has more than one channel, a label value above the class count that
 is not the ignore value (the loss fails on it, or on a GPU a device-side assert ends the job), and a
-head whose `num_classes` is not the dataset's class count. Each is one `UserInputError`.
+head whose `num_classes` is not the dataset's class count. Each is one `UserInputError`. Label maps are
+decoded with `finetune.images`' rule (a truncated one is refused); images are only opened here, and decoded
+in full by `--check-images` (`finetune.images.check_images`).
 
 Label values are read as mmseg reads them: with `reduce_zero_label` (ADE20K) 0 is ignored and value v
 is class v - 1, so 0..num_classes and the ignore value (255) are valid; without it 0..num_classes - 1
@@ -39,6 +41,7 @@ from etcore.formats import SEG_METRICS_FILE, SEG_MODES, SEG_PREDICTIONS_DIR
 from etcore.paths import check_writable_dir
 from finetune.checkpoints import load_model_checkpoint, training_facts
 from finetune.config import datasets_of, evaluators_of
+from finetune.images import TRAIN_LOADER, UndecodableImage, check_images, decode_image, skipped_in_training
 from finetune.runner import build_runner
 from finetune.seg_metrics import bootstrap_seg, image_confusions, iou_metrics, seg_record, write_seg_metrics
 
@@ -144,8 +147,12 @@ def _names(spec: SegDatasetSpec) -> list[str]:
     return sorted(names)
 
 
-def _check_pair(spec: SegDatasetSpec, name: str) -> str | None:
-    """None if image `name` and its label map fit together, else the one-line problem."""
+def _check_pair(spec: SegDatasetSpec, name: str, images_later: bool = False, labels_later: bool = False) -> str | None:
+    """None if image `name` and its label map fit together, else the one-line problem.
+
+    An image that cannot be opened is left alone with `images_later` (`--check-images` reports it with the
+    others, or `--skip-unreadable` skips it), and so is a label map that cannot be decoded with `labels_later`.
+    """
     image_path = osp.join(spec.image_dir, name + spec.img_suffix)
     label_path = osp.join(spec.label_dir, name + spec.seg_map_suffix)
     if not osp.isfile(image_path):
@@ -159,10 +166,16 @@ def _check_pair(spec: SegDatasetSpec, name: str) -> str | None:
         with Image.open(image_path) as image:
             width, height = image.size
     except OSError as err:
+        if images_later:
+            return None
         return f"image {image_path} ({spec.loader_key}) cannot be read ({err}): replace the file"
-    labels = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
-    if labels is None:
-        return f"annotation file {label_path} ({spec.loader_key}) cannot be read as an image: write it as a PNG"
+    try:  # decoded as strictly as during the run (a cut PNG is refused without libpng's stderr line)
+        with open(label_path, "rb") as handle:
+            labels = decode_image(handle.read(), "unchanged")
+    except (OSError, UndecodableImage) as err:
+        if labels_later:
+            return None
+        return f"annotation file {label_path} ({spec.loader_key}) cannot be decoded ({err}): write it again as a PNG"
     if labels.ndim != 2:
         return (
             f"label map {label_path} ({spec.loader_key}) has {labels.shape[2]} channels: a label map is a "
@@ -194,8 +207,13 @@ def _check_pair(spec: SegDatasetSpec, name: str) -> str | None:
     return None
 
 
-def check_seg_dataset(spec: SegDatasetSpec, workers: int | None = None) -> int:
-    """Check every image/label pair of one dataset (threads: decoding releases the GIL); return the count."""
+def check_seg_dataset(
+    spec: SegDatasetSpec, workers: int | None = None, images_later: bool = False, labels_later: bool = False
+) -> int:
+    """Check every image/label pair of one dataset (threads: decoding releases the GIL); return the count.
+
+    `images_later` / `labels_later`: unreadable files are left to another check (see `_check_pair`).
+    """
     for label, folder in (("image folder", spec.image_dir), ("annotation folder", spec.label_dir)):
         if not osp.isdir(folder):
             raise UserInputError(f"{label} {folder} ({spec.loader_key}) does not exist: {HINT}")
@@ -207,7 +225,8 @@ def check_seg_dataset(spec: SegDatasetSpec, workers: int | None = None) -> int:
         )
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for problem in pool.map(lambda name: _check_pair(spec, name), names, chunksize=16):
+        pairs = pool.map(lambda name: _check_pair(spec, name, images_later, labels_later), names, chunksize=16)
+        for problem in pairs:
             if problem:
                 raise UserInputError(problem)
     return len(names)
@@ -222,8 +241,14 @@ def _head_classes(cfg: Config) -> Iterable[tuple[str, int]]:
                 yield (f"model.{head}" + (f".{index}" if isinstance(heads, list) else "")), item["num_classes"]
 
 
-def check_seg_data(cfg: Config, loader_keys: Sequence[str]) -> list[str]:
-    """Check the data of every dataset behind `loader_keys`; return notes for the log."""
+def check_seg_data(
+    cfg: Config, loader_keys: Sequence[str], images_checked: bool = False, skip_training: bool = False
+) -> list[str]:
+    """Check the data of every dataset behind `loader_keys`; return notes for the log.
+
+    Unreadable files are left out when another step deals with them: all of them with `images_checked` (the
+    `--check-images` report that follows), the training images with `skip_training` (`--skip-unreadable`).
+    """
     notes = []
     for loader_key in loader_keys:
         loader = cfg.get(loader_key)
@@ -240,7 +265,8 @@ def check_seg_data(cfg: Config, loader_keys: Sequence[str]) -> list[str]:
                         f"{key}.num_classes={value} but the {loader_key} dataset has {expected} classes: "
                         f"set {key}.num_classes={expected}"
                     )
-            count = check_seg_dataset(spec)
+            images_later = images_checked or (skip_training and loader_key == TRAIN_LOADER)
+            count = check_seg_dataset(spec, images_later=images_later, labels_later=images_checked)
             notes.append(f"{loader_key}: {count} images and label maps checked in {spec.image_dir}")
     return notes
 
@@ -320,8 +346,10 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
             f"--dump-detections is for detection configs; {args.config} is a segmentation config: "
             "use --dump-predictions to keep the predicted label maps"
         )
-    for note in check_seg_data(cfg, ["test_dataloader"]):
+    for note in check_seg_data(cfg, ["test_dataloader"], images_checked=args.check_images):
         print(f"note: {note}", flush=True)
+    if args.check_images:
+        check_images(cfg, ["test_dataloader"])
     mode = mode_name(args.tta)
     if args.tta:
         use_test_time_augmentation(cfg, args.config)
@@ -336,7 +364,8 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
     runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpSegResults(out_file_path=args.out))
-    seed, pretrained = training_facts(load_model_checkpoint(runner, args.checkpoint), cfg)
+    checkpoint = load_model_checkpoint(runner, args.checkpoint)
+    seed, pretrained = training_facts(checkpoint, cfg)
     results = runner.test()
     if not is_main_process():
         return 0
@@ -355,6 +384,7 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
         metrics=metrics,
         predictions=predictions,
         bootstrap=_bootstrap(resolved, predictions, args.bootstrap) if args.bootstrap else None,
+        unreadable=skipped_in_training(checkpoint),
     )
     path, note = write_seg_metrics(record, osp.join(runner.work_dir, SEG_METRICS_FILE))
     if note:

@@ -4,7 +4,7 @@ segmentor on ADE20K and write `<work_dir>/seg_metrics.json` (docs/FORMATS.md); t
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out results.pkl]
         [--dump-detections [PREFIX]] [--tta] [--dump-predictions [DIR]] [--cfg-options k=v ...]
-        [--classes-from-annotations] [--launcher L]
+        [--classes-from-annotations] [--check-images] [--launcher L]
 
 mmdet's / mmseg's tools/test.py command line. Detection numbers are mmdet's CocoMetric's (pycocotools
 underneath); `--dump-detections` also keeps the raw detections in COCO results format (`PREFIX.bbox.json`,
@@ -12,7 +12,8 @@ and `PREFIX.segm.json` for instance segmentation; PREFIX defaults to `<work_dir>
 can re-evaluate them with pycocotools. Segmentation numbers are mmseg's IoUMetric's (mIoU, mAcc, aAcc);
 `--tta` tests with the config's multi-scale + flip augmentation (mmseg's flag), and `--dump-predictions`
 keeps every predicted label map (DIR defaults to `<work_dir>/predictions/<mode>`) for outside evaluation.
-Missing inputs are one `error:` line (exit 2) before the runner starts.
+Missing inputs are one `error:` line (exit 2) before the runner starts; `--check-images` decodes every test
+image first, and an image that cannot be decoded during the test is one `error:` line (`finetune.images`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from etcore.paths import check_writable_dir
 from finetune import classes
 from finetune.config import CFG_OPTIONS_HELP, LAUNCHERS, default_work_dir, load_config
 from finetune.detection import test_detector
+from finetune.images import add_arguments as add_image_arguments
+from finetune.images import fix_for_testing, stop_on_unreadable, use_checked_loading
 from finetune.segmentation import is_segmentation, test_segmentor
 
 RUN_ONLY_KEYS = ("work_dir", "load_from", "resume", "launcher")
@@ -85,6 +88,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
     classes.add_argument(parser)
+    add_image_arguments(parser, training=False)
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -121,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"checkpoint {args.checkpoint} does not exist: give a detector or segmentor checkpoint "
             "(tools/train.py writes them into its work dir)"
         )
-    if is_segmentation(cfg, args.config):
-        return test_segmentor(args, cfg, resolved)
-    return test_detector(args, cfg, resolved)
+    use_checked_loading(cfg, ["test_dataloader"])  # also the TTA pipeline that --tta puts in its place
+    with stop_on_unreadable(fix_for_testing):
+        if is_segmentation(cfg, args.config):
+            return test_segmentor(args, cfg, resolved)
+        return test_detector(args, cfg, resolved)

@@ -3,7 +3,7 @@ mmdet's / mmseg's tools/train.py command line; the config's default_scope says w
 
     python tools/train.py det_configs/retinanet/retinanet_swin-t_fpn_1x_coco_efficienttrain.py \
         [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
-        [--classes-from-annotations] [--launcher L]
+        [--classes-from-annotations] [--check-images] [--skip-unreadable] [--launcher L]
     python tools/train.py seg_configs/upernet/upernet_swin-t_8xb2-160k_ade20k-512x512_efficienttrain.py
 
 Differences from mmdet's tool, all about failing early and clearly: a missing config, data root,
@@ -15,7 +15,8 @@ CPU-only machine runs distributed jobs on gloo; COCO annotation files are valida
 checkpoints are written atomically and `--resume` skips one that a kill left
 unreadable (`finetune.checkpoints`, docs/RELIABILITY.md); SIGUSR1/SIGTERM (a cluster's time limit or
 preemption) save a checkpoint at the next iteration and exit with code 75, and `--resume` continues from it
-(`finetune.preemption`).
+(`finetune.preemption`); `--check-images` decodes every image first, and an image that cannot be decoded
+during the run is one `error:` line, or with `--skip-unreadable` skipped and counted (`finetune.images`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from finetune.config import (
     uses_validation,
 )
 from finetune.detection import check_det_data
+from finetune.images import add_arguments as add_image_arguments
+from finetune.images import check_images, fix_for_training, stop_on_unreadable, use_checked_loading
 from finetune.preemption import PreemptionHook
 from finetune.runner import build_runner
 from finetune.segmentation import check_seg_data, is_segmentation
@@ -72,6 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
     classes.add_argument(parser)
+    add_image_arguments(parser, training=True)
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK itself.
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
@@ -127,17 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         classes.use_annotation_classes(cfg, "train_dataloader", args.config)
     loader_keys = ["train_dataloader", "val_dataloader"] if uses_validation(cfg) else ["train_dataloader"]
     if is_segmentation(cfg, args.config):
-        for note in check_seg_data(cfg, loader_keys):
+        for note in check_seg_data(cfg, loader_keys, args.check_images, args.skip_unreadable):
             print(f"note: {note}", flush=True)
     else:
         check_det_data(cfg, loader_keys)
     check_pretrained_checkpoint(cfg)
+    if args.check_images:  # the slow check last, once the cheap ones passed
+        check_images(cfg, loader_keys, skip_training=args.skip_unreadable)
     use_atomic_checkpoints(cfg)
+    use_checked_loading(cfg, loader_keys, skip_training=args.skip_unreadable)
 
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
     setup_cache_size_limit_of_dynamo()
-    with stop_signals() as request:
+    with stop_signals() as request, stop_on_unreadable(fix_for_training):
         runner = build_runner(cfg)
         preemption = PreemptionHook(request)
         runner.register_hook(preemption)

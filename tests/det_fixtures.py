@@ -116,3 +116,45 @@ def write_coco_instances(
     _write_split(root, "val", classes, val_images, size, rng, next_id, object_scale)
     (root / "classes.json").write_text(json.dumps(list(classes)), encoding="utf-8")
     return root
+
+
+# ------------------------------------------------------------------ damaged image files (unreadable-image tests)
+
+DAMAGES = ("truncated", "empty", "not_an_image")
+
+
+def damage_image(path: Path, how: str) -> bytes:
+    """Damage the image at `path` as a broken copy does; return its original bytes (to put it back).
+
+    `truncated` keeps the first third (the header stays intact, so size checks still pass), `empty` leaves
+    0 bytes, `not_an_image` an HTML error page saved under the image's name.
+    """
+    original = path.read_bytes()
+    damaged = {
+        "truncated": original[: len(original) // 3],
+        "empty": b"",
+        "not_an_image": b"<html><body><h1>404 Not Found</h1></body></html>\n",
+    }[how]
+    path.write_bytes(damaged)
+    return original
+
+
+def as_jpeg(path: Path) -> Path:
+    """Re-encode the image at `path` as `<stem>.jpg` beside it (baseline JPEG, quality 90), remove the original."""
+    target = path.with_suffix(".jpg")
+    cv2.imwrite(str(target), cv2.imread(str(path), cv2.IMREAD_UNCHANGED), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if target != path:
+        path.unlink()
+    return target
+
+
+def coco_image_as_jpeg(root: Path, split: str, name: str) -> Path:
+    """Turn image `name` of a `write_coco_instances` split into a JPEG, renamed in the annotation file too."""
+    target = as_jpeg(root / split / name)
+    ann_file = root / "annotations" / f"instances_{split}.json"
+    data = json.loads(ann_file.read_text(encoding="utf-8"))
+    for image in data["images"]:
+        if image["file_name"] == name:
+            image["file_name"] = target.name
+    ann_file.write_text(json.dumps(data), encoding="utf-8")
+    return target

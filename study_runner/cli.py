@@ -22,7 +22,9 @@ from typing import Sequence
 from etcore.errors import UserInputError
 from study_runner import local, slurm
 from study_runner.graph import Graph
-from study_runner.spec import Study, load_study
+from study_runner.plan import build_graph
+from study_runner.runs import Study
+from study_runner.spec import load_study
 from study_runner.state import StudyState
 
 VERBS = ("plan", "run", "status", "cancel", "check")
@@ -153,7 +155,7 @@ def check(graph: Graph, step_id: str | None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     study = load(args)
-    graph = study.graph()
+    graph = build_graph(study)
     if args.verb == "plan":
         return plan(study, graph, args.executor, args)
     if args.verb == "run":

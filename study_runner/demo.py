@@ -19,6 +19,7 @@ from typing import Sequence
 from etcore.cli import ArgumentParser
 from study_runner import local
 from study_runner.cli import report_failures
+from study_runner.plan import build_graph
 from study_runner.spec import load_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         variables={"data": args.data} if args.data else None,
     )
     started = time.monotonic()
-    graph = study.graph()
+    graph = build_graph(study)
     outcome = local.execute(graph, study.lanes, study.estimates)
     failed = report_failures(graph, outcome.failed, outcome.blocked)
     if failed:

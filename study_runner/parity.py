@@ -31,6 +31,7 @@ from study_runner import local
 from study_runner.cli import report_failures
 from study_runner.demo import PROFILES, REPO
 from study_runner.graph import Graph
+from study_runner.plan import build_graph
 from study_runner.spec import load_study
 
 LOWFREQ_MODES = ("fft", "resize", "direct")
@@ -99,7 +100,7 @@ def plan(
             run = dataclasses.replace(template, source=arm, work_dir=root / "det" / f"{template.entry}_{name}")
             finetunes.append(run)
             arms[(mode, source.seed)] = run.work_dir
-    graph = dataclasses.replace(study, pretrainings=pretrainings, finetunes=finetunes, report=None).graph()
+    graph = build_graph(dataclasses.replace(study, pretrainings=pretrainings, finetunes=finetunes, report=None))
     return graph, arms
 
 

@@ -50,18 +50,13 @@ import argparse
 import functools
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from etcore.errors import UserInputError
 from etcore.families import config_stem
-from etcore.formats import PRETRAIN_FINAL, SEG_MODES
-from study_runner import checks
-from study_runner.graph import PREPARE, PRETRAIN, REPORT, SEG_TEST, SEG_TRAIN, TEST, TRAIN, Graph, Step
+from study_runner.runs import REPO, TEST_MODES, FineTune, Pretraining, Study
 
-REPO = checks.REPO
-TEST_MODES = {"single": SEG_MODES[0], "tta": SEG_MODES[1]}
 _TOP_KEYS = {
     "base",
     "bootstrap",
@@ -95,143 +90,6 @@ _PRETRAIN_KEYS = {
 _NOT_RECIPE = {"model", "data", "work_dir", "curriculum", "epochs", "seed", "final_size", "lowfreq", "resume", "config"}
 _FINETUNE_KEYS = {"name", "config", "from", "data_root", "cfg_options", "tests", "tasks"}
 _KNOWN_CURRICULA = ("baseline", "efficienttrain", "efficienttrain++")
-
-
-@dataclass(frozen=True)
-class Pretraining:
-    """One tools/pretrain.py run of the study."""
-
-    entry: str
-    model: str
-    curriculum: str
-    epochs: int
-    seed: int
-    data: str
-    final_size: int | None
-    lowfreq: str | None
-    args: tuple[str, ...]
-    expect: Mapping[str, Any]
-    tasks: int
-    work_dir: Path
-
-    @property
-    def id(self) -> str:
-        return self.work_dir.name
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.work_dir / PRETRAIN_FINAL
-
-    def command(self) -> tuple[str, ...]:
-        args = ["tools/pretrain.py", "--model", self.model, "--data", self.data, "--curriculum", self.curriculum]
-        args += ["--epochs", str(self.epochs), "--seed", str(self.seed), "--work-dir", str(self.work_dir)]
-        if self.final_size is not None:
-            args += ["--final-size", str(self.final_size)]
-        if self.lowfreq is not None:
-            args += ["--lowfreq", self.lowfreq]
-        return (*args, *self.args, "--resume")  # --resume: a finished run is left alone, a stopped one continues
-
-    def is_done(self) -> bool:
-        return checks.pretrain_is_done(
-            self.work_dir, self.model, self.curriculum, self.epochs, self.seed, self.lowfreq, self.expect
-        )
-
-
-@dataclass(frozen=True)
-class FineTune:
-    """One tools/train.py run (and its tests) from one pretraining."""
-
-    entry: str
-    config: str
-    segmentation: bool
-    source: Pretraining
-    data_root: str
-    cfg_options: tuple[str, ...]
-    tests: tuple[str, ...]
-    final_name: str  # the last checkpoint: iter_<max_iters>.pth or epoch_<max_epochs>.pth
-    tasks: int
-    work_dir: Path
-    check_images: bool = True
-    bootstrap: int = 200  # resamples of the test images kept with the metrics (their sampling error); 0: none
-
-    @property
-    def options(self) -> tuple[str, ...]:
-        """--cfg-options of training and testing: the backbone, the seed and the data, then the spec's own."""
-        own = (
-            f"model.backbone.checkpoint={self.source.checkpoint}",
-            f"randomness.seed={self.source.seed}",
-            f"data_root={self.data_root.rstrip('/')}/",
-        )
-        return (*own, *self.cfg_options)
-
-    @property
-    def final(self) -> Path:
-        return self.work_dir / self.final_name
-
-    def train_command(self) -> tuple[str, ...]:
-        images = ("--check-images",) if self.check_images else ()
-        return (
-            "tools/train.py",
-            self.config,
-            "--work-dir",
-            str(self.work_dir),
-            *images,
-            "--cfg-options",
-            *self.options,
-        )
-
-    def test_command(self, mode: str) -> tuple[str, ...]:
-        dump = ("--dump-predictions",) if self.segmentation else ("--dump-detections",)
-        dump += ("--bootstrap", str(self.bootstrap)) if self.bootstrap else ()
-        tta = ("--tta",) if mode == "tta" else ()
-        images = ("--check-images",) if self.check_images else ()
-        return (
-            "tools/test.py",
-            self.config,
-            str(self.final),
-            "--work-dir",
-            str(self.work_dir),
-            *dump,
-            *tta,
-            *images,
-            "--cfg-options",
-            *self.options,
-        )
-
-    def train_done(self) -> bool:
-        return self.source.is_done() and checks.finetune_is_done(self.work_dir, self.final_name, self.source.checkpoint)
-
-    def test_done(self, modes: Sequence[str]) -> bool:
-        if not self.train_done():
-            return False
-        if self.segmentation:
-            return checks.seg_metrics_are_current(self.work_dir, [TEST_MODES[m] for m in modes])
-        return checks.metrics_are_current(self.work_dir)
-
-    def verify(self) -> None:
-        if self.segmentation:
-            checks.verify_seg_predictions(self.work_dir, REPO)
-        else:
-            checks.verify_detections(self.work_dir, REPO)
-
-
-@dataclass
-class Study:
-    """A parsed spec: its runs, and the executor settings it carries."""
-
-    name: str
-    path: Path
-    root: Path
-    lanes: int
-    estimates: dict[str, float]
-    prepare: list[tuple[str, tuple[str, ...]]]
-    pretrainings: list[Pretraining]
-    finetunes: list[FineTune]
-    report: tuple[str, ...] | None
-    slurm: dict[str, Any] = field(default_factory=dict)
-
-    def graph(self) -> Graph:
-        return build_graph(self)
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -440,82 +298,6 @@ def _report(value: Any, where: str, root: Path) -> tuple[str, ...] | None:
     command = _strings(value.get("command"), f"{where}: report.command")
     _check_tool(command, f"{where}: report")
     return command
-
-
-# ------------------------------------------------------------------------------------------------ the graph
-
-
-def build_graph(study: Study) -> Graph:
-    """The steps of `study` in plan order: prepare, every pretraining, every fine-tune and its tests, the report."""
-    logs = study.root / "logs"
-    steps: list[Step] = []
-    prepared = []
-    for name, command in study.prepare:
-        steps.append(Step(f"prepare/{name}", PREPARE, f"prepare {name}", command, log=logs / f"prepare_{name}.log"))
-        prepared.append(steps[-1].id)
-    for run in study.pretrainings:
-        steps.append(
-            Step(
-                f"pretrain/{run.id}",
-                PRETRAIN,
-                f"pretrain {run.model} with {run.curriculum} ({run.epochs} epochs, seed {run.seed})",
-                run.command(),
-                work_dir=run.work_dir,
-                needs=tuple(prepared),
-                is_done=run.is_done,
-                log=logs / f"pretrain_{run.id}.log",
-                tasks=run.tasks,
-            )
-        )
-    tests = []
-    for run in study.finetunes:
-        kind, test_kind = (SEG_TRAIN, SEG_TEST) if run.segmentation else (TRAIN, TEST)
-        lane = str(run.source.work_dir)
-        train_id = f"train/{run.work_dir.name}"
-        steps.append(
-            Step(
-                train_id,
-                kind,
-                f"train {run.entry} from {run.source.id}",
-                run.train_command(),
-                work_dir=run.work_dir,
-                needs=(f"pretrain/{run.source.id}",),
-                lane=lane,
-                is_done=run.train_done,
-                fresh_files=(run.work_dir / "last_checkpoint",),  # a killed retrain never passes for finished
-                resume_args=("--resume",),
-                log=logs / f"train_{run.work_dir.name}.log",
-                tasks=run.tasks,
-            )
-        )
-        previous = train_id
-        for position, mode in enumerate(run.tests):
-            modes = run.tests[: position + 1]
-            test_id = f"test/{run.work_dir.name}" + ("" if mode == "single" else f"/{mode}")
-            steps.append(
-                Step(
-                    test_id,
-                    test_kind,
-                    f"evaluate {run.entry} from {run.source.id}" + (" (multi-scale + flip)" if mode == "tta" else ""),
-                    run.test_command(mode),
-                    work_dir=run.work_dir,
-                    needs=(previous,),
-                    lane=lane,
-                    is_done=_test_done(run, modes),
-                    verify=run.verify,
-                    log=logs / f"test_{run.work_dir.name}_{mode}.log",
-                )
-            )
-            previous = test_id
-            tests.append(test_id)
-    if study.report is not None:
-        needs = tuple(tests) or tuple(f"pretrain/{run.id}" for run in study.pretrainings)
-        steps.append(Step("report", REPORT, "report", study.report, needs=needs, log=logs / "report.log"))
-    return Graph(study.name, study.root, steps)
-
-
-def _test_done(run: FineTune, modes: Sequence[str]):
-    return lambda: run.test_done(modes)
 
 
 # ------------------------------------------------------------------------------------------------ checks

@@ -20,6 +20,7 @@ from finetune.seg_metrics import verify_seg_predictions
 from study_runner import checks, local
 from study_runner.demo import PROFILES
 from study_runner.graph import Graph, Step, find_cycle
+from study_runner.plan import build_graph
 from study_runner.spec import load_study
 
 REPO = checks.REPO
@@ -28,7 +29,7 @@ SMOKE = REPO / PROFILES["smoke"]
 
 def _smoke(tmp_path: Path, seeds=(0,)) -> tuple:
     study = load_study(SMOKE, seeds=list(seeds), root=tmp_path / "w", variables={"data": str(tmp_path / "d")})
-    return study, study.graph()
+    return study, build_graph(study)
 
 
 # ------------------------------------------------------------------------------------------------ specs and plans
@@ -93,7 +94,7 @@ def test_a_bad_spec_is_one_line_naming_the_entry(tmp_path: Path, change: dict, m
     spec = tmp_path / "bad.yaml"
     spec.write_text(yaml.safe_dump({"base": str(SMOKE), **change}))
     with pytest.raises(UserInputError, match=message) as info:
-        load_study(spec, root=tmp_path / "w").graph()
+        build_graph(load_study(spec, root=tmp_path / "w"))
     assert "\n" not in str(info.value) and str(spec) in str(info.value)
 
 
@@ -103,7 +104,7 @@ def test_two_steps_writing_one_folder_and_a_base_circle_are_refused(tmp_path: Pa
     spec = tmp_path / "twice.yaml"
     twin = {"name": "retinanet_again", "config": "det_configs/tiny/retinanet_{stem}_fpn_tiny-demo_{curriculum}.py"}
     spec.write_text(yaml.safe_dump({"base": str(SMOKE), "finetune": [{**twin, "data_root": "d"}]}))
-    load_study(spec, root=tmp_path / "w").graph()  # another name: another folder
+    build_graph(load_study(spec, root=tmp_path / "w"))  # another name: another folder
     (tmp_path / "a.yaml").write_text("base: b.yaml\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(UserInputError, match="its `base` chain comes back to itself"):

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,17 @@ def wait_for_jobs(cluster, root: Path, timeout_s: float) -> dict:
     return wait_for(settled, timeout_s, f"the jobs of {root}")
 
 
+def release_when_requeued(cluster, job: str, timeout_s: float = 300) -> None:
+    """A requeued job waits out a BeginTime delay (about 2 minutes here); start it now instead."""
+
+    def held() -> bool:
+        shown = cluster.run("scontrol", "show", "job", job, "-o", check=False).stdout
+        return "JobState=PENDING" in shown and "Reason=BeginTime" in shown
+
+    wait_for(held, timeout_s, f"job {job} to be requeued", every_s=1.0)
+    cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+
+
 def numbers(root: Path) -> dict:
     """Every metric a study wrote: pretraining top-1 and every COCO / ADE20K number, by work dir name."""
     found = {}
@@ -70,6 +82,7 @@ def numbers(root: Path) -> dict:
     return found
 
 
+@pytest.mark.timeout(1800)
 def test_the_smoke_demo_study_on_slurm_gives_the_local_numbers(cluster, tmp_path: Path) -> None:
     data = tmp_path / "data"
     local_root, slurm_root = tmp_path / "local", tmp_path / "slurm"
@@ -198,6 +211,7 @@ def _weights(path: Path) -> dict:
     return state.get("state_dict") or state["model"]
 
 
+@pytest.mark.timeout(1800)
 def test_preempted_steps_resume_to_the_weights_of_an_uninterrupted_run(cluster, tmp_path: Path) -> None:
     """`scontrol requeue` in the middle of the pretraining (Slurm's SIGTERM), then the warning signal (B:USR1 to
     the batch script, as --signal sends it before the time limit) in the middle of the fine-tune: each job saves,
@@ -212,11 +226,15 @@ def test_preempted_steps_resume_to_the_weights_of_an_uninterrupted_run(cluster, 
     assert submitted.returncode == 0, submitted.stderr
     jobs = {k: v["job"] for k, v in json.loads((slurm_root / "study.json").read_text())["steps"].items()}
     pretrain_log = slurm_root / "pretrain" / "resnet18_efficienttrain_e5_s0" / "log.jsonl"
-    wait_for(lambda: pretrain_log.is_file() and len(pretrain_log.read_text().splitlines()) >= 2, 600, "epoch 2")
+    wait_for(lambda: pretrain_log.is_file() and pretrain_log.read_text().strip(), 600, "the first epoch")
+    first = json.loads(pretrain_log.read_text().splitlines()[0])
+    time.sleep(0.5 * first["train_s"])  # about the middle of the second epoch
     cluster.run("scontrol", "requeue", jobs["pretrain/resnet18_efficienttrain_e5_s0"])
+    release_when_requeued(cluster, jobs["pretrain/resnet18_efficienttrain_e5_s0"])
     train_log = slurm_root / "logs" / "train_retinanet_resnet18_efficienttrain_e5_s0.log"
     wait_for(lambda: train_log.is_file() and "Iter(train) [12/40]" in train_log.read_text(), 900, "iteration 12")
     cluster.run("scancel", "--batch", "--signal=USR1", jobs["train/retinanet_resnet18_efficienttrain_e5_s0"])
+    release_when_requeued(cluster, jobs["train/retinanet_resnet18_efficienttrain_e5_s0"])
     record = wait_for_jobs(cluster, slurm_root, timeout_s=900)
     assert all(entry["state"] != "failed" for entry in record.values()), record
     for job in (jobs["pretrain/resnet18_efficienttrain_e5_s0"], jobs["train/retinanet_resnet18_efficienttrain_e5_s0"]):
@@ -224,6 +242,7 @@ def test_preempted_steps_resume_to_the_weights_of_an_uninterrupted_run(cluster, 
         assert "JobState=COMPLETED" in shown and "Restarts=1" in shown, shown
     pretrain_text = (slurm_root / "logs" / "pretrain_resnet18_efficienttrain_e5_s0.log").read_text()
     assert "exit 75" in pretrain_text and "start 1 on" in pretrain_text  # stopped, saved, and restarted
+    assert "resumes at epoch 1 step" in pretrain_text  # inside the second epoch, not at its start
     assert "exit 75" in train_log.read_text() and "start 1 on" in train_log.read_text()
     for relative in (
         "pretrain/resnet18_efficienttrain_e5_s0/final.pth",
@@ -234,6 +253,7 @@ def test_preempted_steps_resume_to_the_weights_of_an_uninterrupted_run(cluster, 
         assert all(torch.equal(ours[name], theirs[name]) for name in ours), relative
 
 
+@pytest.mark.timeout(1200)
 def test_srun_starts_a_two_process_pretraining_that_matches_one_process(cluster, tmp_path: Path) -> None:
     """`tasks: 2` runs the pretraining as two srun tasks (gloo on CPU, ranks from Slurm's variables) at the same
     effective batch; it ends where one process does (the DDP test's tolerance: tests/test_pretrain_ddp.py).

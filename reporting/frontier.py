@@ -9,6 +9,7 @@ of the nearest equivalent epochs, seed by seed (`reporting.noise.seed_difference
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,12 @@ AXES = (("equivalent_epochs", "equivalent full-size epochs"), ("train_time_s", "
 
 @dataclass
 class Point:
-    """One arm of one metric: its cost and its value per seed."""
+    """One arm of one metric: its cost and its value per seed. `series` is the line it belongs to: the
+    pretraining folder without its epochs and seed (`<entry>_<curriculum>` in a study), else the curriculum."""
 
     curriculum: str
     epochs: float
+    series: str = ""
     values: dict[int, float] = field(default_factory=dict)
     equivalent: dict[int, float] = field(default_factory=dict)
     time_s: dict[int, float] = field(default_factory=dict)
@@ -46,11 +49,18 @@ class Point:
 
     @property
     def label(self) -> str:
-        return f"{self.curriculum} {self.epochs:g} ep"
+        return f"{self.series or self.curriculum} {self.epochs:g} ep"
+
+
+def series_of(run: Run) -> str:
+    """The pretraining's folder name without `_e<epochs>_s<seed>` (a study's layout), else its curriculum."""
+    folder = Path(str(run.pretrain.get("checkpoint") or "")).parent.name
+    match = re.fullmatch(r"(.+)_e\d+_s\d+", folder)
+    return match.group(1) if match else run.curriculum
 
 
 def frontier_points(runs: Sequence[Run]) -> dict[str, dict[str, list[Point]]]:
-    """{metric label: {curriculum: [points by cost]}} of every metric the runs have."""
+    """{metric label: {series: [points by cost]}} of every metric the runs have."""
     found: dict[str, dict[tuple, Point]] = {}
     for run in runs:
         info = run.pretrain
@@ -62,8 +72,9 @@ def frontier_points(runs: Sequence[Run]) -> dict[str, dict[str, list[Point]]]:
             value = info.get(metric) if model is None else (run.metrics.get(block) or {}).get(metric)
             if value is None or (model is not None and run.detector != model):
                 continue
+            series = series_of(run)
             point = found.setdefault(label, {}).setdefault(
-                (run.curriculum, epochs), Point(run.curriculum, float(epochs))
+                (series, epochs), Point(run.curriculum, float(epochs), series)
             )
             point.values[seed] = float(value)
             if info.get("equivalent_epochs") is not None:
@@ -71,12 +82,20 @@ def frontier_points(runs: Sequence[Run]) -> dict[str, dict[str, list[Point]]]:
             if isinstance(info.get("train_time_s"), (int, float)):
                 point.time_s[seed] = float(info["train_time_s"])
     result: dict[str, dict[str, list[Point]]] = {}
+    shared = _shared_prefix([point.series for points in found.values() for point in points.values()])
     for label, points in found.items():
         for point in points.values():
-            result.setdefault(label, {}).setdefault(point.curriculum, []).append(point)
+            point.series = point.series[len(shared) :] or point.series
+            result.setdefault(label, {}).setdefault(point.series, []).append(point)
         for curve in result[label].values():
             curve.sort(key=lambda p: p.cost("equivalent_epochs") or p.epochs)
     return result
+
+
+def _shared_prefix(names: Sequence[str]) -> str:
+    """The `<entry>_` all series share (one entry: the demo's `resnet18_`), left out of their labels."""
+    prefixes = {name.split("_", 1)[0] + "_" for name in names if "_" in name}
+    return prefixes.pop() if len(prefixes) == 1 and all("_" in name for name in names) else ""
 
 
 def matched_compute(points: dict[str, dict[str, list[Point]]]) -> list[dict]:
@@ -84,11 +103,11 @@ def matched_compute(points: dict[str, dict[str, list[Point]]]) -> list[dict]:
     seed-paired difference (candidate - baseline)."""
     rows = []
     for label, curves in points.items():
-        baseline = curves.get(BASELINE) or []
+        baseline = [point for curve in curves.values() for point in curve if point.curriculum == BASELINE]
         if not baseline:
             continue
-        for curriculum, curve in curves.items():
-            if curriculum == BASELINE:
+        for curve in curves.values():
+            if curve[0].curriculum == BASELINE:
                 continue
             for point in curve:
                 cost = point.cost("equivalent_epochs")
@@ -104,7 +123,7 @@ def matched_compute(points: dict[str, dict[str, list[Point]]]) -> list[dict]:
                         "baseline": match,
                         "difference": delta,
                         "seeds": seeds,
-                        "reading": reading(delta, point.curriculum, BASELINE),
+                        "reading": reading(delta, point.series or point.curriculum, match.series or BASELINE),
                     }
                 )
     return rows
@@ -134,16 +153,16 @@ def matched_compute_table(points: dict[str, dict[str, list[Point]]]) -> str:
 def points_table(points: dict[str, dict[str, list[Point]]]) -> str:
     """Markdown: every point's cost on both axes and its mean with the 95% interval over seeds."""
     lines = [
-        "| metric | curriculum | epochs | equivalent epochs | training time (s) | seeds | mean [95%] |",
+        "| metric | series | epochs | equivalent epochs | training time (s) | seeds | mean [95%] |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for label, curves in points.items():
-        for curriculum, curve in curves.items():
+        for series, curve in curves.items():
             for point in curve:
                 estimate = point.estimate()
                 equivalent, seconds = point.cost("equivalent_epochs"), point.cost("train_time_s")
                 lines.append(
-                    f"| {label} | {curriculum} | {point.epochs:g} | "
+                    f"| {label} | {series} | {point.epochs:g} | "
                     f"{'n/a' if equivalent is None else f'{equivalent:.2f}'} | "
                     f"{'n/a' if seconds is None else f'{seconds:.0f}'} | {len(point.values)} | "
                     f"{estimate.text(1)} |"
@@ -164,14 +183,14 @@ def plot_frontier(points: dict[str, dict[str, list[Point]]], out: Path) -> list[
     for axis, axis_label in AXES:
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
         for ax, label in zip(axes[0], metrics):
-            for curriculum, curve in sorted(points[label].items()):
+            for series, curve in sorted(points[label].items()):
                 xs = [p.cost(axis) for p in curve]
                 if any(x is None for x in xs):
                     continue
                 estimates = [p.estimate() for p in curve]
                 ys = [e.value for e in estimates]
                 errors = [[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]]
-                ax.errorbar(xs, ys, yerr=errors, marker="o", ms=4, capsize=3, lw=1.5, label=curriculum)
+                ax.errorbar(xs, ys, yerr=errors, marker="o", ms=4, capsize=3, lw=1.5, label=series)
             ax.set(xlabel=axis_label, ylabel=label, title=label)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from etcore.formats import PRETRAIN_FINAL, SEG_MODES
+from pretraining.curriculum import CURRICULUM_SUFFIXES, load_curriculum_file
 from study_runner import checks
 
 REPO = checks.REPO
@@ -53,9 +54,18 @@ class Pretraining:
             args += ["--lowfreq", self.lowfreq]
         return (*args, *self.args, "--resume")  # --resume: a finished run is left alone, a stopped one continues
 
+    @property
+    def curriculum_name(self) -> str:
+        """The name a finished run records: a named curriculum's, or a curriculum file's own `name`."""
+        if Path(self.curriculum).suffix.lower() not in CURRICULUM_SUFFIXES:
+            return self.curriculum
+        return load_curriculum_file(
+            REPO / self.curriculum if not Path(self.curriculum).is_file() else self.curriculum
+        ).name
+
     def is_done(self) -> bool:
         return checks.pretrain_is_done(
-            self.work_dir, self.model, self.curriculum, self.epochs, self.seed, self.lowfreq, self.expect
+            self.work_dir, self.model, self.curriculum_name, self.epochs, self.seed, self.lowfreq, self.expect
         )
 
 

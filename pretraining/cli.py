@@ -51,7 +51,11 @@ tensorboard (WORK_DIR/tensorboard/) and/or wandb.
 Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, summary.csv, curriculum.json (docs/FORMATS.md).
 On SIGUSR1 or SIGTERM (a cluster's time limit or preemption) it writes last.pth at the next optimizer
 update and exits with code 75; the same command with --resume continues bit for bit."""
-FLAG_ALIASES = {"work_dir": ["--work-dir", "--work_dir"], "batch_size": ["--batch-size", "-b"], "imports": ["--import"]}
+FLAG_ALIASES = {
+    "work_dir": ["--work-dir", "--work_dir"],
+    "batch_size": ["--batch-size", "-b"],
+    "imports": ["--import", "--imports"],
+}
 
 
 def _json_object(text: str) -> dict:
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "model_kwargs":
             kwargs.update(type=_json_object, metavar="JSON")
         elif name == "imports":
-            kwargs.update(action="append", metavar="MODULE")
+            kwargs.update(action="extend", nargs="+", metavar="MODULE")  # also a study recipe's imports: [a, b]
         elif name == "vis":
             kwargs.update(nargs="+", choices=VIS_BACKENDS, metavar="BACKEND")
         elif name == "betas":

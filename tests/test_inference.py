@@ -74,13 +74,14 @@ def retinanet(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="module")
 def upernet(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny UperNet (ResNet-18, random init) after 2 iterations, tested by tools/test.py --dump-predictions."""
+    """The tiny UperNet (ResNet-18, random init) after 2 iterations, tested by tools/test.py --dump-predictions
+    --show-dir (and its #Params / FLOPs measured)."""
     work_dir = tmp_path_factory.mktemp("inference") / "upernet"
     options = ["--cfg-options", f"data_root={demo_data / 'ade'}/", "model.backbone.checkpoint=None"]
     run("tools/train.py", str(UPERNET), "--work-dir", str(work_dir), *options, "train_cfg.max_iters=2",
         "train_cfg.val_interval=3", "default_hooks.checkpoint.interval=2")  # fmt: skip
     run("tools/test.py", str(UPERNET), str(work_dir / "iter_2.pth"), "--work-dir", str(work_dir),
-        "--dump-predictions", "--no-complexity", *options)  # fmt: skip
+        "--dump-predictions", "--show-dir", str(work_dir / "drawn"), *options)  # fmt: skip
     return work_dir
 
 
@@ -150,6 +151,11 @@ def test_seg_inferencer_gives_the_evaluated_label_maps_and_labels_a_photograph(
         tested = cv2.imread(str(evaluated / image.name), cv2.IMREAD_UNCHANGED).astype(int) - 1
         assert predicted.shape == tested.shape == cv2.imread(str(image)).shape[:2]
         assert (predicted == tested).mean() >= SAME_PIXELS, image.name
+
+    drawn = sorted((upernet / "drawn" / "vis_data" / "vis_image").iterdir())  # mmseg's --show-dir layout
+    assert [p.name.split("_")[1] for p in drawn] == [p.name for p in images]  # test_<image>_<iteration>.png
+    complexity = json.loads((upernet / "seg_metrics.json").read_text())["complexity"]
+    assert complexity["params"] == sum(p.numel() for p in inferencer.model.parameters()) and complexity["flops"] > 0
 
     photo = photograph()
     height, width = cv2.imread(str(photo)).shape[:2]

@@ -45,6 +45,7 @@ import torch
 from timm.models import model_entrypoint
 from torch import nn
 
+from backbones.timm_features import create_on_meta
 from etcore.checkpoint_io import file_sha256, load_checkpoint_file, read_safetensors_metadata
 from etcore.errors import UserInputError
 from etcore.formats import PRETRAIN_FORMAT
@@ -361,12 +362,8 @@ def match_state_dict(
 
 def expected_backbone_shapes(model_name: str, timm_kwargs: dict) -> tuple[nn.Module, dict[str, torch.Size]]:
     """(meta reference classifier, {timm key: shape} of every tensor a full-depth feature net uses)."""
-    import timm
-
-    reference = timm.create_model(model_name, pretrained=False, device="meta", **timm_kwargs)
-    net = timm.create_model(
-        model_name, pretrained=False, features_only=True, out_indices=1, device="meta", **timm_kwargs
-    )
+    reference = create_on_meta(model_name, **timm_kwargs)
+    net = create_on_meta(model_name, features_only=True, out_indices=1, **timm_kwargs)
     shapes = {k: v.shape for k, v in net.state_dict().items()}
     to_full = feature_to_full_keys(list(shapes), list(reference.state_dict()))
     return reference, {to_full[k]: shape for k, shape in shapes.items()}

@@ -50,12 +50,26 @@ def _check_model_name(model_name: str) -> None:
     if not timm.is_model(model_name):
         close = timm.list_models(f"*{model_name.split('_')[0]}*")[:6]
         hint = f" (similar: {', '.join(close)})" if close else ""
-        raise UserInputError(f"model_name={model_name!r} is not a timm model{hint}: use a name from timm.list_models()")
+        raise UserInputError(
+            f"model_name={model_name!r} is not a timm model{hint}: use a name from timm.list_models(), or, for a "
+            "model of your own, import the module that registers it: custom_imports = dict(imports=['backbones', "
+            "'your.module'], allow_failed_imports=False) in the config"
+        )
+
+
+def create_on_meta(model_name: str, **kwargs: Any) -> nn.Module:
+    """`timm.create_model(model_name, pretrained=False, ...)` on the meta device: no memory, no init.
+
+    Through torch's device context rather than timm's `device=` argument, which a model of one's own
+    (registered with `@register_model`, imported with custom_imports) need not accept.
+    """
+    with torch.device("meta"):
+        return timm.create_model(model_name, pretrained=False, **kwargs)
 
 
 def _class_accepts(model_name: str, kwargs: dict) -> set[str]:
     """Names of the constructor arguments of the timm class behind `model_name` (built on 'meta')."""
-    model = timm.create_model(model_name, pretrained=False, device="meta", **kwargs)
+    model = create_on_meta(model_name, **kwargs)
     return set(inspect.signature(type(model).__init__).parameters)
 
 
@@ -89,7 +103,7 @@ def detection_kwargs(model_name: str, timm_kwargs: dict) -> dict:
 
 def _all_feature_info(model_name: str, kwargs: dict) -> list[dict]:
     # out_indices=1 (the last level) works for every family; the info list still holds all levels
-    model = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=1, device="meta", **kwargs)
+    model = create_on_meta(model_name, features_only=True, out_indices=1, **kwargs)
     return [dict(info) for info in model.feature_info.info]
 
 
@@ -183,4 +197,6 @@ def create_feature_net(spec: PyramidSpec) -> nn.Module:
 
 def create_reference_model(spec: PyramidSpec, device: str | torch.device = "meta") -> nn.Module:
     """The full timm classifier with the same kwargs: the key layout and shapes checkpoints are read in."""
+    if str(device) == "meta":
+        return create_on_meta(spec.model_name, **spec.timm_kwargs)
     return timm.create_model(spec.model_name, pretrained=False, device=device, **spec.timm_kwargs)

@@ -12,6 +12,8 @@ PRETRAIN_LAST = "last.pth"  # resume state, rewritten every epoch
 PRETRAIN_FINAL = "final.pth"  # weights + provenance, written once at the end
 PRETRAIN_LOG = "log.jsonl"  # one JSON object per epoch
 PRETRAIN_CURRICULUM = "curriculum.json"  # the resolved curriculum (Curriculum.to_dict())
+PRETRAIN_SUMMARY = "summary.csv"  # timm's per-epoch summary (timm.utils.update_summary)
+PRETRAIN_TENSORBOARD = "tensorboard"  # --vis tensorboard: the event files' folder
 
 # --- curriculum search work dir (tools/search_curriculum.py --work-dir W) -------------------------
 SEARCH_LOG_FORMAT = "efficienttrain-det/curriculum-search-v1"

@@ -158,3 +158,18 @@ def training_facts(checkpoint: dict, cfg: Config) -> tuple[int | None, str | Non
         except Exception:  # noqa: BLE001  (an unreadable stored config only loses this detail)
             pass
     return (None if seed is None else int(seed)), pretrained
+
+
+def training_log_dir(checkpoint: dict, checkpoint_path: str) -> str | None:
+    """The log folder of the run that wrote `checkpoint`, `<work dir>/<timestamp>/`, when it is still there.
+
+    mmengine names a run `<config name>_<timestamp>` (the checkpoint meta's `experiment_name`) and logs into
+    `<work dir>/<timestamp>/` (`<timestamp>.log`, `vis_data/scalars.json`, TensorBoard event files); the
+    checkpoints sit in the work dir itself.
+    """
+    name = (checkpoint.get("meta") or {}).get("experiment_name")
+    match = re.search(r"(\d{8}_\d{6})$", name) if isinstance(name, str) else None
+    if match is None:
+        return None
+    folder = osp.join(osp.dirname(checkpoint_path), match.group(1))
+    return folder if osp.isdir(folder) else None

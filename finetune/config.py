@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 from mmengine.config import Config
 
 from etcore.errors import UserInputError
+from etcore.imports import import_user_modules
 from finetune.coco_validation import first_few, validate_coco_file
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
@@ -36,6 +37,11 @@ def load_config(config: str, cfg_options: dict | None = None, launcher: str = "n
         raise UserInputError(
             f"config {config} is not valid Python ({err.msg}, line {err.lineno}): fix the file"
         ) from None
+    except ModuleNotFoundError as err:  # mmengine imports the config's custom_imports as it reads the file
+        raise UserInputError(
+            f"config {config}: custom_imports failed ({err}): check the module name, and that its folder is on "
+            "PYTHONPATH (or the package is installed)"
+        ) from None
     if cfg_options:
         try:
             cfg.merge_from_dict(cfg_options)
@@ -43,6 +49,9 @@ def load_config(config: str, cfg_options: dict | None = None, launcher: str = "n
             raise UserInputError(
                 f"--cfg-options {cfg_options} do not fit the config ({err}): check the keys against the config"
             ) from None
+        if any(str(key).split(".")[0] == "custom_imports" for key in cfg_options):
+            # mmengine imports custom_imports only while reading the file: do it for the merged list too
+            import_user_modules((cfg.get("custom_imports") or {}).get("imports") or [], "custom_imports")
     cfg.launcher = launcher
     point_datasets_at_data_root(cfg)
     return cfg

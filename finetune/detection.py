@@ -20,6 +20,7 @@ from etcore.errors import UserInputError
 from etcore.formats import DETECTIONS_PREFIX, METRICS_FILE
 from finetune import classes
 from finetune.checkpoints import load_model_checkpoint, training_facts
+from finetune.complexity import zoo_facts
 from finetune.config import check_data, evaluators_of, validate_annotations
 from finetune.det_metrics import bootstrap_record, coco_evaluators, empty_detection_metrics, metrics_record
 from finetune.images import check_images, skipped_in_training
@@ -76,6 +77,7 @@ def test_detector(args: argparse.Namespace, cfg: Config, resolved: dict) -> int:
         return 0
     unreadable = skipped_in_training(checkpoint)
     record = metrics_record(args.config, args.checkpoint, resolved, results, seed, pretrained, unreadable)
+    record.update(zoo_facts(cfg, checkpoint, args.checkpoint, runner.logger, args.complexity))
     format_only = any(e.get("format_only") for e in coco_evaluators(cfg))
     if not record["metrics"] and not format_only:
         # CocoMetric returns nothing when the detector kept no box at all; that result is still an

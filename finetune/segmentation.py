@@ -19,6 +19,7 @@ and the ignore value.
 from __future__ import annotations
 
 import argparse
+import copy
 import inspect
 import os
 import os.path as osp
@@ -40,6 +41,7 @@ from etcore.errors import UserInputError
 from etcore.formats import SEG_METRICS_FILE, SEG_MODES, SEG_PREDICTIONS_DIR
 from etcore.paths import check_writable_dir
 from finetune.checkpoints import load_model_checkpoint, training_facts
+from finetune.complexity import zoo_facts
 from finetune.config import datasets_of, evaluators_of
 from finetune.images import TRAIN_LOADER, UndecodableImage, check_images, decode_image, skipped_in_training
 from finetune.runner import build_runner
@@ -351,6 +353,7 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
     if args.check_images:
         check_images(cfg, ["test_dataloader"])
     mode = mode_name(args.tta)
+    plain = copy.deepcopy(cfg)  # the model and test pipeline before --tta wraps them: what #params/FLOPs describe
     if args.tta:
         use_test_time_augmentation(cfg, args.config)
     predictions = None
@@ -386,6 +389,7 @@ def test_segmentor(args: argparse.Namespace, cfg: Config, resolved: dict) -> int
         bootstrap=_bootstrap(resolved, predictions, args.bootstrap) if args.bootstrap else None,
         unreadable=skipped_in_training(checkpoint),
     )
+    record.update(zoo_facts(plain, checkpoint, args.checkpoint, runner.logger, args.complexity))
     path, note = write_seg_metrics(record, osp.join(runner.work_dir, SEG_METRICS_FILE))
     if note:
         runner.logger.warning(note)

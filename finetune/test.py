@@ -4,7 +4,7 @@ segmentor on ADE20K and write `<work_dir>/seg_metrics.json` (docs/FORMATS.md); t
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir D] [--out results.pkl]
         [--dump-detections [PREFIX]] [--tta] [--dump-predictions [DIR]] [--cfg-options k=v ...]
-        [--classes-from-annotations] [--check-images] [--launcher L]
+        [--show-dir DIR] [--no-complexity] [--classes-from-annotations] [--check-images] [--launcher L]
 
 mmdet's / mmseg's tools/test.py command line. Detection numbers are mmdet's CocoMetric's (pycocotools
 underneath); `--dump-detections` also keeps the raw detections in COCO results format (`PREFIX.bbox.json`,
@@ -34,6 +34,7 @@ from finetune.detection import test_detector
 from finetune.images import add_arguments as add_image_arguments
 from finetune.images import fix_for_testing, stop_on_unreadable, use_checked_loading
 from finetune.segmentation import is_segmentation, test_segmentor
+from finetune.visualization import draw_test_predictions
 
 RUN_ONLY_KEYS = ("work_dir", "load_from", "resume", "launcher")
 
@@ -86,6 +87,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also store every metric on DRAWS resamples of the test images (default 200), the evaluation's own "
         "sampling error, in the metrics file; needs --dump-detections / --dump-predictions",
     )
+    parser.add_argument(
+        "--show-dir",
+        metavar="DIR",
+        help="draw every test image's predictions, as mmdet's / mmseg's tools/test.py: detection into "
+        "<work_dir>/<timestamp>/DIR/ (DIR itself when absolute), segmentation into DIR/vis_data/vis_image/",
+    )
+    parser.add_argument(
+        "--complexity",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure #params and FLOPs on the first test image (mmengine.analysis) for the metrics file and "
+        "tools/compare.py --format zoo (default on; --no-complexity skips the extra forward pass)",
+    )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
     classes.add_argument(parser)
     add_image_arguments(parser, training=False)
@@ -125,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"checkpoint {args.checkpoint} does not exist: give a detector or segmentor checkpoint "
             "(tools/train.py writes them into its work dir)"
         )
+    if args.show_dir:
+        draw_test_predictions(cfg, args.show_dir, is_segmentation(cfg, args.config), args.config)
     use_checked_loading(cfg, ["test_dataloader"])  # also the TTA pipeline that --tta puts in its place
     with stop_on_unreadable(fix_for_testing):
         if is_segmentation(cfg, args.config):

@@ -2,7 +2,7 @@
 mmdet's / mmseg's tools/train.py command line; the config's default_scope says which.
 
     python tools/train.py det_configs/retinanet/retinanet_swin-t_fpn_1x_coco_efficienttrain.py \
-        [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options k=v ...]
+        [--work-dir D] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--vis tensorboard|wandb] [--cfg-options k=v ...]
         [--classes-from-annotations] [--check-images] [--skip-unreadable] [--launcher L]
     python tools/train.py seg_configs/upernet/upernet_swin-t_8xb2-160k_ade20k-512x512_efficienttrain.py
 
@@ -36,6 +36,7 @@ from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import EXIT_PREEMPTED, UserInputError
 from etcore.paths import check_writable_dir
 from etcore.preemption import stop_signals, stopped_line
+from etcore.tracking import VIS_BACKENDS
 from finetune import classes
 from finetune.checkpoints import resume_checkpoint, use_atomic_checkpoints
 from finetune.config import (
@@ -52,6 +53,7 @@ from finetune.images import check_images, fix_for_training, stop_on_unreadable, 
 from finetune.preemption import PreemptionHook
 from finetune.runner import build_runner
 from finetune.segmentation import check_seg_data, is_segmentation
+from finetune.visualization import add_vis_backends
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -72,6 +74,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=str,
         const="auto",
         help="resume from this checkpoint, or (no value) from the last one in the work dir",
+    )
+    parser.add_argument(
+        "--vis",
+        nargs="+",
+        choices=VIS_BACKENDS,
+        default=[],
+        metavar="BACKEND",
+        help="experiment tracking: tensorboard and/or wandb (needs `pip install wandb`), added to the config's "
+        "visualizer.vis_backends beside LocalVisBackend; files in <work_dir>/<timestamp>/vis_data/",
     )
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, help=CFG_OPTIONS_HELP)
     classes.add_argument(parser)
@@ -127,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.launcher)
     apply_train_args(cfg, args)
+    if args.vis:
+        add_vis_backends(cfg, args.vis, args.config)
     if args.classes_from_annotations:
         classes.use_annotation_classes(cfg, "train_dataloader", args.config)
     loader_keys = ["train_dataloader", "val_dataloader"] if uses_validation(cfg) else ["train_dataloader"]

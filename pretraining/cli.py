@@ -16,8 +16,10 @@ from typing import Any, Sequence
 
 from etcore.cli import ArgumentParser
 from etcore.errors import EXIT_PREEMPTED, UserInputError
+from etcore.imports import import_user_modules
 from etcore.paths import check_writable_dir
 from etcore.preemption import stop_signals, stopped_line
+from etcore.tracking import VIS_BACKENDS, require_vis_backends
 from pretraining.callbacks import TrainingCallback
 from pretraining.config import (
     CHOICES,
@@ -44,10 +46,16 @@ precedence: defaults < the model family's recipe and the curriculum's own settin
 line. --dry-run prints the resolved recipe, every stage (epochs, size, RandAugment, batch per device x
 accumulation, LR at its first and last epoch), where warm-up ends, the low-frequency operation, and
 which values are not the official scripts'. Multi-GPU: tools/dist_pretrain.sh (torchrun), tools/slurm_pretrain.sh.
-Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, curriculum.json (docs/FORMATS.md).
+Your own timm model: --import MODULE imports the module that registers it (repeatable). Tracking: --vis
+tensorboard (WORK_DIR/tensorboard/) and/or wandb.
+Writes WORK_DIR/last.pth (every epoch), final.pth, log.jsonl, summary.csv, curriculum.json (docs/FORMATS.md).
 On SIGUSR1 or SIGTERM (a cluster's time limit or preemption) it writes last.pth at the next optimizer
 update and exits with code 75; the same command with --resume continues bit for bit."""
-FLAG_ALIASES = {"work_dir": ["--work-dir", "--work_dir"], "batch_size": ["--batch-size", "-b"]}
+FLAG_ALIASES = {
+    "work_dir": ["--work-dir", "--work_dir"],
+    "batch_size": ["--batch-size", "-b"],
+    "imports": ["--import", "--imports"],
+}
 
 
 def _json_object(text: str) -> dict:
@@ -78,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="?", const="auto", metavar="auto|PATH")
         elif name == "model_kwargs":
             kwargs.update(type=_json_object, metavar="JSON")
+        elif name == "imports":
+            kwargs.update(action="extend", nargs="+", metavar="MODULE")  # also a study recipe's imports: [a, b]
+        elif name == "vis":
+            kwargs.update(nargs="+", choices=VIS_BACKENDS, metavar="BACKEND")
         elif name == "betas":
             kwargs.update(type=float, nargs=2, metavar=("B1", "B2"))
         else:
@@ -118,6 +130,8 @@ def resolve_config(argv: Sequence[str] | None) -> tuple[PretrainConfig, dict[str
         if name != "model_kwargs":
             setattr(config, name, value)
     validate(config)
+    import_user_modules(config.imports)  # before anything asks timm about the model
+    require_vis_backends(config.vis)
     curriculum = build_curriculum(
         config.curriculum,
         config.epochs,

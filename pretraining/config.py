@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from etcore.errors import UserInputError
+from etcore.tracking import VIS_BACKENDS
 from pretraining.curriculum.value import LOWFREQ_OPS
 
 CHOICES = {
@@ -27,8 +28,22 @@ CHOICES = {
     "mixup_mode": ("batch", "pair", "elem"),
 }
 # Fields that may change when a run is resumed (they do not change what is trained).
+# `imports` names where the model's code lives (a moved module must not block a resume; the model name and the
+# strict weight loading still check what is trained); `vis` and `log_interval` only say where curves go.
 RESUMABLE_CHANGES = frozenset(
-    {"data", "work_dir", "workers", "device", "eval_every", "resume", "config", "corrupt_images"}
+    {
+        "data",
+        "work_dir",
+        "workers",
+        "device",
+        "eval_every",
+        "resume",
+        "config",
+        "corrupt_images",
+        "imports",
+        "vis",
+        "log_interval",
+    }
 )
 
 
@@ -57,6 +72,13 @@ class PretrainConfig:
         metadata={
             "help": "round curriculum input sizes to this multiple (default: what the model needs: 32, or the "
             "ViT patch size)"
+        },
+    )
+    imports: list = field(
+        default_factory=list,
+        metadata={
+            "help": "import this module before the model is built, e.g. one that registers your own timm model "
+            "(@timm.models.register_model); repeatable; recorded in the provenance"
         },
     )
     model_kwargs: dict = field(
@@ -161,6 +183,16 @@ class PretrainConfig:
     resume: str | None = field(
         default=None, metadata={"help": "'auto' (W/last.pth when it exists) or a checkpoint path"}
     )
+    vis: list = field(
+        default_factory=list,
+        metadata={
+            "help": "experiment tracking: tensorboard (event files in W/tensorboard/) and/or wandb (needs "
+            "`pip install wandb`); W/summary.csv and log.jsonl are always written"
+        },
+    )
+    log_interval: int = field(
+        default=50, metadata={"help": "log loss, lr and img/s to --vis every N optimizer updates"}
+    )
     config: str | None = field(default=None, metadata={"help": "YAML file with any of these fields"})
 
     def to_dict(self) -> dict[str, Any]:
@@ -244,7 +276,7 @@ def validate(config: PretrainConfig) -> None:
     for name in REQUIRED:
         if not getattr(config, name):
             raise UserInputError(f"--{name.replace('_', '-')} is required (on the command line or in --config)")
-    positive = ("epochs", "final_size", "batch_size", "accum_steps", "eval_every", "lr_ref_batch")
+    positive = ("epochs", "final_size", "batch_size", "accum_steps", "eval_every", "lr_ref_batch", "log_interval")
     for name in positive:
         if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise UserInputError(f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}")
@@ -270,6 +302,11 @@ def validate(config: PretrainConfig) -> None:
             f"--randaug {config.randaug!r} has no '{{m}}' for the stage magnitude: "
             "e.g. rand-m{m}-mstd0.5-inc1, or 'none'"
         )
+    unknown = [name for name in config.vis if name not in VIS_BACKENDS]
+    if unknown:
+        raise UserInputError(f"--vis {unknown[0]!r} is not a tracking backend: use {' or '.join(VIS_BACKENDS)}")
+    if not all(isinstance(name, str) and name for name in config.imports):
+        raise UserInputError(f"--import takes module names (strings), got {config.imports!r}")
     for name in ("drop_path", "clip_grad", "lr", "warmup_epochs"):
         value = getattr(config, name)
         if value is not None and value < 0:

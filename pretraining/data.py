@@ -296,13 +296,16 @@ class DirectStageTransform:
         return f"{type(self).__name__}(crop={self.crop!r}, rest={self.rest!r})"
 
 
+EVAL_INTERPOLATION = "bicubic"  # also the `interpolation` of the provenance's data_config (a hub export's)
+
+
 def eval_transform(final_size: int, crop_pct: float, mean: Sequence[float], std: Sequence[float]) -> Callable:
     """Resize to final_size / crop_pct (bicubic), centre-crop final_size, normalise."""
     return create_transform(
         input_size=final_size,
         is_training=False,
         crop_pct=crop_pct,
-        interpolation="bicubic",
+        interpolation=EVAL_INTERPOLATION,
         mean=tuple(mean),
         std=tuple(std),
     )

@@ -39,6 +39,7 @@ from pretraining.callbacks import CallbackList, TrainingCallback
 from pretraining.config import PretrainConfig
 from pretraining.curriculum import Curriculum, Stage, stage_batch
 from pretraining.data import (
+    EVAL_INTERPOLATION,
     SeededImageDataset,
     check_magnitudes,
     corrupt_error,
@@ -65,6 +66,7 @@ from pretraining.optim import (
 )
 from pretraining.preemption import RunStopped
 from pretraining.recipes import paper_differences
+from pretraining.tracking import Tracker
 
 
 class TrainingDiverged(UserInputError):
@@ -145,6 +147,7 @@ class Pretrainer:
         self._stage_images_per_s: float | None = None
         self._last_checkpoint_s = 0.0
         self._resume_position: dict[str, Any] | None = None  # this rank's part of a mid-epoch last.pth
+        self.tracker = Tracker(self.work_dir, enabled=False)  # run() opens the real one
 
     # --- small helpers ---------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -364,6 +367,7 @@ class Pretrainer:
                 timer.optimizer_s += clock() - updating
             loss_sum += loss_value
             images += x.shape[0]
+            self.tracker.batch(self.progress.updates, loss_value, x.shape[0] * self.dist.world_size, self._lr())
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{self._lr():.2e}")
         del batches  # a persistent loader's workers wait for the next epoch
@@ -407,6 +411,7 @@ class Pretrainer:
             self.save_last(position={"epoch": epoch, "step": step}, so_far=so_far)
         self.dist.barrier()  # no rank leaves before rank 0's last.pth is in place (srun kills the rest on an exit)
         self.pipeline = None  # the stage's loader workers end
+        self.tracker.close()  # the curves up to here; the resumed run appends after them
         raise RunStopped(self.work_dir / ckpt.LAST, epoch, step, self.progress.updates)
 
     def _optimizer_step(self) -> None:
@@ -469,6 +474,8 @@ class Pretrainer:
         return {
             "model_name": self.cfg.model,
             "model_kwargs": dict(self.model_kwargs),
+            "imports": list(self.cfg.imports),  # modules that registered the model (--import)
+            "data_config": self._data_config(),
             "curriculum": self.curriculum.to_dict(),
             "lowfreq": self.cfg.lowfreq,
             "epochs": self.curriculum.total_epochs,
@@ -497,6 +504,16 @@ class Pretrainer:
             "recipe": dict(self.config_dict),
             "versions": ckpt.package_versions(),
             "git_commit": self._git_commit,
+        }
+
+    def _data_config(self) -> dict[str, Any]:
+        """`eval_transform`'s preprocessing in timm's data-config keys (what a hub export's pretrained_cfg says)."""
+        return {
+            "input_size": [3, self.final_size, self.final_size],
+            "mean": [float(v) for v in self.mean_std[0]],
+            "std": [float(v) for v in self.mean_std[1]],
+            "crop_pct": self.cfg.crop_pct,
+            "interpolation": EVAL_INTERPOLATION,
         }
 
     def _weights(self) -> dict[str, Any]:
@@ -551,6 +568,15 @@ class Pretrainer:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(json.dumps(self.curriculum.to_dict(), indent=2) + "\n", self.work_dir / ckpt.CURRICULUM)
             ckpt.trim_log(self.work_dir / ckpt.LOG, self.progress.epoch)
+        self.tracker = Tracker(
+            self.work_dir,
+            cfg.vis,
+            cfg.log_interval,
+            self.progress.epoch,
+            self.progress.updates,
+            self.config_dict,
+            enabled=self.dist.is_main,
+        )
         self.say(
             f"model {cfg.model} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M params, "
             f"{self.num_classes} classes), {len(self.train_set)} train / {len(self.val_set)} val images, "
@@ -623,6 +649,7 @@ class Pretrainer:
             }
             if self.dist.is_main:
                 ckpt.append_log(self.work_dir / ckpt.LOG, record)
+            self.tracker.epoch(record)
             evaluated = "" if top1 is None else f", top1 {top1:.2f} top5 {top5:.2f}"
             evaluated += "" if ema1 is None else f", ema top1 {ema1:.2f}"
             self.say(
@@ -636,6 +663,7 @@ class Pretrainer:
             if epoch + 1 < total and self._stop_agreed():
                 self._stop(epoch + 1)  # the last.pth just written is where the run resumes
         self.pipeline = None  # the last stage's workers end here
+        self.tracker.close()
         if self.progress.unreadable:
             self.say(f"skipped {len(self.progress.unreadable)} unreadable image(s), e.g. {self.progress.unreadable[0]}")
         provenance = self.save_final()

@@ -34,7 +34,10 @@ def build_model(
         if not close:
             close = timm.list_models(f"*{name.split('_')[0]}*")[:5]
         hint = f"close matches: {', '.join(close)}" if close else "see timm.list_models()"
-        raise UserInputError(f"--model {name!r} is not a timm model ({hint})")
+        raise UserInputError(
+            f"--model {name!r} is not a timm model ({hint}); a model of your own: pass --import MODULE, "
+            "the module that registers it with @timm.models.register_model"
+        )
     kwargs = dict(model_kwargs)
     if drop_path is not None:
         kwargs["drop_path_rate"] = drop_path

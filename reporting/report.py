@@ -1,4 +1,6 @@
-"""The demo's report: the comparison table plus plots of the curricula, pretraining curves and AP / mIoU vs cost.
+"""The demo's report: the comparison table plus plots of the curricula, pretraining curves and AP / mIoU vs cost,
+the model-zoo table beside it (`WORK_ROOT/zoo.md`, links relative to it) and, where the runs logged to
+TensorBoard (`--vis tensorboard`), the command that shows their curves.
 
     python tools/demo_report.py WORK_ROOT   (re-draws WORK_ROOT/report.md from finished runs)
 
@@ -27,9 +29,11 @@ from reporting.render import render  # noqa: E402
 from reporting.runs import SEGMENTATION, load_runs  # noqa: E402
 from reporting.summary import compact_table  # noqa: E402
 from reporting.table import build_table  # noqa: E402
+from reporting.zoo import zoo_markdown  # noqa: E402
 
 TABLE_FILE = "table.md"  # the full comparison table, beside report.md
 SUMMARY_FILE = "summary.md"  # the short answer with its noise, what the demo prints
+ZOO_FILE = "zoo.md"  # the model-zoo table (tools/compare.py --format zoo), beside table.md
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -147,6 +151,16 @@ def _pretraining_summary(pretrain_dirs: Sequence[Path]) -> list[str]:
     return lines
 
 
+TENSORBOARD_EVENTS = "events.out.tfevents.*"  # the file names TensorBoard's writers give their event files
+
+
+def tensorboard_line(root: Path) -> str | None:
+    """The command that shows every TensorBoard log below `root`, or None when no run wrote one."""
+    if next(root.rglob(TENSORBOARD_EVENTS), None) is None:
+        return None
+    return f"`tensorboard --logdir {root.as_posix()}`"
+
+
 def write_report(
     root: Path,
     det_root: Path,
@@ -161,6 +175,9 @@ def write_report(
     with_seg = any(run.task == SEGMENTATION for run in runs)
     table = render(build_table(runs), "markdown")
     summary = compact_table(runs)
+    zoo = zoo_markdown(runs, root)
+    write_text_atomic(f"# Model zoo: {root.as_posix()}\n\n{zoo}", root / ZOO_FILE)
+    tensorboard = tensorboard_line(root)
     plots = {
         "Curricula": plot_curricula(pretrain_dirs, root / "plots" / "curricula.png"),
         "Pretraining curves": plot_pretraining(pretrain_dirs, root / "plots" / "pretraining.png"),
@@ -194,7 +211,19 @@ def write_report(
         "",
         *_pretraining_summary(pretrain_dirs),
         "",
+        "## Model zoo",
+        "",
+        f"Every fine-tuned model with #Params and FLOPs at its test size and links to its config, log and "
+        f"checkpoint: [{ZOO_FILE}]({ZOO_FILE}) (also `python tools/compare.py {root} --format zoo`).",
+        "",
     ]
+    if tensorboard:
+        lines += [
+            "## Training curves",
+            "",
+            f"Loss, learning rate, throughput and accuracy of the pretrainings and fine-tunes: {tensorboard}",
+            "",
+        ]
     for title, path in plots.items():
         lines += [f"## {title}", "", f"![{title}]({path.relative_to(root).as_posix()})", ""]
     if elapsed_s is not None:

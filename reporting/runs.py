@@ -52,6 +52,10 @@ class Run:
     # tools/test.py --bootstrap: per block ('bbox', 'single_scale', ...) its draws of each metric (percent) and
     # "key" (seed, draws, test images): two runs with the same key pair draw by draw
     bootstrap: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: str | None = None  # the config file tools/test.py was given, as given
+    checkpoint: str | None = None  # the tested checkpoint, as given
+    train_log: str | None = None  # the training run's log folder (<work dir>/<timestamp>), as recorded
+    complexity: dict | None = None  # {'params', 'flops', 'input_shape': [H, W], 'counter'}, or None
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -205,6 +209,12 @@ def _run(document: dict, metrics_path: Path, fix: str, model_key: str, metrics: 
     """The Run of a checked metrics document: its model fields, config and the provenance beside it."""
     config = document.get("resolved_config")
     curriculum, pretrain = _pretrain_info(metrics_path.parent / PROVENANCE_FILE)
+    complexity = (
+        _get(document, "complexity", (dict, type(None)), metrics_path, fix) if "complexity" in document else None
+    )
+    if complexity is not None:
+        for key, kind in (("params", int), ("flops", int), ("input_shape", list)):
+            _get(document, f"complexity.{key}", kind, metrics_path, fix)
     return Run(
         work_dir=metrics_path.parent,
         detector=_get(document, model_key, str, metrics_path, fix),
@@ -216,7 +226,16 @@ def _run(document: dict, metrics_path: Path, fix: str, model_key: str, metrics: 
         curriculum=curriculum,
         pretrain=pretrain,
         task=task,
+        config=_optional_text(document, "config", metrics_path, fix),
+        checkpoint=_optional_text(document, "checkpoint", metrics_path, fix),
+        train_log=_optional_text(document, "train_log", metrics_path, fix),
+        complexity=complexity,
     )
+
+
+def _optional_text(document: dict, key: str, path: Path, fix: str) -> str | None:
+    """`document[key]` when it is a string, None when absent or null (files written before the key existed)."""
+    return _get(document, key, (str, type(None)), path, fix) if key in document else None
 
 
 def load_seg_run(metrics_path: Path) -> Run:

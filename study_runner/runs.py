@@ -85,6 +85,7 @@ class FineTune:
     work_dir: Path
     check_images: bool = True
     bootstrap: int = 200  # resamples of the test images kept with the metrics (their sampling error); 0: none
+    vis: tuple[str, ...] = ()  # tools/train.py --vis: tracking backends (tensorboard, wandb)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -102,12 +103,14 @@ class FineTune:
 
     def train_command(self) -> tuple[str, ...]:
         images = ("--check-images",) if self.check_images else ()
+        vis = ("--vis", *self.vis) if self.vis else ()
         return (
             "tools/train.py",
             self.config,
             "--work-dir",
             str(self.work_dir),
             *images,
+            *vis,
             "--cfg-options",
             *self.options,
         )

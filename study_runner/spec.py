@@ -33,6 +33,7 @@
         data_root: data/demo/coco
         cfg_options: [train_cfg.max_iters=4]
         tests: [single]                  # single and/or tta (mmseg's multi-scale + flip)
+        vis: [tensorboard]               # tools/train.py --vis (tracking); a pretrain entry's is recipe.vis
         tasks: 1
     report: {command: [tools/demo_report.py, "{root}"]}   # default: that command; `false`: none
     check_images: true                   # decode every image before a fine-tune or test reads it (default)
@@ -88,7 +89,7 @@ _PRETRAIN_KEYS = {
 }
 # set by the entry's own keys (or by the study), not by `recipe`
 _NOT_RECIPE = {"model", "data", "work_dir", "curriculum", "epochs", "seed", "final_size", "lowfreq", "resume", "config"}
-_FINETUNE_KEYS = {"name", "config", "from", "data_root", "cfg_options", "tests", "tasks"}
+_FINETUNE_KEYS = {"name", "config", "from", "data_root", "cfg_options", "tests", "vis", "tasks"}
 _KNOWN_CURRICULA = ("baseline", "efficienttrain", "efficienttrain++")
 
 
@@ -260,6 +261,7 @@ def _finetune_entry(
         if mode not in TEST_MODES:
             raise UserInputError(f"{where}: test {mode!r} is unknown: use {' and/or '.join(TEST_MODES)}")
     cfg_options = _strings(item.get("cfg_options") or [], f"{where}: cfg_options")
+    vis = _strings(item.get("vis") or [], f"{where}: vis")
     tasks = _positive_int(item.get("tasks", 1), f"{where}: tasks")
     runs = []
     for source in sources:
@@ -283,6 +285,7 @@ def _finetune_entry(
                     work_dir=root / folder / f"{name}_{pretraining.id}",
                     check_images=check_images,
                     bootstrap=bootstrap,
+                    vis=vis,
                 )
             )
     return runs

@@ -18,6 +18,7 @@ TINY_MODELS: dict[str, dict[str, Any]] = {
     "resnet18": {},
     "swin_tiny_patch4_window7_224": {"embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4},
     "deit_tiny_patch16_224": {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8},
+    "et_test_tinynet": {},  # tests/tiny_registered_model.py, registered by --import tiny_registered_model
 }
 
 

@@ -197,6 +197,7 @@ def test_real_config_trains_two_iterations_and_tests_on_cpu(family_id: str, coco
             str(checkpoint),
             "--work-dir",
             str(test_dir),
+            "--no-complexity",  # a third backbone pass at full size; tests/test_own_model.py checks the measurement
             "--cfg-options",
             *data,
             *cpu_overrides(detector, train=False),

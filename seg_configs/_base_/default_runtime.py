@@ -10,6 +10,12 @@ custom_imports = dict(imports=['backbones'], allow_failed_imports=False)
 # <work_dir>/pretrain_provenance.json, read by tools/compare.py.
 custom_hooks = [dict(type='PretrainProvenanceHook')]
 
+# Experiment tracking, mmengine's convention: LocalVisBackend writes <work_dir>/<timestamp>/vis_data/scalars.json;
+# `tools/train.py --vis tensorboard` (or wandb) adds TensorboardVisBackend (WandbVisBackend) beside it, or list
+# them here: vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')].
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+
 # A fixed seed makes a baseline/EfficientTrain pair differ only in the pretrained weights;
 # change it with --cfg-options randomness.seed=N for repeated runs.
 randomness = dict(seed=0)

@@ -14,8 +14,8 @@ CPU-only machine runs distributed jobs on gloo; COCO annotation files are valida
 `--classes-from-annotations` trains a detector on one's own COCO-format categories (`finetune.classes`);
 checkpoints are written atomically and `--resume` skips one that a kill left
 unreadable (`finetune.checkpoints`, docs/RELIABILITY.md); SIGUSR1/SIGTERM (a cluster's time limit or
-preemption) save a checkpoint at the next iteration and exit with code 75, and `--resume` continues from it
-(`finetune.preemption`).
+preemption) save a checkpoint at the next iteration and exit with code 75, and `--resume` continues from it,
+RNG states included (`finetune.preemption`, `finetune.loops`, `finetune.rng_state`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ from finetune.config import (
     uses_validation,
 )
 from finetune.detection import check_det_data
+from finetune.loops import use_resumable_loops
 from finetune.preemption import PreemptionHook
+from finetune.rng_state import RngStateHook
 from finetune.runner import build_runner
 from finetune.segmentation import check_seg_data, is_segmentation
 
@@ -133,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_det_data(cfg, loader_keys)
     check_pretrained_checkpoint(cfg)
     use_atomic_checkpoints(cfg)
+    use_resumable_loops(cfg)
 
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
@@ -141,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = build_runner(cfg)
         preemption = PreemptionHook(request)
         runner.register_hook(preemption)
+        runner.register_hook(RngStateHook())
         runner.train()
     if preemption.saved is None:
         return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -26,13 +27,16 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 
 from etcore.checkpoint_io import load_checkpoint_file
 from etcore.errors import EXIT_PREEMPTED, UserInputError
 from finetune import checkpoints as det_checkpoints
 from finetune.checkpoints import AtomicLocalBackend, resume_checkpoint
+from finetune.rng_state import capture_rng_state, restore_rng_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RETINANET = ROOT / "det_configs" / "tiny" / "retinanet_convnext-atto_fpn_tiny-demo_baseline.py"
@@ -272,6 +276,42 @@ def test_resume_checkpoint_choices(tmp_path: Path) -> None:
         resume_checkpoint(tmp_path)
 
 
+def test_rng_states_round_trip_through_a_safely_loaded_checkpoint(tmp_path: Path) -> None:
+    """What RngStateHook stores loads with weights_only=True (no allowlist entry) and restores every stream."""
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    random.gauss(0, 1), np.random.normal()  # leave a cached Gaussian in both
+    state = capture_rng_state()
+
+    def draws() -> tuple:
+        return random.random(), random.gauss(0, 1), np.random.normal(), np.random.rand(2).tolist(), torch.rand(2)
+
+    expected = draws()
+    torch.save({"meta": {"rng_states": [state]}}, tmp_path / "iter_1.pth")
+    loaded = load_checkpoint_file(tmp_path / "iter_1.pth")["meta"]["rng_states"][0]
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    restore_rng_state(loaded)
+    again = draws()
+    assert again[:4] == expected[:4] and torch.equal(again[4], expected[4])
+
+
+def test_tools_train_runs_the_resumable_loops() -> None:
+    """The config rewrite: mmengine's IterBasedTrainLoop (either spelling) becomes finetune.loops'; others stay."""
+    from mmengine.registry import LOOPS
+
+    from finetune.loops import use_resumable_loops
+
+    for train_cfg, expected in [
+        (dict(by_epoch=True, max_epochs=12), "EpochBasedTrainLoop"),
+        (dict(type="IterBasedTrainLoop", max_iters=8), "ResumableIterBasedTrainLoop"),
+        (dict(by_epoch=False, max_iters=8), "ResumableIterBasedTrainLoop"),
+        (dict(type="MyLoop"), "MyLoop"),
+    ]:
+        cfg = Config(dict(train_cfg=train_cfg))
+        use_resumable_loops(cfg)
+        assert cfg.train_cfg.type == expected and "by_epoch" not in cfg.train_cfg
+        assert expected == "MyLoop" or LOOPS.get(expected) is not None
+
+
 def test_atomic_backend_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "iter_2.pth"
     backend = AtomicLocalBackend()
@@ -299,6 +339,7 @@ def test_train_main_handles_the_stop_signals_only_while_the_runner_trains(
     registered, and the caller's handlers are back afterwards (the runner is a stand-in: no training here)."""
     from finetune import train
     from finetune.preemption import PreemptionHook
+    from finetune.rng_state import RngStateHook
 
     class Runner:
         def __init__(self) -> None:
@@ -323,6 +364,6 @@ def test_train_main_handles_the_stop_signals_only_while_the_runner_trains(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    assert [type(hook) for hook in runner.hooks] == [PreemptionHook]
+    assert [type(hook) for hook in runner.hooks] == [PreemptionHook, RngStateHook]
     assert runner.handlers == (runner.hooks[0].request.set, runner.hooks[0].request.set)
     assert after == (caller_handler, caller_handler)

@@ -14,8 +14,9 @@ CPU-only machine runs distributed jobs on gloo; COCO annotation files are valida
 `--classes-from-annotations` trains a detector on one's own COCO-format categories (`finetune.classes`);
 checkpoints are written atomically and `--resume` skips one that a kill left
 unreadable (`finetune.checkpoints`, docs/RELIABILITY.md); SIGUSR1/SIGTERM (a cluster's time limit or
-preemption) save a checkpoint at the next iteration and exit with code 75, and `--resume` continues from it,
-RNG states included (`finetune.preemption`, `finetune.loops`, `finetune.rng_state`).
+preemption) save a checkpoint at the next iteration, inside an epoch too, and exit with code 75, and `--resume`
+continues from it as the uninterrupted run would, RNG states included (`finetune.preemption`, `finetune.loops`,
+`finetune.rng_state`).
 """
 
 from __future__ import annotations

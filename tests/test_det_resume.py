@@ -295,13 +295,17 @@ def test_rng_states_round_trip_through_a_safely_loaded_checkpoint(tmp_path: Path
 
 
 def test_tools_train_runs_the_resumable_loops() -> None:
-    """The config rewrite: mmengine's IterBasedTrainLoop (either spelling) becomes finetune.loops'; others stay."""
+    """The config rewrite: mmengine's two train loops (either spelling) become finetune.loops'; others stay."""
     from mmengine.registry import LOOPS
 
+    from finetune.config import load_config
     from finetune.loops import use_resumable_loops
 
+    coco = load_config(str(ROOT / "det_configs" / "retinanet" / "retinanet_r50_fpn_1x_coco_baseline.py"))
+    assert coco.train_cfg.type == "EpochBasedTrainLoop"  # the official recipe, as written
     for train_cfg, expected in [
-        (dict(by_epoch=True, max_epochs=12), "EpochBasedTrainLoop"),
+        (coco.train_cfg, "ResumableEpochBasedTrainLoop"),
+        (dict(by_epoch=True, max_epochs=12), "ResumableEpochBasedTrainLoop"),
         (dict(type="IterBasedTrainLoop", max_iters=8), "ResumableIterBasedTrainLoop"),
         (dict(by_epoch=False, max_iters=8), "ResumableIterBasedTrainLoop"),
         (dict(type="MyLoop"), "MyLoop"),

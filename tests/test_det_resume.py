@@ -268,9 +268,15 @@ def test_resume_checkpoint_choices(tmp_path: Path) -> None:
     (tmp_path / "last_checkpoint").write_text(str(tmp_path / "iter_10.pth"))
     assert resume_checkpoint(tmp_path) == (None, None)  # intact: mmengine's own auto-resume takes it
     (tmp_path / "last_checkpoint").write_text("")  # killed while writing the pointer
+    for name in ("iter_2.pth", "iter_10.pth"):
+        os.utime(tmp_path / name, ns=(10**18, 10**18))  # written within one clock tick
     found, note = resume_checkpoint(tmp_path)
     assert found == str(tmp_path / "iter_10.pth") and "empty" in note  # numeric order, not text order
-    for name in ("iter_2.pth", "iter_10.pth"):
+    # an epoch-based run stopped inside epoch 2 (iter_6.pth), resumed, and past epoch 3: the newest file wins
+    torch.save({"w": torch.ones(2)}, tmp_path / "epoch_3.pth")
+    os.utime(tmp_path / "epoch_3.pth", ns=(10**18 + 1, 10**18 + 1))
+    assert resume_checkpoint(tmp_path)[0] == str(tmp_path / "epoch_3.pth")
+    for name in ("iter_2.pth", "iter_10.pth", "epoch_3.pth"):
         (tmp_path / name).write_bytes(b"PK\x03\x04 cut")
     with pytest.raises(UserInputError, match="no intact checkpoint is left"):
         resume_checkpoint(tmp_path)

@@ -10,7 +10,7 @@ ends in a traceback. Two remedies, both through mmengine's supported extension p
   points `default_hooks.checkpoint.backend_args` at it: every checkpoint the hook writes goes through
   `etcore.checkpoint_io.save_atomic` (temporary file, fsync, rename), so `iter_N.pth` is whole or absent.
 - `resume_checkpoint(work_dir)` reads `last_checkpoint` as mmengine would, checks the file it names with
-  the safe loader, and otherwise falls back to the newest intact `iter_*/epoch_*.pth` in the work dir.
+  the safe loader, and otherwise falls back to the most recently written intact `iter_*/epoch_*.pth` in the work dir.
 
 `load_model_checkpoint` loads a trained model for testing strictly (every key, one line when it does not
 fit), and `training_facts` reads back the seed and backbone checkpoint its training run used.
@@ -92,12 +92,14 @@ def resume_checkpoint(work_dir: str | os.PathLike) -> tuple[str | None, str | No
         if named and osp.isfile(named) and _intact(named) is None:
             return None, None
     folders = {work_dir} | ({osp.dirname(named)} if named else set())
+    # newest written first: an epoch-based run holds epoch_M.pth and the iter_N.pth of a stop inside an epoch,
+    # whose numbers do not compare; the number orders files written within the same clock tick
     candidates = sorted(
-        (int(match.group(1)), osp.join(folder, name))
+        ((os.stat(path).st_mtime_ns, int(match.group(1))), path)
         for folder in folders
         if osp.isdir(folder)
         for name in os.listdir(folder)
-        if (match := _CHECKPOINT_NAME.fullmatch(name))
+        if (match := _CHECKPOINT_NAME.fullmatch(name)) and osp.isfile(path := osp.join(folder, name))
     )
     problem = (
         f"last_checkpoint names {named}, which is missing or unreadable"

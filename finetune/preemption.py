@@ -1,26 +1,37 @@
 """Preemption of a fine-tune (detection or segmentation): SIGUSR1/SIGTERM end the run with a resumable checkpoint.
 
 `tools/train.py` installs the handlers (`etcore.preemption.stop_signals`) around the run and adds
-`PreemptionHook` to every runner. At each iteration boundary of an `IterBasedTrainLoop` the hook asks every
-rank whether one was signalled (one max all-reduce); when so, the config's own `CheckpointHook` saves
-`iter_N.pth` (its atomic backend, `last_checkpoint`, `max_keep_ckpts`; an interval save of that iteration is
-reused, not repeated), and the loop is stopped with `train_loop.stop_training`, the flag mmengine's
-`EarlyStoppingHook` uses, so the runner ends normally. `tools/train.py --resume` then continues from
-`iter_N.pth` as from any checkpoint: mmengine replays the data order to that iteration.
+`PreemptionHook` to every runner. At each iteration boundary the hook asks every rank whether one was
+signalled (one max all-reduce); when so, it saves `iter_N.pth` (N: iterations done) and stops the loop with
+`train_loop.stop_training`, the flag mmengine's `EarlyStoppingHook` uses, so the runner ends normally.
 
-An `EpochBasedTrainLoop` (the COCO 1x/3x configs) is stopped at the end of the current epoch instead:
-mmengine 0.10.7 resumes such a loop only at an epoch start (it restores the epoch and iteration counters,
-then trains the whole epoch again), so a checkpoint from inside an epoch would train part of it twice.
+- `IterBasedTrainLoop` (the ADE20K and tiny configs): the config's own `CheckpointHook` writes the file (its
+  atomic backend, `last_checkpoint`, `max_keep_ckpts`; an interval save of that iteration is reused, not
+  repeated). mmengine replays the data order on `--resume`.
+- `finetune.loops.ResumableEpochBasedTrainLoop` (what `tools/train.py` runs for every `EpochBasedTrainLoop`,
+  i.e. the COCO configs): the stop comes inside the epoch, after the current iteration. The config's
+  CheckpointHook saves by epoch (`epoch_N.pth` must mean "epoch N finished": the study runner's done-check
+  reads it), so this hook writes `iter_N.pth` itself with the same backend, meta and `last_checkpoint`; the
+  checkpoint's message hub records how many batches of the epoch are done, and `--resume` continues there.
+- A plain mmengine `EpochBasedTrainLoop` (a runner built without `tools/train.py`) stops at the end of the
+  current epoch, where mmengine can resume it.
+
+Every checkpoint also carries the ranks' RNG states (`finetune.rng_state`); before a save the hook gathers them.
 """
 
 from __future__ import annotations
 
+import os.path as osp
+
 import torch
-from mmengine.dist import all_reduce, barrier
+from mmengine.dist import all_reduce, barrier, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import IterBasedTrainLoop
 
 from etcore.preemption import StopRequest
+from finetune.checkpoints import AtomicLocalBackend
+from finetune.loops import ResumableEpochBasedTrainLoop
+from finetune.rng_state import RngStateHook
 
 
 class PreemptionHook(Hook):
@@ -34,20 +45,20 @@ class PreemptionHook(Hook):
         self._told = False
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if not isinstance(runner.train_loop, IterBasedTrainLoop):
-            if self.request.requested and not self._told:
-                self._told = True
-                runner.logger.warning(
-                    f"stop requested ({self.request.signal_name}): an epoch-based loop stops at the end of epoch "
-                    f"{runner.epoch + 1}, where mmengine can resume it"
-                )
-            return
-        if not self.is_last_train_iter(runner) and self._agreed():
-            self._stop(runner, by_epoch=False)
+        loop = runner.train_loop
+        if isinstance(loop, (IterBasedTrainLoop, ResumableEpochBasedTrainLoop)):
+            if not self.is_last_train_iter(runner) and self._agreed():
+                self._stop(runner, by_epoch=False)
+        elif self.request.requested and not self._told:
+            self._told = True
+            runner.logger.warning(
+                f"stop requested ({self.request.signal_name}): an epoch-based loop stops at the end of epoch "
+                f"{runner.epoch + 1}, where mmengine can resume it"
+            )
 
     def after_train_epoch(self, runner) -> None:
-        if isinstance(runner.train_loop, IterBasedTrainLoop):  # called once, when its iterations are done
-            return
+        if isinstance(runner.train_loop, (IterBasedTrainLoop, ResumableEpochBasedTrainLoop)):
+            return  # they stop after an iteration (an IterBasedTrainLoop calls this once, at its end)
         if not self.is_last_train_epoch(runner) and self._agreed():
             self._stop(runner, by_epoch=True)
 
@@ -59,7 +70,8 @@ class PreemptionHook(Hook):
 
     def _stop(self, runner, by_epoch: bool) -> None:
         hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
-        if hook is None or hook.by_epoch != by_epoch:
+        inside_epoch = isinstance(runner.train_loop, ResumableEpochBasedTrainLoop)
+        if hook is None or (hook.by_epoch != by_epoch and not inside_epoch):
             if not self._told:
                 self._told = True
                 runner.logger.warning(
@@ -68,12 +80,38 @@ class PreemptionHook(Hook):
                 )
             return
         step = runner.epoch + 1 if by_epoch else runner.iter + 1
-        path = hook.file_backend.join_path(hook.out_dir, hook.filename_tmpl.format(step))
+        template = "iter_{}.pth" if inside_epoch and hook.by_epoch else hook.filename_tmpl
+        path = hook.file_backend.join_path(hook.out_dir, template.format(step))
         if hook.last_ckpt != path:
-            # CheckpointHook's own save (mmengine has no public call for "save now"): the same file name,
-            # meta, backend, last_checkpoint and max_keep_ckpts as its interval saves
-            hook._save_checkpoint(runner)
+            for rng in (h for h in runner.hooks if isinstance(h, RngStateHook)):
+                rng.snapshot(runner)  # every rank's RNG states, for the checkpoint rank 0 writes
+            if hook.by_epoch == by_epoch:
+                # CheckpointHook's own save (mmengine has no public call for "save now"): the same file name,
+                # meta, backend, last_checkpoint and max_keep_ckpts as its interval saves
+                hook._save_checkpoint(runner)
+            else:
+                self._save_inside_epoch(runner, hook, path)
         barrier()  # no rank leaves before rank 0's checkpoint is in place (a launcher may kill the rest)
         runner.train_loop.stop_training = True
-        self.saved = hook.last_ckpt
+        self.saved = path
         runner.logger.info(f"stopped on request after {'epoch' if by_epoch else 'iteration'} {step}: {path}")
+
+    @staticmethod
+    def _save_inside_epoch(runner, hook: CheckpointHook, path: str) -> None:
+        """`iter_N.pth` inside an epoch, written as the by-epoch CheckpointHook writes its files (not rotated by
+        its max_keep_ckpts, which counts epochs), and named by `last_checkpoint` for `--resume`."""
+        hook.last_ckpt = path
+        runner.message_hub.update_info("last_ckpt", path)
+        runner.save_checkpoint(
+            hook.out_dir,
+            osp.basename(path),
+            hook.file_client_args,
+            save_optimizer=hook.save_optimizer,
+            save_param_scheduler=hook.save_param_scheduler,
+            meta=dict(epoch=runner.epoch, iter=runner.iter + 1),
+            by_epoch=False,
+            backend_args=hook.backend_args,
+            **hook.args,
+        )
+        if is_main_process():
+            AtomicLocalBackend().put_text(path, osp.join(runner.work_dir, "last_checkpoint"))

@@ -14,8 +14,9 @@ CPU-only machine runs distributed jobs on gloo; COCO annotation files are valida
 `--classes-from-annotations` trains a detector on one's own COCO-format categories (`finetune.classes`);
 checkpoints are written atomically and `--resume` skips one that a kill left
 unreadable (`finetune.checkpoints`, docs/RELIABILITY.md); SIGUSR1/SIGTERM (a cluster's time limit or
-preemption) save a checkpoint at the next iteration and exit with code 75, and `--resume` continues from it
-(`finetune.preemption`); `--check-images` decodes every image first, and an image that cannot be decoded
+preemption) save a checkpoint at the next iteration, inside an epoch too, and exit with code 75, and `--resume`
+continues from it as the uninterrupted run would, RNG states included (`finetune.preemption`, `finetune.loops`,
+`finetune.rng_state`); `--check-images` decodes every image first, and an image that cannot be decoded
 during the run is one `error:` line, or with `--skip-unreadable` skipped and counted (`finetune.images`).
 """
 
@@ -50,7 +51,9 @@ from finetune.config import (
 from finetune.detection import check_det_data
 from finetune.images import add_arguments as add_image_arguments
 from finetune.images import check_images, fix_for_training, stop_on_unreadable, use_checked_loading
+from finetune.loops import use_resumable_loops
 from finetune.preemption import PreemptionHook
+from finetune.rng_state import RngStateHook
 from finetune.runner import build_runner
 from finetune.segmentation import check_seg_data, is_segmentation
 from finetune.visualization import add_vis_backends
@@ -153,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_images(cfg, loader_keys, skip_training=args.skip_unreadable)
     use_atomic_checkpoints(cfg)
     use_checked_loading(cfg, loader_keys, skip_training=args.skip_unreadable)
+    use_resumable_loops(cfg)
 
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
@@ -161,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = build_runner(cfg)
         preemption = PreemptionHook(request)
         runner.register_hook(preemption)
+        runner.register_hook(RngStateHook())
         runner.train()
     if preemption.saved is None:
         return 0

@@ -105,8 +105,16 @@ def members(table: dict) -> list[Member]:
         for key, timm_name in family["backbones"].items():
             stem = family["config"].format(backbone=key)
             for curriculum in family["curricula"]:
+                if key not in family.get("curriculum_backbones", {}).get(curriculum, [key]):
+                    continue
                 found.append(Member(family_id, key, timm_name, curriculum, CONFIG_DIR / f"{stem}_{curriculum}.py"))
     return found
+
+
+def _curricula_cell(family: dict) -> list[str]:
+    """Each curriculum, with the backbones it is limited to (`curriculum_backbones`) where it is."""
+    limits = family.get("curriculum_backbones", {})
+    return [f"{c} ({', '.join(limits[c])})" if c in limits else c for c in family["curricula"]]
 
 
 def expected(family: dict, setting: str, backbone: str) -> Any:
@@ -484,7 +492,7 @@ def render_tables(table: dict) -> str:
             f"| `{family_id}` | `{pattern}_<curriculum>.py` | "
             + ", ".join(f"`{n}`" for n in family["backbones"].values())
             + " | "
-            + ", ".join(family["curricula"])
+            + ", ".join(_curricula_cell(family))
             + " |"
         )
     lines += ["", "### Sources", ""]

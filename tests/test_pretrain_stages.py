@@ -235,7 +235,7 @@ def test_dry_run_prints_the_recipe_and_writes_nothing(tmp_path: Path, capsys: py
         == 0
     )
     out = capsys.readouterr().out
-    assert "clip_grad              = 5.0" in out and "(recipe: swin: gradient clipping 5.0)" in out
+    assert "clip_grad              = 5.0" in out and "(recipe: swin: gradient clipping 5)" in out
     assert "peak_lr                = 0.0005" in out  # 4e-3 * 512 / 4096
     assert "size  160  randaug m=1" in out and "size  224  randaug m=9" in out
     assert not work.exists()

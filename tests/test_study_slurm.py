@@ -84,16 +84,16 @@ def numbers(root: Path) -> dict:
 
 def _smoke_spec(tmp_path: Path) -> Path:
     """The smoke demo study, long enough to be stopped in the middle of a pretraining and of a fine-tune: 12
-    training images a class (8 updates an epoch), 3 epochs, a RetinaNet of 20 iterations logging each one."""
-    retinanet_20 = [
-        "train_cfg.max_iters=20",
-        "train_cfg.val_interval=20",
-        "default_hooks.checkpoint.interval=20",
+    training images a class (8 updates an epoch), 2 epochs, a RetinaNet of 12 iterations logging each one."""
+    retinanet_12 = [
+        "train_cfg.max_iters=12",
+        "train_cfg.val_interval=12",
+        "default_hooks.checkpoint.interval=12",
         "default_hooks.logger.interval=1",
-        "param_scheduler.0.end=4",
-        "param_scheduler.1.end=20",
-        "train_cfg.val_begin=21",
-        "param_scheduler.1.milestones=[13,18]",
+        "param_scheduler.0.end=3",
+        "param_scheduler.1.end=12",
+        "train_cfg.val_begin=13",
+        "param_scheduler.1.milestones=[8,10]",
     ]
     spec = tmp_path / "smoke.yaml"
     prepare = yaml.safe_load(SMOKE.read_text())["prepare"][0]["command"]
@@ -104,9 +104,9 @@ def _smoke_spec(tmp_path: Path) -> Path:
                 "base": str(SMOKE),
                 "name": "smoke-slurm",
                 "prepare": [{"name": "data", "command": prepare}],
-                "pretrain": [{"name": "resnet18", "epochs": 3}],
+                "pretrain": [{"name": "resnet18", "epochs": 2}],
                 "finetune": [
-                    {"name": "retinanet", "cfg_options": retinanet_20},
+                    {"name": "retinanet", "cfg_options": retinanet_12},
                     {"name": "cascade_mask_rcnn", "drop": True},
                 ],
             }
@@ -125,7 +125,7 @@ def test_the_smoke_demo_study_on_slurm_survives_preemption_and_gives_the_local_n
     """The smoke demo study (RetinaNet and UperNet from a baseline and an EfficientTrain pretraining) run here and
     on Slurm. On Slurm, `scontrol requeue` stops the EfficientTrain pretraining in its second epoch (Slurm's
     SIGTERM) and the warning signal (B:USR1, as --signal sends it before the time limit) stops its RetinaNet
-    at iteration 8: each job saves, is requeued and resumes. Every number equals the local run's, and the two
+    at iteration 6: each job saves, is requeued and resumes. Every number equals the local run's, and the two
     stopped runs end with the same weights, tensor for tensor."""
     import torch
 
@@ -136,14 +136,14 @@ def test_the_smoke_demo_study_on_slurm_survives_preemption_and_gives_the_local_n
     submitted = study("run", str(spec), "--root", str(slurm_root), "--executor", "slurm", *data, env=cluster.env)
     assert submitted.returncode == 0 and "12 jobs submitted" in submitted.stdout, submitted.stdout + submitted.stderr
     jobs = {k: v["job"] for k, v in json.loads((slurm_root / "study.json").read_text())["steps"].items()}
-    pretrain, train = "pretrain/resnet18_efficienttrain_e3_s0", "train/retinanet_resnet18_efficienttrain_e3_s0"
-    pretrain_log = slurm_root / "pretrain" / "resnet18_efficienttrain_e3_s0" / "log.jsonl"
+    pretrain, train = "pretrain/resnet18_efficienttrain_e2_s0", "train/retinanet_resnet18_efficienttrain_e2_s0"
+    pretrain_log = slurm_root / "pretrain" / "resnet18_efficienttrain_e2_s0" / "log.jsonl"
     wait_for(lambda: pretrain_log.is_file() and pretrain_log.read_text().strip(), 900, "the first epoch")
     time.sleep(0.5 * json.loads(pretrain_log.read_text().splitlines()[0])["train_s"])  # the second epoch's middle
     cluster.run("scontrol", "requeue", jobs[pretrain])
     release_when_requeued(cluster, jobs[pretrain])
-    train_log = slurm_root / "logs" / "train_retinanet_resnet18_efficienttrain_e3_s0.log"
-    wait_for(lambda: train_log.is_file() and "Iter(train) [8/20]" in train_log.read_text(), 900, "iteration 8")
+    train_log = slurm_root / "logs" / "train_retinanet_resnet18_efficienttrain_e2_s0.log"
+    wait_for(lambda: train_log.is_file() and "Iter(train) [ 6/12]" in train_log.read_text(), 900, "iteration 6")
     cluster.run("scancel", "--batch", "--signal=USR1", jobs[train])
     release_when_requeued(cluster, jobs[train])
     record = wait_for_jobs(cluster, slurm_root, timeout_s=1200)
@@ -151,7 +151,7 @@ def test_the_smoke_demo_study_on_slurm_survives_preemption_and_gives_the_local_n
     for step in (pretrain, train):
         shown = cluster.run("scontrol", "show", "job", jobs[step], "-o").stdout
         assert "JobState=COMPLETED" in shown and "Restarts=1" in shown, shown
-    pretrain_text = (slurm_root / "logs" / "pretrain_resnet18_efficienttrain_e3_s0.log").read_text()
+    pretrain_text = (slurm_root / "logs" / "pretrain_resnet18_efficienttrain_e2_s0.log").read_text()
     assert "stopped on SIGTERM" in pretrain_text and "start 1 on" in pretrain_text  # saved, requeued, restarted
     assert "resumes at epoch 1 step" in pretrain_text  # inside the second epoch, not at its start
     assert "stopped on SIGUSR1" in train_log.read_text() and "start 1 on" in train_log.read_text()
@@ -159,7 +159,7 @@ def test_the_smoke_demo_study_on_slurm_survives_preemption_and_gives_the_local_n
     assert status.returncode == 0 and "12/12 steps done" in status.stdout, status.stdout + status.stderr
     ours, theirs = numbers(local_root), numbers(slurm_root)
     assert len(ours) == 2 + 2 + 2 and ours == theirs  # 2 pretrainings, 2 RetinaNets, 2 UperNets: number for number
-    for relative in (f"{pretrain}/final.pth", "det/retinanet_resnet18_efficienttrain_e3_s0/iter_20.pth"):
+    for relative in (f"{pretrain}/final.pth", "det/retinanet_resnet18_efficienttrain_e2_s0/iter_12.pth"):
         a, b = _weights(local_root / relative), _weights(slurm_root / relative)
         assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a), relative
     assert (slurm_root / "report.md").is_file()

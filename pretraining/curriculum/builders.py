@@ -202,20 +202,7 @@ def curriculum_from_stage_schedules(
         )
         start += length
         previous = (end, size)
-    if not stages:
-        raise UserInputError(
-            f"an equivalent-epoch budget of {budget_epochs} is too small for any whole epoch: raise --epochs"
-        )
-    return Curriculum(
-        name=name,
-        stages=tuple(stages),
-        total_epochs=start,
-        final_size=final_size,
-        lr_axis="stages",
-        budget_epochs=float(budget_epochs),
-        drop_path_scale=float(drop_path_scale),
-        lowfreq=lowfreq,
-    )
+    return _budget_curriculum(name, stages, final_size, "stages", budget_epochs, drop_path_scale, lowfreq=lowfreq)
 
 
 def curriculum_from_budget(
@@ -251,6 +238,19 @@ def curriculum_from_budget(
             stages.append(Stage(start, start + length, int(size), float(magnitude)))
             start += length
             done += length * cost
+    return _budget_curriculum(name, stages, final_size, "compute", budget_epochs, drop_path_scale)
+
+
+def _budget_curriculum(
+    name: str,
+    stages: list[Stage],
+    final_size: int,
+    lr_axis: str,
+    budget_epochs: float,
+    drop_path_scale: float,
+    **extra: Any,
+) -> Curriculum:
+    """The curriculum of a budget's stages (laid end to end from epoch 0), or one line if none got an epoch."""
     if not stages:
         raise UserInputError(
             f"an equivalent-epoch budget of {budget_epochs} is too small for any whole epoch: raise --epochs"
@@ -258,9 +258,10 @@ def curriculum_from_budget(
     return Curriculum(
         name=name,
         stages=tuple(stages),
-        total_epochs=start,
+        total_epochs=stages[-1].end_epoch,
         final_size=final_size,
-        lr_axis="compute",
+        lr_axis=lr_axis,
         budget_epochs=float(budget_epochs),
         drop_path_scale=float(drop_path_scale),
+        **extra,
     )

@@ -125,7 +125,8 @@ def status(graph: Graph) -> int:
         for step in graph.steps:
             entry = record.get(step.id)
             state = "done" if step.is_done() else entry.get("state", "not run")
-            rows.append((step, "ended (not finished)" if state == "done" and not step.is_done() else state, ""))
+            stale = state == "done" and step.checked and not step.is_done()  # unchecked steps: their run's word
+            rows.append((step, "ended (not finished)" if stale else state, ""))
     width = max(len(step.id) for step, _, _ in rows)
     print(f"study {graph.name} ({'slurm' if on_slurm else 'local'}), {graph.root}:")
     failed = []

@@ -201,8 +201,11 @@ def sbatch_options(step: Step, options: SlurmOptions, study: str) -> list[str]:
     return lines
 
 
-def batch_script(step: Step, options: SlurmOptions, study: str, check: Sequence[str] | None) -> str:
-    """The whole batch script of one step (see the module docstring for what it does and why)."""
+def batch_script(
+    step: Step, options: SlurmOptions, study: str, check: Sequence[str] | None, ended: Path | None = None
+) -> str:
+    """The whole batch script of one step (see the module docstring for what it does and why). A step without
+    a done-check (prepare, report) writes its job id to `ended` when it succeeds instead."""
     command = [options.python, *step.command]
     sbatch = sbatch_options(step, options, study)
     tasks = int(next(line.split("=")[1] for line in sbatch if line.startswith("--ntasks=")))
@@ -252,12 +255,25 @@ def batch_script(step: Step, options: SlurmOptions, study: str, check: Sequence[
     ]
     if check:
         lines.append(shlex.join([options.python, *check]))
+    if ended is not None:
+        lines.append(f'echo "$SLURM_JOB_ID" > {shlex.quote(str(ended))}')
     lines.append("")
     return "\n".join(lines)
 
 
 def _script_path(graph: Graph, step: Step) -> Path:
     return graph.root / "slurm" / (re.sub(r"[^\w.-]+", "__", step.id) + ".sh")
+
+
+def _ended_path(graph: Graph, step: Step) -> Path:
+    """Where a step without a done-check records the job that ran it to the end."""
+    return _script_path(graph, step).with_suffix(".ended")
+
+
+def _ended_well(graph: Graph, step: Step, job: str | None) -> bool:
+    """Whether `job` ran the unchecked `step` to its successful end (Slurm forgets finished jobs; this stays)."""
+    marker = _ended_path(graph, step)
+    return bool(job) and not step.checked and marker.is_file() and marker.read_text().strip() == str(job)
 
 
 # ------------------------------------------------------------------------------------------------ verbs
@@ -280,6 +296,7 @@ def submit(graph: Graph, options: SlurmOptions, check_args: Sequence[str] | None
     by_name = queued_by_name()
     jobs: dict[str, str] = {}
     submitted = kept = finished = 0
+    fresh: set[str] = set()  # steps submitted in this round: what needs them runs again
     for step in graph.steps:
         job = recorded.get(step.id)
         if not (job and states.get(job, {}).get("state") in ACTIVE):
@@ -289,21 +306,24 @@ def submit(graph: Graph, options: SlurmOptions, check_args: Sequence[str] | None
             record.set(step.id, "submitted", job=job, log=step.log)
             kept += 1
             continue
-        if step.is_done():
-            record.set(step.id, "done", log=step.log)
+        ran = recorded.get(step.id)
+        if step.is_done() or (_ended_well(graph, step, ran) and not fresh & set(step.needs)):
+            record.set(step.id, "done", log=step.log, **({"job": ran} if not step.checked else {}))
             finished += 1
             continue
         check = [*check_args, "--step", step.id] if check_args is not None and step.checked else None
         script = _script_path(graph, step)
         if step.log is not None:
             step.log.parent.mkdir(parents=True, exist_ok=True)  # Slurm does not make the log's folder
-        write_text_atomic(batch_script(step, options, graph.name, check), script)
+        ended = None if step.checked else _ended_path(graph, step)
+        write_text_atomic(batch_script(step, options, graph.name, check, ended), script)
         script.chmod(0o755)
         after = [jobs[need] for need in step.needs if need in jobs]
         dependency = [f"--dependency=afterok:{':'.join(after)}", "--kill-on-invalid-dep=no"] if after else []
         job = _slurm(["sbatch", "--parsable", *dependency, str(script)]).stdout.strip().split(";")[0]
         jobs[step.id] = job
         record.set(step.id, "submitted", job=job, log=step.log, script=script)
+        fresh.add(step.id)
         submitted += 1
     print(
         f"study {graph.name}: {submitted} jobs submitted, {kept} still queued or running, {finished} steps finished",
@@ -320,7 +340,7 @@ def status(graph: Graph) -> list[tuple[Step, str, str]]:
     for step in graph.steps:
         entry = record.get(step.id)
         job = entry.get("job")
-        if step.is_done():
+        if step.is_done() or _ended_well(graph, step, job):
             rows.append((step, "done", f"job {job}" if job else ""))
             continue
         known = states.get(str(job), {}) if job else {}

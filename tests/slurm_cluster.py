@@ -155,6 +155,8 @@ def start_cluster(folder: Path, timeout_s: float = 60.0) -> Cluster:
                 "MpiDefault=none",
                 "KillWait=20",
                 "MinJobAge=3600",  # finished jobs stay visible to scontrol for the whole test session
+                # schedule every 2 s, not every 60/30 s: a released requeued job starts at once (test time)
+                "SchedulerParameters=sched_interval=2,bf_interval=2",
                 f"NodeName={host} CPUs={os.cpu_count() or 1} RealMemory={int(_memory_mib() * 0.9)} State=UNKNOWN",
                 f"PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP",
                 "",

@@ -83,8 +83,9 @@ def numbers(root: Path) -> dict:
 
 
 def _smoke_spec(tmp_path: Path) -> Path:
-    """The smoke demo study, long enough to be stopped in the middle of a pretraining and of a fine-tune: 12
-    training images a class (8 updates an epoch), 2 epochs, a RetinaNet of 12 iterations logging each one."""
+    """The smoke demo study, long enough to be stopped in the middle of a pretraining and of a fine-tune: 24
+    training images a class (15 updates an epoch, 3-4 s here), 2 epochs, a RetinaNet of 12 iterations logging
+    each one."""
     retinanet_12 = [
         "train_cfg.max_iters=12",
         "train_cfg.val_interval=12",
@@ -97,7 +98,7 @@ def _smoke_spec(tmp_path: Path) -> Path:
     ]
     spec = tmp_path / "smoke.yaml"
     prepare = yaml.safe_load(SMOKE.read_text())["prepare"][0]["command"]
-    prepare[prepare.index("--train-per-class") + 1] = "12"
+    prepare[prepare.index("--train-per-class") + 1] = "24"
     spec.write_text(
         yaml.safe_dump(
             {
@@ -138,12 +139,12 @@ def test_the_smoke_demo_study_on_slurm_survives_preemption_and_gives_the_local_n
     jobs = {k: v["job"] for k, v in json.loads((slurm_root / "study.json").read_text())["steps"].items()}
     pretrain, train = "pretrain/resnet18_efficienttrain_e2_s0", "train/retinanet_resnet18_efficienttrain_e2_s0"
     pretrain_log = slurm_root / "pretrain" / "resnet18_efficienttrain_e2_s0" / "log.jsonl"
-    wait_for(lambda: pretrain_log.is_file() and pretrain_log.read_text().strip(), 900, "the first epoch")
-    time.sleep(0.5 * json.loads(pretrain_log.read_text().splitlines()[0])["train_s"])  # the second epoch's middle
+    wait_for(lambda: pretrain_log.is_file() and pretrain_log.read_text().strip(), 900, "the first epoch", 0.1)
+    time.sleep(0.4 * json.loads(pretrain_log.read_text().splitlines()[0])["train_s"])  # the second epoch's middle
     cluster.run("scontrol", "requeue", jobs[pretrain])
     release_when_requeued(cluster, jobs[pretrain])
     train_log = slurm_root / "logs" / "train_retinanet_resnet18_efficienttrain_e2_s0.log"
-    wait_for(lambda: train_log.is_file() and "Iter(train) [ 6/12]" in train_log.read_text(), 900, "iteration 6")
+    wait_for(lambda: train_log.is_file() and "Iter(train) [ 6/12]" in train_log.read_text(), 900, "iteration 6", 0.1)
     cluster.run("scancel", "--batch", "--signal=USR1", jobs[train])
     release_when_requeued(cluster, jobs[train])
     record = wait_for_jobs(cluster, slurm_root, timeout_s=1200)

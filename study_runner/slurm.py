@@ -308,7 +308,7 @@ def submit(graph: Graph, options: SlurmOptions, check_args: Sequence[str] | None
             continue
         ran = recorded.get(step.id)
         if step.is_done() or (_ended_well(graph, step, ran) and not fresh & set(step.needs)):
-            record.set(step.id, "done", log=step.log, **({"job": ran} if not step.checked else {}))
+            record.set(step.id, "done", log=step.log)  # the entry keeps its job id
             finished += 1
             continue
         check = [*check_args, "--step", step.id] if check_args is not None and step.checked else None

@@ -248,7 +248,7 @@ def _budget_curriculum(
     lr_axis: str,
     budget_epochs: float,
     drop_path_scale: float,
-    **extra: Any,
+    lowfreq: str = "fft",
 ) -> Curriculum:
     """The curriculum of a budget's stages (laid end to end from epoch 0), or one line if none got an epoch."""
     if not stages:
@@ -263,5 +263,5 @@ def _budget_curriculum(
         lr_axis=lr_axis,
         budget_epochs=float(budget_epochs),
         drop_path_scale=float(drop_path_scale),
-        **extra,
+        lowfreq=lowfreq,
     )

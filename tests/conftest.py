@@ -12,6 +12,8 @@ here, so `make test` still checks every config.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,22 @@ def _skip_gpu_tests_without_a_gpu(items: list[pytest.Item]) -> None:
     )
     for item in gpu_items:
         item.add_marker(pytest.mark.skip(reason=reason))
+
+
+KEEP_TMP_ENV = "ETDET_KEEP_TMP"
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one test module's shared runs, removed when the module ends (ETDET_KEEP_TMP=1 keeps it).
+
+    Checkpoints of trained detectors and backbones fill gigabytes when every module's stay until the session
+    ends; a CI disk ran out so. Single tests' folders go at their end too (tmp_path_retention_policy).
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield path
+    if not os.environ.get(KEEP_TMP_ENV):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -209,10 +209,10 @@ def _build_cases(root: Path, coco: Path, ade: Path) -> list[list[Case]]:
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory: pytest.TempPathFactory, coco_tiny: Path, demo_data: Path) -> dict:
+def catalogue(module_tmp: Path, coco_tiny: Path, demo_data: Path) -> dict:
     """Run every case (2 at a time); {name: (case, result, seconds, trusted files left)}."""
     start = time.perf_counter()
-    jobs = _build_cases(tmp_path_factory.mktemp("bad_images"), coco_tiny, demo_data / "ade")
+    jobs = _build_cases(module_tmp, coco_tiny, demo_data / "ade")
     cases = {c.name: c for job in jobs for c in job}
     results: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -527,10 +527,10 @@ def _run_job(job: list[Case]) -> dict[str, tuple[subprocess.CompletedProcess, fl
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory: pytest.TempPathFactory, image_folder: Path, coco_tiny: Path, demo_data: Path) -> dict:
+def catalogue(module_tmp: Path, image_folder: Path, coco_tiny: Path, demo_data: Path) -> dict:
     """Run every case (2 at a time); {name: (case, result, seconds, trusted files left)} + total seconds."""
     start = time.perf_counter()
-    jobs = _build_cases(tmp_path_factory.mktemp("bad_inputs"), image_folder, coco_tiny, demo_data / "ade")
+    jobs = _build_cases(module_tmp, image_folder, coco_tiny, demo_data / "ade")
     cases = {c.name: c for job in jobs for c in job}
     results: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -106,8 +106,8 @@ def write_coco_sized_set(root: Path, train_images: int = 2, val_images: int = 1,
 
 
 @pytest.fixture(scope="module")
-def coco_sized(tmp_path_factory) -> Path:
-    return write_coco_sized_set(tmp_path_factory.mktemp("coco_sized") / "coco")
+def coco_sized(module_tmp: Path) -> Path:
+    return write_coco_sized_set(module_tmp / "coco")
 
 
 def cpu_overrides(cfg_detector: str, train: bool) -> list[str]:

@@ -178,12 +178,12 @@ def _assert_same_run(reference: Path, resumed: Path, name: str = f"iter_{ITERS}.
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path) -> dict:
+def runs(module_tmp: Path, coco_small_objects: Path) -> dict:
     """Data, an uninterrupted reference run (+ its metrics), two killed runs and a signalled one, 2 at a time."""
-    root = tmp_path_factory.mktemp("det_resume")
+    root = module_tmp / "det_resume"
     data = coco_small_objects
     hooks = root / "hooks"
-    hooks.mkdir()
+    hooks.mkdir(parents=True)
     jobs = {
         "reference": lambda: _train(RETINANET, root / "reference", data),
         "killed_at_5": lambda: _train(_killing_config(hooks, after_iter=5), root / "killed_at_5", data, hook_dir=hooks),
@@ -342,12 +342,12 @@ def _stop_then_resume(stop, resume, work: Path, saved: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def exact_runs(tmp_path_factory: pytest.TempPathFactory, coco_small_objects: Path, demo_data: Path) -> dict:
+def exact_runs(module_tmp: Path, coco_small_objects: Path, demo_data: Path) -> dict:
     """An epoch-based RetinaNet and a UperNet with dropout: each uninterrupted, and signalled inside then resumed
     with `--resume` (each a chain of two runs); 2 processes at a time."""
-    root = tmp_path_factory.mktemp("exact_resume")
+    root = module_tmp / "exact_resume"
     hooks = root / "hooks"
-    hooks.mkdir()
+    hooks.mkdir(parents=True)
     epochs = root / "retinanet_epochs.py"
     epochs.write_text(EPOCH_CONFIG.format(base=str(RETINANET)))
     ade = demo_data / "ade"

@@ -41,8 +41,8 @@ def profile() -> Profile:
 
 
 @pytest.fixture(scope="module")
-def coco(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Path:
-    root = tmp_path_factory.mktemp("gpu_coco")
+def coco(module_tmp: Path, profile: Profile) -> Path:
+    root = module_tmp / "gpu_coco"
     return write_coco_instances(
         root,
         train_images=profile.det_iters * profile.det_batch,

@@ -39,11 +39,11 @@ def profile() -> Profile:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory, profile: Profile) -> Path:
+def images(module_tmp: Path, profile: Profile) -> Path:
     """ImageNet-style JPEGs (500x375 on the GPU, written by every core)."""
     import os
 
-    root = tmp_path_factory.mktemp("gpu_images")
+    root = module_tmp / "gpu_images"
     return make_image_folder(root, profile.train_images, *profile.image_size, workers=os.cpu_count() or 1)
 
 

@@ -55,7 +55,7 @@ def run(*args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def retinanet(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def retinanet(demo_data: Path, module_tmp: Path) -> Path:
     """The tiny RetinaNet (ResNet-18, random init) trained on the demo's three test scenes."""
     root = demo_data / "coco"
     options = [
@@ -67,16 +67,16 @@ def retinanet(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     ]
     common = ["model.backbone.checkpoint=None", "model.backbone.frozen_stages=-1", f"train_cfg.max_iters={ITERS}"]
     common += [f"default_hooks.checkpoint.interval={ITERS}", f"param_scheduler.1.end={ITERS}"]
-    work_dir = tmp_path_factory.mktemp("inference") / "retinanet"
+    work_dir = module_tmp / "retinanet"
     run("tools/train.py", str(RETINANET), "--work-dir", str(work_dir), "--cfg-options", *common, *options)
     return work_dir / f"iter_{ITERS}.pth"
 
 
 @pytest.fixture(scope="module")
-def upernet(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def upernet(demo_data: Path, module_tmp: Path) -> Path:
     """The tiny UperNet (ResNet-18, random init) after 2 iterations, tested by tools/test.py --dump-predictions
     --show-dir (and its #Params / FLOPs measured)."""
-    work_dir = tmp_path_factory.mktemp("inference") / "upernet"
+    work_dir = module_tmp / "upernet"
     options = ["--cfg-options", f"data_root={demo_data / 'ade'}/", "model.backbone.checkpoint=None"]
     run("tools/train.py", str(UPERNET), "--work-dir", str(work_dir), *options, "train_cfg.max_iters=2",
         "train_cfg.val_interval=3", "default_hooks.checkpoint.interval=2")  # fmt: skip

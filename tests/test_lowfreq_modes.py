@@ -50,8 +50,8 @@ def smooth_image(width: int = 320, height: int = 240, seed: int = 0) -> Image.Im
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("direct")
+def folder(module_tmp: Path) -> Path:
+    root = module_tmp
     (root / "only").mkdir()
     smooth_image().save(root / "only" / "0.jpg", quality=95)
     return root

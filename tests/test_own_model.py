@@ -52,9 +52,9 @@ def run_tool(main, argv: list[str]) -> int:
 
 
 @pytest.fixture(scope="module")
-def pretrained(image_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pretrained(image_folder: Path, module_tmp: Path) -> Path:
     """et_test_tinynet pretrained for 2 epochs (32 then 64 px), TensorBoard on, loss logged every 5 updates."""
-    root = tmp_path_factory.mktemp("own_model")
+    root = module_tmp
     curriculum = write_two_stage_curriculum(root / "two.json")
     work_dir = root / "pretrain"
     argv = tiny_args(MODEL, image_folder, work_dir, curriculum, 2, vis="tensorboard", log_interval=5)

@@ -50,8 +50,8 @@ def _sentinel(signum: int, frame: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> dict:
-    root = tmp_path_factory.mktemp("preempt")
+def setup(module_tmp: Path, image_folder: Path) -> dict:
+    root = module_tmp
     curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
 
     def args(work: Path) -> list[str]:

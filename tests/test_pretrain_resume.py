@@ -33,8 +33,8 @@ MODEL = "swin_tiny_patch4_window7_224"  # size-bound tables and their AdamW mome
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> dict:
-    root = tmp_path_factory.mktemp("resume")
+def setup(module_tmp: Path, image_folder: Path) -> dict:
+    root = module_tmp
     data = image_folder
     curriculum = write_two_stage_curriculum(root / "two.json", small_epochs=2, final_epochs=1)
     reference = root / "reference"

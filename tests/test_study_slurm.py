@@ -82,6 +82,9 @@ def numbers(root: Path) -> dict:
     return found
 
 
+SAME_AS_LOCAL = {"gpus": 0, "cpus": 2, "mem": "4G", "time": "01:00:00"}
+
+
 def _smoke_spec(tmp_path: Path) -> Path:
     """The smoke demo study's EfficientTrain arm, long enough to be stopped in the middle of a pretraining and of
     a fine-tune: 24 training images a class (15 updates an epoch, 3-4 s here), 2 epochs, a RetinaNet of 12
@@ -110,6 +113,11 @@ def _smoke_spec(tmp_path: Path) -> Path:
                     {"name": "retinanet", "cfg_options": retinanet_12},
                     {"name": "cascade_mask_rcnn", "drop": True},
                 ],
+                # The local executor gives one checkpoint's fine-tunes and tests both cores: so do these jobs
+                # (float sums in another thread count would end the same run with other last bits).
+                "slurm": {
+                    "resources": {kind: {**SAME_AS_LOCAL} for kind in ("train", "test", "seg_train", "seg_test")}
+                },
             }
         )
     )

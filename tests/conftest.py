@@ -65,8 +65,8 @@ KEEP_TMP_ENV = "ETDET_KEEP_TMP"
 def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A folder for one test module's shared runs, removed when the module ends (ETDET_KEEP_TMP=1 keeps it).
 
-    Checkpoints of trained detectors and backbones fill gigabytes when every module's stay until the session
-    ends; a CI disk ran out so. Single tests' folders go at their end too (tmp_path_retention_policy).
+    The trained detectors' and backbones' checkpoints fill gigabytes when every module's folder stays to the
+    session's end (a CI disk ran out so). A passing test's own folder goes at its end (tmp_path_retention_policy).
     """
     path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     yield path

@@ -4,7 +4,8 @@ and the seed-paired differences to the baseline at matched compute.
 A point's x is its pretraining cost, as equivalent full-size epochs (what the curriculum's stages cost in
 pixels) or as measured training time; its y is the mean over seeds of top-1, RetinaNet box AP / AP50 or
 UperNet mIoU, with a Student-t interval. "Matched compute" pairs each curriculum point with the baseline point
-of the nearest equivalent epochs, seed by seed (`reporting.noise.seed_difference`).
+of the nearest equivalent epochs, seed by seed (`reporting.noise.seed_difference`); "matched measured time" does
+the same by the nearest mean training seconds, where the machine's data pipeline, not pixels, may set the cost.
 """
 
 from __future__ import annotations
@@ -98,20 +99,29 @@ def _shared_prefix(names: Sequence[str]) -> str:
     return prefixes.pop() if len(prefixes) == 1 and all("_" in name for name in names) else ""
 
 
-def matched_compute(points: dict[str, dict[str, list[Point]]]) -> list[dict]:
-    """For every metric and non-baseline point: the baseline point of the nearest equivalent epochs and the
-    seed-paired difference (candidate - baseline)."""
+def _cost(point: Point, axis: str) -> float | None:
+    """The point's mean cost on `axis`; a run without recorded equivalent epochs counts its epochs."""
+    found = point.cost(axis)
+    return point.epochs if found is None and axis == "equivalent_epochs" else found
+
+
+def matched_compute(points: dict[str, dict[str, list[Point]]], axis: str = "equivalent_epochs") -> list[dict]:
+    """For every metric and non-baseline point: the baseline point nearest in cost on `axis` (equivalent epochs,
+    or measured training time) and the seed-paired difference (candidate - baseline)."""
     rows = []
     for label, curves in points.items():
         baseline = [point for curve in curves.values() for point in curve if point.curriculum == BASELINE]
+        baseline = [point for point in baseline if _cost(point, axis) is not None]
         if not baseline:
             continue
         for curve in curves.values():
             if curve[0].curriculum == BASELINE:
                 continue
             for point in curve:
-                cost = point.cost("equivalent_epochs")
-                match = min(baseline, key=lambda b: abs((b.cost("equivalent_epochs") or b.epochs) - (cost or 0)))
+                cost = _cost(point, axis)
+                if cost is None:
+                    continue
+                match = min(baseline, key=lambda b: abs(_cost(b, axis) - cost))
                 seeds = sorted(set(point.values) & set(match.values))
                 if not seeds:
                     continue
@@ -129,13 +139,14 @@ def matched_compute(points: dict[str, dict[str, list[Point]]]) -> list[dict]:
     return rows
 
 
-def matched_compute_table(points: dict[str, dict[str, list[Point]]]) -> str:
-    """Markdown: one row per metric and curriculum point, against the baseline at matched compute."""
+def matched_compute_table(points: dict[str, dict[str, list[Point]]], axis: str = "equivalent_epochs") -> str:
+    """Markdown: one row per metric and curriculum point, against the baseline nearest in cost on `axis`."""
+    unit, cost_format = ("equivalent epochs", "{:.1f}") if axis == "equivalent_epochs" else ("training s", "{:.0f} s")
     lines = [
-        "| metric | arm (equivalent epochs) | baseline at matched compute | arm − baseline (95%, seeds) | reading |",
-        "|---|---|---|---:|---|",
+        f"| metric | arm ({unit}) | baseline at matched cost | cost ratio | arm − baseline (95%, seeds) | reading |",
+        "|---|---|---|---:|---:|---|",
     ]
-    for row in matched_compute(points):
+    for row in matched_compute(points, axis):
         point, match, delta = row["candidate"], row["baseline"], row["difference"]
         interval = (
             f"{delta.value:+.1f} [{delta.low:+.1f}, {delta.high:+.1f}]"
@@ -143,8 +154,9 @@ def matched_compute_table(points: dict[str, dict[str, list[Point]]]) -> str:
             else f"{delta.value:+.1f}"
         )
         lines.append(
-            f"| {row['metric']} | {point.label} ({point.cost('equivalent_epochs') or 0:.1f}) | "
-            f"{match.label} ({match.cost('equivalent_epochs') or 0:.1f}) | {interval} (n={len(row['seeds'])}) | "
+            f"| {row['metric']} | {point.label} ({cost_format.format(_cost(point, axis))}) | "
+            f"{match.label} ({cost_format.format(_cost(match, axis))}) | "
+            f"{_cost(point, axis) / _cost(match, axis):.2f}x | {interval} (n={len(row['seeds'])}) | "
             f"{row['reading']} |"
         )
     return "\n".join(lines) + "\n"
@@ -214,6 +226,13 @@ def write_frontier(runs: Sequence[Run], out: Path) -> str:
             "## Differences to the baseline at matched compute",
             "",
             matched_compute_table(points).rstrip(),
+            "",
+            "## Differences to the baseline at matched measured training time",
+            "",
+            "Each arm against the baseline point of the nearest mean training seconds on the machine that ran",
+            "them; a pair is only as matched as the baseline's points allow (the cost ratio says how well).",
+            "",
+            matched_compute_table(points, "train_time_s").rstrip(),
             "",
             "## Every point",
             "",

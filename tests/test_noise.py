@@ -188,8 +188,20 @@ def test_the_frontier_pairs_each_point_with_the_baseline_at_matched_compute(tmp_
     text = write_frontier(_frontier_runs(), tmp_path / "f")
     assert (tmp_path / "f" / "frontier_equivalent_epochs.png").is_file()
     assert (tmp_path / "f" / "frontier_train_time_s.png").is_file()
-    assert (
-        "| top-1 (%) | efficienttrain 6 ep (4.1) | baseline 4 ep (4.0) | +0.0 [-2.5, +2.5] (n=3) | within noise |"
-        in text
-    )
+    row = "| top-1 (%) | efficienttrain 6 ep (4.1) | baseline 4 ep (4.0) | 1.02x | +0.0 [-2.5, +2.5] (n=3) |"
+    assert row + " within noise |" in text
+    assert "| top-1 (%) | efficienttrain 6 ep (48 s) | baseline 4 ep (40 s) | 1.20x | +0.0 [-2.5, +2.5] (n=3) |" in text
     json.dumps(text)
+
+
+def test_matched_time_pairs_by_measured_seconds_where_compute_would_pair_otherwise() -> None:
+    points = frontier_points(_frontier_runs())
+    slow = next(p for p in points["top-1 (%)"]["efficienttrain"] if p.epochs == 12)
+    slow.time_s = {seed: 42.0 for seed in slow.time_s}  # 8.16 equivalent epochs, but 42 s: next to baseline 4's 40 s
+    by_compute = {r["candidate"].epochs: r for r in matched_compute(points) if r["metric"] == "top-1 (%)"}
+    by_time = {r["candidate"].epochs: r for r in matched_compute(points, "train_time_s") if r["metric"] == "top-1 (%)"}
+    assert by_compute[12.0]["baseline"].epochs == 8 and by_time[12.0]["baseline"].epochs == 4
+    assert by_time[6.0]["baseline"].epochs == 4  # 48 s: nearer 40 s than 80 s
+    # per seed: 62 + 2s - (50 + s) = 12, 13, 14
+    assert by_time[12.0]["difference"].value == pytest.approx(13.0)
+    assert by_time[12.0]["reading"].startswith("efficienttrain better by 13.0 [")

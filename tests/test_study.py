@@ -411,9 +411,11 @@ def test_the_smoke_frontier_runs_end_to_end(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
     text = (root / "frontier" / "frontier.md").read_text()
-    for curriculum in ("efficienttrain 2 ep", "efficienttrain++ 2 ep"):  # each paired with a baseline point
-        rows = [line for line in text.splitlines() if line.startswith(f"| top-1 (%) | {curriculum} (")]
-        assert len(rows) == 1 and "(n=2)" in rows[0] and "baseline" in rows[0]
+    for section in ("at matched compute", "at matched measured training time"):
+        table = text.split(f"## Differences to the baseline {section}")[1].split("## ")[0]
+        for curriculum in ("efficienttrain 2 ep", "efficienttrain++ 2 ep"):  # each paired with a baseline point
+            rows = [line for line in table.splitlines() if line.startswith(f"| top-1 (%) | {curriculum} (")]
+            assert len(rows) == 1 and "(n=2)" in rows[0] and "baseline" in rows[0]
     assert (root / "frontier" / "frontier_train_time_s.png").is_file()
     every_point = text.split("## Every point")[1]
     points = [line for line in every_point.splitlines() if line.startswith("| RetinaNet box AP50 | ")]

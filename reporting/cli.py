@@ -11,7 +11,8 @@ dir and the seed. Segmentation groups show mIoU single-scale and with multi-scal
 
 `--frontier DIR` draws top-1, RetinaNet box AP / AP50 and UperNet mIoU against pretraining cost (equivalent
 epochs and measured training time; each point the mean over seeds with its 95% interval) and prints the
-seed-paired differences to the baseline at matched compute (`reporting/frontier.py`), into DIR/frontier.md.
+seed-paired differences to the baseline at matched compute and at matched measured time, each pair with its
+cost ratio (`reporting/frontier.py`), into DIR/frontier.md.
 `--format zoo` lists every fine-tuned model instead, model-zoo style (`reporting.zoo`): scores, #Params and
 FLOPs at the test size, and links to its config, log and checkpoint relative to where the table is written.
 """
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--frontier",
         metavar="DIR",
         help="also write DIR/frontier.md and its plots: every arm against pretraining cost, with intervals over "
-        "seeds, and the differences to the baseline at matched compute (printed)",
+        "seeds, and the differences to the baseline at matched compute and measured time (printed)",
     )
     args = parser.parse_args(argv)
     if args.frontier:

@@ -1,5 +1,5 @@
 """Transfer against pretraining cost: every (curriculum, epochs) arm as a point with its 95% interval over seeds,
-and the seed-paired differences to the baseline at matched compute.
+and the seed-paired differences to the baseline at matched compute and at matched measured time.
 
 A point's x is its pretraining cost, as equivalent full-size epochs (what the curriculum's stages cost in
 pixels) or as measured training time; its y is the mean over seeds of top-1, RetinaNet box AP / AP50 or

@@ -110,8 +110,12 @@ def matched_compute(points: dict[str, dict[str, list[Point]]], axis: str = "equi
     or measured training time) and the seed-paired difference (candidate - baseline)."""
     rows = []
     for label, curves in points.items():
-        baseline = [point for curve in curves.values() for point in curve if point.curriculum == BASELINE]
-        baseline = [point for point in baseline if _cost(point, axis) is not None]
+        baseline = [
+            point
+            for curve in curves.values()
+            for point in curve
+            if point.curriculum == BASELINE and _cost(point, axis) is not None
+        ]
         if not baseline:
             continue
         for curve in curves.values():
@@ -153,10 +157,11 @@ def matched_compute_table(points: dict[str, dict[str, list[Point]]], axis: str =
             if delta.basis != "none"
             else f"{delta.value:+.1f}"
         )
+        cost, matched = _cost(point, axis), _cost(match, axis)
         lines.append(
-            f"| {row['metric']} | {point.label} ({cost_format.format(_cost(point, axis))}) | "
-            f"{match.label} ({cost_format.format(_cost(match, axis))}) | "
-            f"{_cost(point, axis) / _cost(match, axis):.2f}x | {interval} (n={len(row['seeds'])}) | "
+            f"| {row['metric']} | {point.label} ({cost_format.format(cost)}) | "
+            f"{match.label} ({cost_format.format(matched)}) | "
+            f"{cost / matched:.2f}x | {interval} (n={len(row['seeds'])}) | "
             f"{row['reading']} |"
         )
     return "\n".join(lines) + "\n"
